@@ -1,0 +1,147 @@
+//! What `Value` and `Array` share: a segment whose body is a lock followed by data.
+//!
+//! Body layout: `LockState` at offset 0 (its own cache line), then `count` elements of `T`
+//! at `data_offset(align_of::<T>())`.
+
+use crate::error::{LockError, OpenError};
+use crate::os;
+use crate::raw::lock::{Acquired, LockFailure, LockState};
+use crate::raw::{Liveness, Owner};
+use crate::segment::header::{Kind, TypeDesc};
+use crate::segment::{Options, Segment, Spec};
+use bytemuck::Pod;
+use std::marker::PhantomData;
+use std::time::Instant;
+
+fn data_offset(align: usize) -> u64 {
+    (align as u64).max(64)
+}
+
+fn body_size<T>(count: u64) -> Option<u64> {
+    let bytes = count.checked_mul(core::mem::size_of::<T>() as u64)?;
+    data_offset(core::mem::align_of::<T>()).checked_add(bytes)
+}
+
+/// A lock and `count` elements of `T` in a named segment.
+pub(crate) struct Locked<T> {
+    seg: Segment,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T> Locked<T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl<T: Pod> Locked<T> {
+    fn spec(kind: Kind, opts: &Options) -> (TypeDesc, fn(u64) -> Option<u64>) {
+        (TypeDesc::of::<T>(kind, opts.schema_id), body_size::<T>)
+    }
+
+    pub(crate) fn create(name: &str, kind: Kind, count: u64, opts: &Options, fill: &dyn Fn(*mut T)) -> Result<Self, OpenError> {
+        let (desc, body) = Self::spec(kind, opts);
+        let spec = Spec { desc, body_size: &body };
+        let init = |b: *mut u8| fill(b.wrapping_add(data_offset(core::mem::align_of::<T>()) as usize).cast());
+        Self::wrap(Segment::create(name, &spec, count, opts, &init)?)
+    }
+
+    pub(crate) fn open(name: &str, kind: Kind, opts: &Options) -> Result<Self, OpenError> {
+        let (desc, body) = Self::spec(kind, opts);
+        Self::wrap(Segment::open(name, &Spec { desc, body_size: &body }, opts)?)
+    }
+
+    pub(crate) fn open_or_create(
+        name: &str,
+        kind: Kind,
+        count: u64,
+        opts: &Options,
+        fill: &dyn Fn(*mut T),
+    ) -> Result<(Self, bool), OpenError> {
+        let (desc, body) = Self::spec(kind, opts);
+        let spec = Spec { desc, body_size: &body };
+        let init = |b: *mut u8| fill(b.wrapping_add(data_offset(core::mem::align_of::<T>()) as usize).cast());
+        let (seg, created) = Segment::open_or_create(name, &spec, count, opts, &init)?;
+        Ok((Self::wrap(seg)?, created))
+    }
+
+    fn wrap(seg: Segment) -> Result<Self, OpenError> {
+        let len = usize::try_from(seg.count())
+            .map_err(|_| OpenError::InvalidSize { what: format!("element count {} does not fit usize", seg.count()) })?;
+        Ok(Locked { seg, len, _t: PhantomData })
+    }
+
+
+    pub(crate) fn segment_mut(&mut self) -> &mut Segment {
+        &mut self.seg
+    }
+
+    fn lock_state(&self) -> &LockState {
+        // SAFETY: the body starts with 16 bytes reserved for the lock (validated layout), is
+        // 64-aligned, and `LockState` is all atomics: valid for any bytes, shareable.
+        unsafe { &*self.seg.body().cast::<LockState>() }
+    }
+
+    /// Pointer to element `i`; `i < len` is the caller's to check before dereferencing.
+    pub(crate) fn elem(&self, i: usize) -> *mut T {
+        let base = self.seg.body().wrapping_add(data_offset(core::mem::align_of::<T>()) as usize);
+        base.cast::<T>().wrapping_add(i)
+    }
+
+    /// Reads element `i` (panics if out of range: that is the caller's index, not peer data).
+    pub(crate) fn read(&self, i: usize) -> T {
+        assert!(i < self.len, "index {i} out of range for length {}", self.len);
+        // SAFETY: `i < len`, so the element lies inside the validated body; the body offset
+        // and `data_offset` are multiples of `align_of::<T>()`.
+        unsafe { crate::raw::copy::load(self.elem(i)) }
+    }
+
+    /// Writes element `i` (panics if out of range).
+    pub(crate) fn write(&self, i: usize, v: T) {
+        assert!(i < self.len, "index {i} out of range for length {}", self.len);
+        // SAFETY: as in `read`.
+        unsafe { crate::raw::copy::store(self.elem(i), v) }
+    }
+
+    pub(crate) fn me(&self) -> Owner {
+        self.seg.me()
+    }
+
+    /// Locks; `Ok(true)` means the previous owner died holding the lock.
+    pub(crate) fn acquire<G>(&self, deadline: Option<Instant>, blocking: bool) -> Result<bool, LockError<G>> {
+        let r = if blocking {
+            self.lock_state().lock(deadline, &self.seg, &os::Futex)
+        } else {
+            self.lock_state().try_lock(&self.seg)
+        };
+        match r {
+            Ok(Acquired::Clean) => Ok(false),
+            Ok(Acquired::OwnerDied) => Ok(true),
+            Err(LockFailure::Unrecoverable) => Err(LockError::Unrecoverable),
+            Err(LockFailure::WouldBlock) if blocking => Err(LockError::Timeout),
+            Err(LockFailure::WouldBlock) => Err(LockError::WouldBlock),
+        }
+    }
+
+    pub(crate) fn mark_consistent(&self) {
+        self.lock_state().mark_consistent(self.me());
+    }
+
+    pub(crate) fn release(&self) {
+        self.lock_state().unlock(self.me(), &os::Futex);
+    }
+}
+
+/// Turns "acquired, owner died?" into the public result shape.
+pub(crate) fn to_result<G>(r: Result<bool, LockError<G>>, make: impl FnOnce(bool) -> G) -> Result<G, LockError<G>> {
+    match r {
+        Ok(false) => Ok(make(false)),
+        Ok(true) => Err(LockError::OwnerDied(make(true))),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,137 @@
+//! Pure algorithms over caller-provided memory: the lock word, the ring, participant tokens.
+//!
+//! Nothing here makes a system call, allocates, or knows how its memory was mapped. Waiting
+//! and "is this owner alive?" are passed in through [`Wait`] and [`Liveness`], which `os`
+//! implements with futexes and OFD-lock beacons and the tests implement with doubles. That is
+//! what lets loom and Miri run the real algorithms on heap memory.
+
+use crate::primitive::AtomicU32;
+use std::time::Instant;
+
+#[cfg(not(loom))]
+pub(crate) mod copy;
+pub(crate) mod lock;
+
+/// Bits of an [`Owner`] token that hold the participant index.
+pub(crate) const OWNER_INDEX_BITS: u32 = 10;
+/// Largest number of participant records a segment can have (index fits in the token).
+pub(crate) const MAX_PARTICIPANTS: u32 = 1 << OWNER_INDEX_BITS;
+/// Generations wrap within this many bits (never 0, so a token is never 0).
+pub(crate) const OWNER_GENERATION_BITS: u32 = 32 - OWNER_INDEX_BITS;
+
+/// Identity of a participant (one handle to a segment) as it is stored in shared words.
+///
+/// | bits    | meaning                                                      |
+/// |---------|--------------------------------------------------------------|
+/// | 0..10   | index of the participant record                              |
+/// | 10..32  | generation of that record (1..2^22; bumped at every reuse)   |
+///
+/// The value 0 means "nobody". Because a reused record gets a new generation, a token held
+/// by a dead process never vouches for the record's next occupant.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub(crate) struct Owner(pub(crate) u32);
+
+impl Owner {
+    /// Token for record `index` at `generation` (generation is masked, 0 becomes 1).
+    pub(crate) fn new(index: u32, generation: u32) -> Owner {
+        let g = generation & ((1 << OWNER_GENERATION_BITS) - 1);
+        let g = if g == 0 { 1 } else { g };
+        Owner((g << OWNER_INDEX_BITS) | (index & (MAX_PARTICIPANTS - 1)))
+    }
+    /// The record index (always `< MAX_PARTICIPANTS`).
+    pub(crate) fn index(self) -> u32 {
+        self.0 & (MAX_PARTICIPANTS - 1)
+    }
+    /// The record generation.
+    pub(crate) fn generation(self) -> u32 {
+        self.0 >> OWNER_INDEX_BITS
+    }
+}
+
+/// Next generation after `g`, skipping 0.
+pub(crate) fn next_generation(g: u32) -> u32 {
+    let n = g.wrapping_add(1) & ((1 << OWNER_GENERATION_BITS) - 1);
+    if n == 0 { 1 } else { n }
+}
+
+/// The liveness oracle: who am I, and is the owner named by a token still alive?
+///
+/// Implementations must answer `true` for `me()` and must never answer `false` for a
+/// participant that is alive (a false "dead" would let two processes into a critical
+/// section). A false "alive" only delays recovery.
+pub(crate) trait Liveness {
+    /// The caller's own token.
+    fn me(&self) -> Owner;
+    /// Whether the participant named by `owner` is alive.
+    fn is_alive(&self, owner: Owner) -> bool;
+}
+
+/// How the algorithms sleep and wake across processes.
+pub(crate) trait Wait {
+    /// Sleeps while `word` holds `expected`, but not past `deadline` and not longer than the
+    /// implementation's re-check slice. Spurious returns are allowed: callers re-check.
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>);
+    /// Wakes every sleeper on `word`.
+    fn wake_all(&self, word: &AtomicU32);
+    /// Wakes at least one sleeper on `word` (default: all of them).
+    fn wake_one(&self, word: &AtomicU32) {
+        self.wake_all(word)
+    }
+}
+
+/// True when `deadline` has passed.
+pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+#[cfg(test)]
+pub(crate) mod doubles {
+    //! Test doubles for [`Liveness`] and [`Wait`] on heap memory (unit tests, Miri, loom).
+    use super::{Liveness, Owner, Wait};
+    use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+    use std::time::Instant;
+
+    /// Liveness from a shared bitmap of dead indices (bit i set = participant i is dead).
+    pub(crate) struct Oracle<'a> {
+        pub(crate) me: Owner,
+        pub(crate) dead: &'a AtomicU64,
+    }
+
+    impl Liveness for Oracle<'_> {
+        fn me(&self) -> Owner {
+            self.me
+        }
+        fn is_alive(&self, owner: Owner) -> bool {
+            owner == self.me || self.dead.load(Ordering::SeqCst) & (1 << (owner.index() % 64)) == 0
+        }
+    }
+
+    /// Waiting by yielding (loom) or spinning: spurious returns are always allowed.
+    pub(crate) struct Yield;
+
+    impl Wait for Yield {
+        fn wait(&self, _word: &AtomicU32, _expected: u32, _deadline: Option<Instant>) {
+            crate::primitive::spin_hint();
+            #[cfg(not(loom))]
+            std::thread::yield_now();
+        }
+        fn wake_all(&self, _word: &AtomicU32) {}
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_tokens_round_trip_and_are_never_zero() {
+        for (i, g) in [(0, 0), (0, 1), (1023, 5), (7, (1 << 22) - 1), (3, 1 << 22)] {
+            let o = Owner::new(i, g);
+            assert_ne!(o.0, 0);
+            assert_eq!(o.index(), i);
+            assert_ne!(o.generation(), 0);
+        }
+        assert_eq!(next_generation((1 << 22) - 1), 1);
+        assert_eq!(next_generation(1), 2);
+    }
+}

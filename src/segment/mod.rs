@@ -1,0 +1,451 @@
+//! Named segments: create / open / open_or_create, header validation, the mapping, and the
+//! participant registration that gives every handle a liveness-checked identity.
+
+pub(crate) mod header;
+pub(crate) mod name;
+pub(crate) mod participants;
+
+use crate::error::OpenError;
+use crate::os;
+use crate::primitive::{AtomicU32, Ordering};
+use crate::raw::{Liveness, Owner};
+use header::{HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, Layout, TypeDesc};
+use participants::{INIT_BEACON, Participant};
+use rustix::fd::{AsFd, OwnedFd};
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Options for creating and opening segments. Build with [`Options::new`] and its methods.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = shmproc::Options::new()
+///     .mode(0o600)
+///     .init_timeout(Duration::from_secs(1))
+///     .participants(16);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) mode: u32,
+    pub(crate) allow_shared_write: bool,
+    pub(crate) init_timeout: Duration,
+    pub(crate) persist: bool,
+    pub(crate) schema_id: u64,
+    pub(crate) participants: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// Defaults: mode `0o600`, group/other-writable segments refused, 5 s init timeout, the
+    /// creating handle unlinks the name on drop, no schema id, 64 participant records.
+    pub fn new() -> Options {
+        Options {
+            mode: 0o600,
+            allow_shared_write: false,
+            init_timeout: Duration::from_secs(5),
+            persist: false,
+            schema_id: 0,
+            participants: 64,
+        }
+    }
+
+    /// Permission bits of a created segment (set with `fchmod`, so the umask does not apply).
+    /// Asking for group or other write also allows opening such segments.
+    pub fn mode(mut self, mode: u32) -> Options {
+        self.mode = mode & 0o777;
+        if mode & 0o022 != 0 {
+            self.allow_shared_write = true;
+        }
+        self
+    }
+
+    /// Accept opening segments that group or others may write (refused by default: anyone
+    /// who can write the mapping can corrupt the data and stall or mislead its users).
+    pub fn allow_shared_write(mut self, allow: bool) -> Options {
+        self.allow_shared_write = allow;
+        self
+    }
+
+    /// How long `open` waits for a segment's creator to finish initialising it.
+    pub fn init_timeout(mut self, d: Duration) -> Options {
+        self.init_timeout = d;
+        self
+    }
+
+    /// Keep the name after the creating handle is dropped (remove it later with
+    /// [`remove`](crate::remove)). Default: the creating handle unlinks it on drop.
+    pub fn persist(mut self, persist: bool) -> Options {
+        self.persist = persist;
+        self
+    }
+
+    /// A user-chosen id for the payload type. When both sides give one, it is compared
+    /// instead of the Rust type name, so a type may be renamed between binaries.
+    pub fn schema_id(mut self, id: u64) -> Options {
+        self.schema_id = id;
+        self
+    }
+
+    /// Size of the participant table: how many handles may have the segment open at once
+    /// (1 to 1024; a dead process's record is reused).
+    pub fn participants(mut self, n: u32) -> Options {
+        self.participants = n;
+        self
+    }
+}
+
+/// Removes the segment `name` (its OS name), whoever created it. Handles that have it open
+/// keep working; later `open`s fail with `NotFound`.
+///
+/// # Errors
+/// `InvalidName`, `NotFound`, or `Io`.
+pub fn remove(name: &str) -> Result<(), OpenError> {
+    let os_name = name::os_name(name)?;
+    os::shm_unlink(&os_name).map_err(|e| map_missing(e, name, "shm_unlink"))
+}
+
+fn map_missing(e: io::Error, name: &str, op: &'static str) -> OpenError {
+    if e.kind() == io::ErrorKind::NotFound {
+        OpenError::NotFound { name: name.to_owned() }
+    } else {
+        OpenError::io(op, e)
+    }
+}
+
+/// What the kind-specific code tells the segment layer.
+pub(crate) struct Spec<'a> {
+    pub(crate) desc: TypeDesc,
+    /// Body size for an element count, `None` if the count is out of range.
+    pub(crate) body_size: &'a dyn Fn(u64) -> Option<u64>,
+}
+
+/// An open segment: descriptor, mapping, validated layout, and our participant record.
+pub(crate) struct Segment {
+    map: memmap2::MmapRaw,
+    fd: OwnedFd,
+    layout: Layout,
+    count: u64,
+    participants: u32,
+    me: Owner,
+    name: String,
+    os_name: String,
+    /// Unlink the name on drop (we created it and were not told to persist).
+    unlink_on_drop: bool,
+    inode: u64,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics and byte-wise atomic
+// copies; the descriptor is a plain fd. Nothing is tied to the creating thread.
+unsafe impl Send for Segment {}
+// SAFETY: as above; every access through `&Segment` is an atomic operation.
+unsafe impl Sync for Segment {}
+
+enum OpenFail {
+    Err(OpenError),
+    /// Not initialised before the deadline: carries the descriptor for stale recovery.
+    InitTimeout(OwnedFd),
+    /// The name is being removed (creator died during init): try again.
+    Abandoned,
+}
+
+impl From<OpenError> for OpenFail {
+    fn from(e: OpenError) -> Self {
+        OpenFail::Err(e)
+    }
+}
+
+impl Segment {
+    /// Creates `name` exclusively, runs `init` on the zeroed body, publishes the header.
+    pub(crate) fn create(
+        name: &str,
+        spec: &Spec<'_>,
+        count: u64,
+        opts: &Options,
+        init: &dyn Fn(*mut u8),
+    ) -> Result<Segment, OpenError> {
+        let os_name = name::os_name(name)?;
+        let body = (spec.body_size)(count)
+            .ok_or_else(|| OpenError::InvalidSize { what: format!("element count {count} is out of range") })?;
+        let layout = Layout::compute(opts.participants, spec.desc.align, body)
+            .map_err(|what| OpenError::InvalidSize { what })?;
+        let fd = os::shm_create_exclusive(&os_name, opts.mode).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                OpenError::AlreadyExists { name: name.to_owned() }
+            } else {
+                OpenError::io("shm_open(O_CREAT|O_EXCL)", e)
+            }
+        })?;
+        let built = Self::init_new(&fd, &os_name, spec, count, opts, &layout, init);
+        let map = match built {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = os::shm_unlink(&os_name);
+                return Err(e);
+            }
+        };
+        let inode = os::fstat(fd.as_fd()).map(|i| i.inode).unwrap_or(0);
+        let mut seg = Segment::finish(map, fd, layout, count, opts.participants, name, os_name, inode)?;
+        seg.unlink_on_drop = !opts.persist;
+        Ok(seg)
+    }
+
+    fn init_new(
+        fd: &OwnedFd,
+        os_name: &str,
+        spec: &Spec<'_>,
+        count: u64,
+        opts: &Options,
+        layout: &Layout,
+        init: &dyn Fn(*mut u8),
+    ) -> Result<memmap2::MmapRaw, OpenError> {
+        let _ = os_name;
+        // Held while we initialise: an opener that times out can tell a slow creator (beacon
+        // held) from a dead one (beacon free).
+        os::beacon_try_lock(fd.as_fd(), INIT_BEACON).map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?;
+        os::set_len(fd.as_fd(), layout.total_size).map_err(|e| OpenError::io("ftruncate", e))?;
+        crate::fault::hit("segment.create.after_truncate");
+        let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
+        let h = header::new_header(&spec.desc, count, opts.participants, layout, os::pid());
+        let base = map.as_mut_ptr();
+        // SAFETY: the mapping is `total_size >= HEADER_SIZE` bytes, page-aligned, and `Header`
+        // is plain data; the word-wise atomic store does not race with readers in the UB sense.
+        unsafe { atomic_memcpy::atomic_store(base.cast::<Header>(), h, Ordering::Relaxed) };
+        // SAFETY: `body_offset + body_size == total_size` was checked by `Layout::compute`.
+        init(unsafe { base.add(layout.body_offset as usize) });
+        // SAFETY: offset 8 is inside the header, 4-aligned (checked by const assertions).
+        let state = unsafe { &*base.add(8).cast::<AtomicU32>() };
+        // Release: pairs with the opener's acquire load; everything above is visible to it.
+        state.store(INIT_READY, Ordering::Release);
+        use crate::raw::Wait;
+        os::Futex.wake_all(state);
+        os::beacon_unlock(fd.as_fd(), INIT_BEACON);
+        Ok(map)
+    }
+
+    /// Opens an existing segment and validates it against `spec`.
+    pub(crate) fn open(name: &str, spec: &Spec<'_>, opts: &Options) -> Result<Segment, OpenError> {
+        let os_name = name::os_name(name)?;
+        match Self::open_inner(name, &os_name, spec, opts) {
+            Ok(s) => Ok(s),
+            Err(OpenFail::Err(e)) => Err(e),
+            Err(OpenFail::InitTimeout(_)) => {
+                Err(OpenError::InitTimeout { name: name.to_owned(), waited: opts.init_timeout })
+            }
+            Err(OpenFail::Abandoned) => Err(OpenError::NotFound { name: name.to_owned() }),
+        }
+    }
+
+    /// Opens `name`, or creates it if it does not exist; race-free among processes: exactly
+    /// one creates and initialises, the others open after initialisation. A name left behind
+    /// by a creator that died during initialisation is removed and created afresh.
+    /// Returns the segment and whether this call created it.
+    pub(crate) fn open_or_create(
+        name: &str,
+        spec: &Spec<'_>,
+        count: u64,
+        opts: &Options,
+        init: &dyn Fn(*mut u8),
+    ) -> Result<(Segment, bool), OpenError> {
+        let os_name = name::os_name(name)?;
+        let give_up = Instant::now() + opts.init_timeout.saturating_mul(4).max(Duration::from_secs(1));
+        loop {
+            match Self::create(name, spec, count, opts, init) {
+                Ok(s) => return Ok((s, true)),
+                Err(OpenError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            match Self::open_inner(name, &os_name, spec, opts) {
+                Ok(s) => return Ok((s, false)),
+                Err(OpenFail::Err(OpenError::NotFound { .. })) | Err(OpenFail::Abandoned) => {}
+                Err(OpenFail::Err(e)) => return Err(e),
+                Err(OpenFail::InitTimeout(fd)) => Self::remove_if_abandoned(&fd, &os_name),
+            }
+            if Instant::now() >= give_up {
+                return Err(OpenError::InitTimeout { name: name.to_owned(), waited: opts.init_timeout });
+            }
+            os::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The creator of the object behind `fd` died before publishing it (its init beacon is
+    /// free and the state is not READY): mark it abandoned (one CAS winner) and unlink the
+    /// name if it still refers to this very object.
+    fn remove_if_abandoned(fd: &OwnedFd, os_name: &str) {
+        if os::beacon_is_held(fd.as_fd(), INIT_BEACON).unwrap_or(true) {
+            return; // a live creator is still at it
+        }
+        let Ok(info) = os::fstat(fd.as_fd()) else { return };
+        let won = if info.size >= HEADER_SIZE {
+            let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else { return };
+            // SAFETY: the mapping is HEADER_SIZE bytes, offset 8 is 4-aligned and in bounds.
+            let state = unsafe { &*map.as_mut_ptr().add(8).cast::<AtomicU32>() };
+            state.compare_exchange(header::INIT_EMPTY, INIT_ABANDONED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+        } else {
+            // Died before sizing it: the init beacon decides who removes it.
+            os::beacon_try_lock(fd.as_fd(), INIT_BEACON).unwrap_or(false)
+        };
+        if won && let Ok(cur) = os::shm_open_existing(os_name) {
+            if os::fstat(cur.as_fd()).map(|c| c.inode).ok() == Some(info.inode) {
+                let _ = os::shm_unlink(os_name);
+            }
+        }
+    }
+
+    fn open_inner(name: &str, os_name: &str, spec: &Spec<'_>, opts: &Options) -> Result<Segment, OpenFail> {
+        let deadline = Instant::now() + opts.init_timeout;
+        let fd = os::shm_open_existing(os_name).map_err(|e| map_missing(e, name, "shm_open"))?;
+        let info = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?;
+        if !info.is_regular {
+            return Err(OpenError::corrupted("not a regular file").into());
+        }
+        let euid = os::euid();
+        if info.uid != euid {
+            return Err(OpenError::UntrustedOwner { owner: info.uid, expected: euid }.into());
+        }
+        if info.mode & 0o022 != 0 && !opts.allow_shared_write {
+            return Err(OpenError::InsecurePermissions { mode: info.mode }.into());
+        }
+        // Wait for the creator to size the object, then to publish the header.
+        let mut size = info.size;
+        while size < HEADER_SIZE {
+            if Instant::now() >= deadline {
+                return Err(OpenFail::InitTimeout(fd));
+            }
+            os::sleep(Duration::from_millis(1));
+            size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
+        }
+        let hmap = os::map(fd.as_fd(), HEADER_SIZE as usize).map_err(|e| OpenError::io("mmap", e))?;
+        // SAFETY: the mapping is HEADER_SIZE bytes, offset 8 is 4-aligned and in bounds.
+        let state = unsafe { &*hmap.as_mut_ptr().add(8).cast::<AtomicU32>() };
+        loop {
+            // Acquire: pairs with the creator's release store of INIT_READY.
+            match state.load(Ordering::Acquire) {
+                INIT_READY => break,
+                INIT_ABANDONED => return Err(OpenFail::Abandoned),
+                s => {
+                    if Instant::now() >= deadline {
+                        return Err(OpenFail::InitTimeout(fd));
+                    }
+                    use crate::raw::Wait;
+                    os::Futex.wait(state, s, Some(deadline));
+                }
+            }
+        }
+        // SAFETY: HEADER_SIZE bytes are mapped; the copy is word-wise atomic, so a peer
+        // writing the header concurrently gives us garbage to reject, not a data race.
+        let h = unsafe { atomic_memcpy::atomic_load(hmap.as_ptr().cast::<Header>(), Ordering::Relaxed) };
+        // SAFETY: every bit pattern is a valid `Header` (it is `Pod`).
+        let h: Header = unsafe { h.assume_init() };
+        drop(hmap);
+        let size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
+        let layout = header::validate(&h, size, &spec.desc, spec.body_size)?;
+        let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
+        Ok(Segment::finish(map, fd, layout, h.count, h.participants, name, os_name.to_owned(), info.inode)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        map: memmap2::MmapRaw,
+        fd: OwnedFd,
+        layout: Layout,
+        count: u64,
+        participants: u32,
+        name: &str,
+        os_name: String,
+        inode: u64,
+    ) -> Result<Segment, OpenError> {
+        let mut seg = Segment {
+            map,
+            fd,
+            layout,
+            count,
+            participants,
+            me: Owner(0),
+            name: name.to_owned(),
+            os_name,
+            unlink_on_drop: false,
+            inode,
+        };
+        let me = participants::register(seg.participant_table(), seg.fd.as_fd())
+            .map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?
+            .ok_or(OpenError::TooManyParticipants { max: participants })?;
+        seg.me = me;
+        Ok(seg)
+    }
+
+    /// The participant table.
+    pub(crate) fn participant_table(&self) -> &[Participant] {
+        let p = self.map.as_mut_ptr().wrapping_add(self.layout.participants_offset as usize);
+        // SAFETY: `participants * PARTICIPANT_SIZE` bytes from `participants_offset` lie in
+        // the mapping (validated layout), the offset is 8-aligned, and `Participant` is all
+        // atomics, valid for any bytes and safe to share.
+        unsafe { std::slice::from_raw_parts(p.cast::<Participant>(), self.participants as usize) }
+    }
+
+    /// Start of the kind-specific body (`body_size()` bytes, aligned to at least 64).
+    pub(crate) fn body(&self) -> *mut u8 {
+        self.map.as_mut_ptr().wrapping_add(self.layout.body_offset as usize)
+    }
+
+    /// Size of the body in bytes.
+    #[allow(dead_code)]
+    pub(crate) fn body_size(&self) -> u64 {
+        self.layout.body_size
+    }
+
+    /// Element count from the validated header.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The user-visible name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stop unlinking the name on drop.
+    pub(crate) fn set_persist(&mut self) {
+        self.unlink_on_drop = false;
+    }
+
+    /// Whether this handle will unlink the name when dropped.
+    pub(crate) fn owns_name(&self) -> bool {
+        self.unlink_on_drop
+    }
+}
+
+impl Liveness for Segment {
+    fn me(&self) -> Owner {
+        self.me
+    }
+    fn is_alive(&self, owner: Owner) -> bool {
+        participants::is_alive(self.participant_table(), self.fd.as_fd(), self.me, owner)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        participants::deregister(self.participant_table(), self.fd.as_fd(), self.me);
+        if self.unlink_on_drop {
+            // Unlink only if the name still refers to our object (someone may have removed
+            // it and created a new one under the same name).
+            if let Ok(cur) = os::shm_open_existing(&self.os_name)
+                && os::fstat(cur.as_fd()).map(|c| c.inode).ok() == Some(self.inode)
+            {
+                let _ = os::shm_unlink(&self.os_name);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("name", &self.name).field("count", &self.count).field("me", &self.me).finish()
+    }
+}

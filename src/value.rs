@@ -1,0 +1,233 @@
+//! `Value<T>`: one `T` in a named segment, behind a crash-safe cross-process lock.
+
+use crate::error::{LockError, OpenError};
+use crate::locked::{Locked, to_result};
+use crate::segment::Options;
+use crate::segment::header::Kind;
+use bytemuck::Pod;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+/// A `T` shared between processes under a name, like Python's `multiprocessing.Value`.
+///
+/// Every access goes through [`lock`](Value::lock) (or the [`load`](Value::load) /
+/// [`store`](Value::store) shorthands). The lock survives its holder's death: the next
+/// locker gets [`LockError::OwnerDied`] carrying the guard.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-value-{}", std::process::id());
+/// use shmproc::Value;
+/// let counter = Value::<u64>::create(&name, 0)?;
+/// *counter.lock().map_err(|e| e.without_guard())? += 1;
+/// let other = Value::<u64>::open(&name)?; // usually in another process
+/// assert_eq!(other.load().map_err(|e| e.without_guard())?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Value<T> {
+    inner: Locked<T>,
+}
+
+/// The result of locking: the guard, or why there is none (or an owner-died guard).
+pub type LockResult<G> = Result<G, LockError<G>>;
+
+impl<T: Pod> Value<T> {
+    /// Creates the segment `name` holding `initial`. The returned handle owns the name and
+    /// unlinks it when dropped (unless [`Options::persist`]).
+    ///
+    /// # Errors
+    /// `InvalidName`, `AlreadyExists`, `InvalidSize`, `Io`.
+    pub fn create(name: &str, initial: T) -> Result<Self, OpenError> {
+        Self::create_with(name, initial, &Options::new())
+    }
+
+    /// [`create`](Value::create) with options.
+    ///
+    /// # Errors
+    /// As [`create`](Value::create).
+    pub fn create_with(name: &str, initial: T, opts: &Options) -> Result<Self, OpenError> {
+        let fill = |p: *mut T| {
+            // SAFETY: `p` points at the one element of the freshly mapped, sized body.
+            unsafe { crate::raw::copy::store(p, initial) }
+        };
+        Ok(Value { inner: Locked::create(name, Kind::Value, 1, opts, &fill)? })
+    }
+
+    /// Opens the existing segment `name`.
+    ///
+    /// # Errors
+    /// `NotFound`, `InvalidName`, `IncompatibleType` (another kind or `T`), `Corrupted`,
+    /// `VersionMismatch`, `UntrustedOwner`, `InsecurePermissions`, `InitTimeout`, `Io`.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        Self::open_with(name, &Options::new())
+    }
+
+    /// [`open`](Value::open) with options.
+    ///
+    /// # Errors
+    /// As [`open`](Value::open).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
+        let inner = Locked::open(name, Kind::Value, opts)?;
+        if inner.len() != 1 {
+            return Err(OpenError::corrupted(format!("a Value segment with {} elements", inner.len())));
+        }
+        Ok(Value { inner })
+    }
+
+    /// Opens `name`, or creates it with `initial` if it does not exist. Race-free: among
+    /// processes calling this at once, exactly one creates (and owns the name).
+    ///
+    /// # Errors
+    /// As [`create`](Value::create) and [`open`](Value::open).
+    pub fn open_or_create(name: &str, initial: T) -> Result<Self, OpenError> {
+        Self::open_or_create_with(name, initial, &Options::new())
+    }
+
+    /// [`open_or_create`](Value::open_or_create) with options.
+    ///
+    /// # Errors
+    /// As [`open_or_create`](Value::open_or_create).
+    pub fn open_or_create_with(name: &str, initial: T, opts: &Options) -> Result<Self, OpenError> {
+        let fill = |p: *mut T| {
+            // SAFETY: `p` points at the one element of the freshly mapped, sized body.
+            unsafe { crate::raw::copy::store(p, initial) }
+        };
+        let (inner, _) = Locked::open_or_create(name, Kind::Value, 1, opts, &fill)?;
+        Ok(Value { inner })
+    }
+
+    /// Locks, waiting as long as a live process holds the lock.
+    ///
+    /// # Errors
+    /// [`LockError::OwnerDied`] (with the guard: repair, then
+    /// [`mark_consistent`](ValueGuard::mark_consistent)), [`LockError::Unrecoverable`].
+    pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_inner(None, true)
+    }
+
+    /// Locks without waiting.
+    ///
+    /// # Errors
+    /// [`LockError::WouldBlock`] when a live process holds it, and as [`lock`](Value::lock).
+    pub fn try_lock(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_inner(None, false)
+    }
+
+    /// Locks, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`LockError::Timeout`], and as [`lock`](Value::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_inner(Some(Instant::now() + timeout), true)
+    }
+
+    fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ValueGuard<'_, T>> {
+        let r = self.inner.acquire(deadline, blocking);
+        to_result(r, |died| ValueGuard { value: self, local: self.inner.read(0), dirty: false, died })
+    }
+
+    /// Reads the value under the lock.
+    ///
+    /// # Errors
+    /// As [`lock`](Value::lock); an owner-died error carries the guard, so the caller can
+    /// still repair and [`mark_consistent`](ValueGuard::mark_consistent).
+    pub fn load(&self) -> Result<T, LockError<ValueGuard<'_, T>>> {
+        Ok(*self.lock()?)
+    }
+
+    /// Writes the value under the lock.
+    ///
+    /// # Errors
+    /// As [`lock`](Value::lock).
+    pub fn store(&self, v: T) -> Result<(), LockError<ValueGuard<'_, T>>> {
+        let mut g = self.lock()?;
+        *g = v;
+        Ok(())
+    }
+
+    /// The name this handle was opened or created under.
+    pub fn name(&self) -> &str {
+        self.inner.segment().name()
+    }
+
+    /// Keep the name after this handle is dropped (it is unlinked on drop otherwise, if
+    /// this handle created it).
+    pub fn persist(&mut self) {
+        self.inner.segment_mut().set_persist();
+    }
+
+    /// Whether dropping this handle unlinks the name.
+    pub fn owns_name(&self) -> bool {
+        self.inner.segment().owns_name()
+    }
+}
+
+impl<T> std::fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Value").field("segment", self.inner.segment()).finish()
+    }
+}
+
+/// Exclusive access to a [`Value`]'s `T`, across processes, until dropped.
+///
+/// The guard works on a local copy, read when the lock was taken and written back when the
+/// guard is dropped (or at [`flush`](ValueGuard::flush)) if it was changed, so no reference
+/// into memory another process may write is ever handed out.
+pub struct ValueGuard<'a, T: Pod> {
+    value: &'a Value<T>,
+    local: T,
+    dirty: bool,
+    died: bool,
+}
+
+impl<T: Pod> ValueGuard<'_, T> {
+    /// Whether this guard came from an owner-died take-over and is not marked consistent.
+    pub fn is_owner_died(&self) -> bool {
+        self.died
+    }
+
+    /// Declares the data repaired after [`LockError::OwnerDied`]. Without it, dropping the
+    /// guard makes the lock unrecoverable for everyone.
+    pub fn mark_consistent(&mut self) {
+        if self.died {
+            self.flush();
+            self.value.inner.mark_consistent();
+            self.died = false;
+        }
+    }
+
+    /// Writes the current value to shared memory now, keeping the lock.
+    pub fn flush(&mut self) {
+        self.value.inner.write(0, self.local);
+        self.dirty = false;
+    }
+}
+
+impl<T: Pod> Deref for ValueGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.local
+    }
+}
+
+impl<T: Pod> DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.dirty = true;
+        &mut self.local
+    }
+}
+
+impl<T: Pod> Drop for ValueGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.dirty {
+            self.value.inner.write(0, self.local);
+        }
+        self.value.inner.release();
+    }
+}
+
+impl<T: Pod + std::fmt::Debug> std::fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueGuard").field("value", &self.local).field("owner_died", &self.died).finish()
+    }
+}
