@@ -52,7 +52,9 @@ impl<T: Pod> Array<T> {
                 unsafe { crate::raw::copy::store(p.add(i), fill) }
             }
         };
-        Ok(Array { inner: Locked::create(name, Kind::Array, len as u64, opts, &init)? })
+        Ok(Array {
+            inner: Locked::create(name, Kind::Array, len as u64, opts, &init)?,
+        })
     }
 
     /// Creates the segment `name` holding a copy of `data`.
@@ -75,7 +77,9 @@ impl<T: Pod> Array<T> {
                 unsafe { crate::raw::copy::store(p.add(i), *v) }
             }
         };
-        Ok(Array { inner: Locked::create(name, Kind::Array, data.len() as u64, opts, &init)? })
+        Ok(Array {
+            inner: Locked::create(name, Kind::Array, data.len() as u64, opts, &init)?,
+        })
     }
 
     /// Opens the existing array `name`; its length comes from the segment.
@@ -159,7 +163,12 @@ impl<T: Pod> Array<T> {
 
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ArrayGuard<'_, T>> {
         let r = self.inner.acquire(deadline, blocking);
-        to_result(r, |died| ArrayGuard { array: self, snapshot: OnceCell::new(), dirty: false, died })
+        to_result(r, |died| ArrayGuard {
+            array: self,
+            snapshot: OnceCell::new(),
+            dirty: false,
+            died,
+        })
     }
 
     /// Copies the whole array out under the lock.
@@ -189,14 +198,19 @@ impl<T: Pod> Array<T> {
 
 fn check_len(len: usize) -> Result<(), OpenError> {
     if len == 0 {
-        return Err(OpenError::InvalidSize { what: "an Array needs at least one element".into() });
+        return Err(OpenError::InvalidSize {
+            what: "an Array needs at least one element".into(),
+        });
     }
     Ok(())
 }
 
 impl<T> std::fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Array").field("segment", self.inner.segment()).field("len", &self.inner.len()).finish()
+        f.debug_struct("Array")
+            .field("segment", self.inner.segment())
+            .field("len", &self.inner.len())
+            .finish()
     }
 }
 
@@ -252,7 +266,10 @@ impl<T: Pod> ArrayGuard<'_, T> {
     /// # Panics
     /// If the range exceeds the array.
     pub fn write_from(&mut self, start: usize, data: &[T]) {
-        assert!(start.checked_add(data.len()).is_some_and(|e| e <= self.array.len()), "range out of bounds");
+        assert!(
+            start.checked_add(data.len()).is_some_and(|e| e <= self.array.len()),
+            "range out of bounds"
+        );
         for (k, v) in data.iter().enumerate() {
             self.set(start + k, *v);
         }
@@ -317,6 +334,9 @@ impl<T: Pod> Drop for ArrayGuard<'_, T> {
 
 impl<T: Pod + std::fmt::Debug> std::fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArrayGuard").field("len", &self.array.len()).field("owner_died", &self.died).finish()
+        f.debug_struct("ArrayGuard")
+            .field("len", &self.array.len())
+            .field("owner_died", &self.died)
+            .finish()
     }
 }

@@ -12,7 +12,10 @@ pub(crate) fn hit(name: &'static str) {
     use std::sync::OnceLock;
     static CONF: OnceLock<(Option<String>, bool)> = OnceLock::new();
     let (point, stop) = CONF.get_or_init(|| {
-        (std::env::var("SHMPROC_FAULT").ok(), std::env::var("SHMPROC_FAULT_ACTION").as_deref() == Ok("stop"))
+        (
+            std::env::var("SHMPROC_FAULT").ok(),
+            std::env::var("SHMPROC_FAULT_ACTION").as_deref() == Ok("stop"),
+        )
     });
     if point.as_deref() != Some(name) {
         return;

@@ -44,7 +44,13 @@ impl<T: Pod> Locked<T> {
         (TypeDesc::of::<T>(kind, opts.schema_id), body_size::<T>)
     }
 
-    pub(crate) fn create(name: &str, kind: Kind, count: u64, opts: &Options, fill: &dyn Fn(*mut T)) -> Result<Self, OpenError> {
+    pub(crate) fn create(
+        name: &str,
+        kind: Kind,
+        count: u64,
+        opts: &Options,
+        fill: &dyn Fn(*mut T),
+    ) -> Result<Self, OpenError> {
         let (desc, body) = Self::spec(kind, opts);
         let spec = Spec { desc, body_size: &body };
         let init = |b: *mut u8| fill(b.wrapping_add(data_offset(core::mem::align_of::<T>()) as usize).cast());
@@ -71,11 +77,15 @@ impl<T: Pod> Locked<T> {
     }
 
     fn wrap(seg: Segment) -> Result<Self, OpenError> {
-        let len = usize::try_from(seg.count())
-            .map_err(|_| OpenError::InvalidSize { what: format!("element count {} does not fit usize", seg.count()) })?;
-        Ok(Locked { seg, len, _t: PhantomData })
+        let len = usize::try_from(seg.count()).map_err(|_| OpenError::InvalidSize {
+            what: format!("element count {} does not fit usize", seg.count()),
+        })?;
+        Ok(Locked {
+            seg,
+            len,
+            _t: PhantomData,
+        })
     }
-
 
     pub(crate) fn segment_mut(&mut self) -> &mut Segment {
         &mut self.seg
@@ -89,7 +99,10 @@ impl<T: Pod> Locked<T> {
 
     /// Pointer to element `i`; `i < len` is the caller's to check before dereferencing.
     pub(crate) fn elem(&self, i: usize) -> *mut T {
-        let base = self.seg.body().wrapping_add(data_offset(core::mem::align_of::<T>()) as usize);
+        let base = self
+            .seg
+            .body()
+            .wrapping_add(data_offset(core::mem::align_of::<T>()) as usize);
         base.cast::<T>().wrapping_add(i)
     }
 

@@ -50,7 +50,9 @@ impl<T: Pod> Value<T> {
             // SAFETY: `p` points at the one element of the freshly mapped, sized body.
             unsafe { crate::raw::copy::store(p, initial) }
         };
-        Ok(Value { inner: Locked::create(name, Kind::Value, 1, opts, &fill)? })
+        Ok(Value {
+            inner: Locked::create(name, Kind::Value, 1, opts, &fill)?,
+        })
     }
 
     /// Opens the existing segment `name`.
@@ -69,7 +71,10 @@ impl<T: Pod> Value<T> {
     pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
         let inner = Locked::open(name, Kind::Value, opts)?;
         if inner.len() != 1 {
-            return Err(OpenError::corrupted(format!("a Value segment with {} elements", inner.len())));
+            return Err(OpenError::corrupted(format!(
+                "a Value segment with {} elements",
+                inner.len()
+            )));
         }
         Ok(Value { inner })
     }
@@ -123,7 +128,12 @@ impl<T: Pod> Value<T> {
 
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ValueGuard<'_, T>> {
         let r = self.inner.acquire(deadline, blocking);
-        to_result(r, |died| ValueGuard { value: self, local: self.inner.read(0), dirty: false, died })
+        to_result(r, |died| ValueGuard {
+            value: self,
+            local: self.inner.read(0),
+            dirty: false,
+            died,
+        })
     }
 
     /// Reads the value under the lock.
@@ -228,6 +238,9 @@ impl<T: Pod> Drop for ValueGuard<'_, T> {
 
 impl<T: Pod + std::fmt::Debug> std::fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ValueGuard").field("value", &self.local).field("owner_died", &self.died).finish()
+        f.debug_struct("ValueGuard")
+            .field("value", &self.local)
+            .field("owner_died", &self.died)
+            .finish()
     }
 }

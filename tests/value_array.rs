@@ -144,7 +144,10 @@ fn new_locker_declines_and_lock_becomes_unrecoverable() {
     assert!(matches!(v.lock(), Err(LockError::Unrecoverable)));
     assert!(matches!(v.try_lock(), Err(LockError::Unrecoverable)));
     let other = Value::<Pair>::open(&name).unwrap();
-    assert!(matches!(other.lock_timeout(Duration::from_secs(1)), Err(LockError::Unrecoverable)));
+    assert!(matches!(
+        other.lock_timeout(Duration::from_secs(1)),
+        Err(LockError::Unrecoverable)
+    ));
 }
 
 #[test]
@@ -181,14 +184,21 @@ fn lock_timeout_and_try_lock_against_a_live_holder() {
     let v = Value::<Pair>::create(&name, [0, 0]).unwrap();
     let _holder = killed_holder(&name);
     assert!(matches!(v.try_lock(), Err(LockError::WouldBlock)));
-    assert!(matches!(v.lock_timeout(Duration::from_millis(50)), Err(LockError::Timeout)));
+    assert!(matches!(
+        v.lock_timeout(Duration::from_millis(50)),
+        Err(LockError::Timeout)
+    ));
 }
 
 #[test]
 fn open_or_create_race_has_exactly_one_creator() {
     let name = Name::new("race");
     let mut kids: Vec<_> = (0..6).map(|_| spawn("open_or_create", &[&name])).collect();
-    let owners = kids.iter_mut().map(|k| k.expect_line("OWNS", LONG)).filter(|s| s == "true").count();
+    let owners = kids
+        .iter_mut()
+        .map(|k| k.expect_line("OWNS", LONG))
+        .filter(|s| s == "true")
+        .count();
     assert_eq!(owners, 1);
     let v = Value::<u64>::open(&name).unwrap();
     assert_eq!(v.load().unwrap(), 7);
@@ -201,14 +211,23 @@ fn open_or_create_race_has_exactly_one_creator() {
 #[test]
 fn creator_killed_during_init_gives_init_timeout_and_open_or_create_recovers() {
     let name = Name::new("init");
-    let mut c =
-        spawn_env("create_stuck", &[&name], &[("SHMPROC_FAULT", "segment.create.after_truncate")]);
+    let mut c = spawn_env(
+        "create_stuck",
+        &[&name],
+        &[("SHMPROC_FAULT", "segment.create.after_truncate")],
+    );
     c.expect_line("SHMPROC_FAULT_HIT", LONG);
     let short = Options::new().init_timeout(Duration::from_millis(100));
     // Alive but not finished: open waits, then says InitTimeout.
-    assert!(matches!(Value::<u64>::open_with(&name, &short), Err(shmproc::OpenError::InitTimeout { .. })));
+    assert!(matches!(
+        Value::<u64>::open_with(&name, &short),
+        Err(shmproc::OpenError::InitTimeout { .. })
+    ));
     c.kill();
-    assert!(matches!(Value::<u64>::open_with(&name, &short), Err(shmproc::OpenError::InitTimeout { .. })));
+    assert!(matches!(
+        Value::<u64>::open_with(&name, &short),
+        Err(shmproc::OpenError::InitTimeout { .. })
+    ));
     let v = Value::<u64>::open_or_create_with(&name, 5, &short).unwrap();
     assert!(v.owns_name());
     assert_eq!(v.load().unwrap(), 5);
@@ -220,7 +239,10 @@ fn creator_exit_keeps_openers_working() {
     let creator = Value::<u64>::create(&name, 3).unwrap();
     let opener = Value::<u64>::open(&name).unwrap();
     drop(creator); // unlinks the name
-    assert!(matches!(Value::<u64>::open(&name), Err(shmproc::OpenError::NotFound { .. })));
+    assert!(matches!(
+        Value::<u64>::open(&name),
+        Err(shmproc::OpenError::NotFound { .. })
+    ));
     opener.store(4).unwrap();
     assert_eq!(opener.load().unwrap(), 4);
 }
@@ -231,5 +253,8 @@ fn persist_keeps_the_name_until_removed() {
     drop(Value::<u64>::create_with(&name, 9, &Options::new().persist(true)).unwrap());
     assert_eq!(Value::<u64>::open(&name).unwrap().load().unwrap(), 9);
     shmproc::remove(&name).unwrap();
-    assert!(matches!(Value::<u64>::open(&name), Err(shmproc::OpenError::NotFound { .. })));
+    assert!(matches!(
+        Value::<u64>::open(&name),
+        Err(shmproc::OpenError::NotFound { .. })
+    ));
 }

@@ -81,14 +81,22 @@ impl Default for LockState {
 impl LockState {
     /// A free, consistent lock (the same state as all-zero bytes).
     pub(crate) fn new() -> LockState {
-        LockState { word: AtomicU64::new(0), seq: AtomicU32::new(0), reserved: AtomicU32::new(0) }
+        LockState {
+            word: AtomicU64::new(0),
+            seq: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+        }
     }
 
     /// One attempt: take a free lock, or take over a dead owner's; never sleeps.
     pub(crate) fn try_lock(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
         let me = live.me();
         // Fast path, `lock` in the model: CAS free -> me. Acquire pairs with unlock's release.
-        if self.word.compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .word
+            .compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return Ok(Acquired::Clean);
         }
         for _ in 0..SPINS {
@@ -112,7 +120,11 @@ impl LockState {
         wait: &impl Wait,
     ) -> Result<Acquired, LockFailure> {
         let me = live.me();
-        if self.word.compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed).is_ok() {
+        if self
+            .word
+            .compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
             return Ok(Acquired::Clean);
         }
         let mut spins = 0;
@@ -137,7 +149,10 @@ impl LockState {
                     // read of `seq`, so the futex wait returns at once instead of sleeping.
                     let want = seen | WAITERS;
                     if seen & WAITERS == 0
-                        && self.word.compare_exchange(seen, want, Ordering::SeqCst, Ordering::Relaxed).is_err()
+                        && self
+                            .word
+                            .compare_exchange(seen, want, Ordering::SeqCst, Ordering::Relaxed)
+                            .is_err()
                     {
                         continue;
                     }
@@ -166,19 +181,23 @@ impl LockState {
         if owner.0 == 0 {
             // `decide take`: free (stray flag bits without an owner are ignored).
             let new = u64::from(me.0) | keep;
-            return Ok(match self.word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => Attempt::Got(Acquired::Clean),
-                Err(_) => Attempt::Retry,
-            });
+            return Ok(
+                match self.word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => Attempt::Got(Acquired::Clean),
+                    Err(_) => Attempt::Retry,
+                },
+            );
         }
         if owner != me && !live.is_alive(owner) {
             // `decide take over`: the owner is dead. Exactly one CAS wins the take-over; the
             // winner gets the owner-died mark (the data may be torn).
             let new = u64::from(me.0) | DIED | (w & WAITERS);
-            return Ok(match self.word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => Attempt::Got(Acquired::OwnerDied),
-                Err(_) => Attempt::Retry,
-            });
+            return Ok(
+                match self.word.compare_exchange(w, new, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => Attempt::Got(Acquired::OwnerDied),
+                    Err(_) => Attempt::Retry,
+                },
+            );
         }
         Ok(Attempt::Contended(w))
     }
@@ -187,7 +206,10 @@ impl LockState {
     pub(crate) fn mark_consistent(&self, me: Owner) {
         let mut w = self.word.load(Ordering::Relaxed);
         while w & OWNER_MASK == u64::from(me.0) && w & DIED != 0 {
-            match self.word.compare_exchange(w, w & !DIED, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .word
+                .compare_exchange(w, w & !DIED, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return,
                 Err(x) => w = x,
             }
@@ -200,7 +222,11 @@ impl LockState {
     pub(crate) fn unlock(&self, me: Owner, wait: &impl Wait) {
         // Fast path: held by us, no sleepers, no mark. Release pairs with the acquiring CAS.
         let mine = u64::from(me.0);
-        if self.word.compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed).is_ok() {
+        if self
+            .word
+            .compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
             return;
         }
         let mut w = self.word.load(Ordering::Relaxed);
@@ -208,7 +234,11 @@ impl LockState {
             if w & OWNER_MASK != mine {
                 return;
             }
-            let new = if w & (DIED | UNRECOVERABLE) != 0 { UNRECOVERABLE } else { 0 };
+            let new = if w & (DIED | UNRECOVERABLE) != 0 {
+                UNRECOVERABLE
+            } else {
+                0
+            };
             // SeqCst: ordered before the bump below, see `lock`.
             match self.word.compare_exchange(w, new, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => break,
@@ -247,7 +277,10 @@ mod tests {
     use std::sync::Arc;
 
     fn oracle(i: u32, dead: &AtomicU64) -> Oracle<'_> {
-        Oracle { me: Owner::new(i, 1), dead }
+        Oracle {
+            me: Owner::new(i, 1),
+            dead,
+        }
     }
 
     #[test]
@@ -303,11 +336,18 @@ mod tests {
     fn garbage_words_never_panic() {
         let dead = AtomicU64::new(0);
         let a = oracle(0, &dead);
-        for w in [u64::MAX, DIED, WAITERS, DIED | WAITERS, 0xFFFF_FFFF, 0xdead_beef_0000_0000] {
+        for w in [
+            u64::MAX,
+            DIED,
+            WAITERS,
+            DIED | WAITERS,
+            0xFFFF_FFFF,
+            0xdead_beef_0000_0000,
+        ] {
             let l = LockState::new();
             l.word.store(w, Ordering::Relaxed);
             let r = l.try_lock(&a);
-            if let Ok(_) = r {
+            if r.is_ok() {
                 l.unlock(a.me(), &Yield);
             }
             let _ = l.lock(Some(Instant::now()), &a, &Yield);
@@ -322,7 +362,10 @@ mod tests {
             .map(|i| {
                 let s = shared.clone();
                 std::thread::spawn(move || {
-                    let o = Oracle { me: Owner::new(i, 1), dead: &s.2 };
+                    let o = Oracle {
+                        me: Owner::new(i, 1),
+                        dead: &s.2,
+                    };
                     for _ in 0..n {
                         assert_eq!(s.0.lock(None, &o, &Yield), Ok(Acquired::Clean));
                         // A non-atomic read-modify-write made of two atomic steps: a lost
@@ -358,12 +401,19 @@ mod loom_tests {
     #[test]
     fn mutual_exclusion() {
         loom::model(|| {
-            let s = Arc::new(Shared { lock: LockState::new(), data: UnsafeCell::new((0, 0)), dead: AtomicU64::new(0) });
+            let s = Arc::new(Shared {
+                lock: LockState::new(),
+                data: UnsafeCell::new((0, 0)),
+                dead: AtomicU64::new(0),
+            });
             let hs: Vec<_> = (0..2)
                 .map(|i| {
                     let s = s.clone();
                     loom::thread::spawn(move || {
-                        let o = Oracle { me: Owner::new(i, 1), dead: &s.dead };
+                        let o = Oracle {
+                            me: Owner::new(i, 1),
+                            dead: &s.dead,
+                        };
                         assert_eq!(s.lock.lock(None, &o, &Yield), Ok(Acquired::Clean));
                         // SAFETY: we hold the lock; loom checks that nobody else touches it.
                         s.data.with_mut(|d| unsafe { (*d).0 += 1 });
@@ -384,10 +434,17 @@ mod loom_tests {
     #[test]
     fn take_over_from_dead_owner() {
         loom::model(|| {
-            let s = Arc::new(Shared { lock: LockState::new(), data: UnsafeCell::new((0, 0)), dead: AtomicU64::new(0) });
+            let s = Arc::new(Shared {
+                lock: LockState::new(),
+                data: UnsafeCell::new((0, 0)),
+                dead: AtomicU64::new(0),
+            });
             let s1 = s.clone();
             let victim = loom::thread::spawn(move || {
-                let o = Oracle { me: Owner::new(0, 1), dead: &s1.dead };
+                let o = Oracle {
+                    me: Owner::new(0, 1),
+                    dead: &s1.dead,
+                };
                 if s1.lock.try_lock(&o) == Ok(Acquired::Clean) {
                     // SAFETY: we hold the lock.
                     s1.data.with_mut(|d| unsafe { (*d).0 = 1 });
@@ -397,7 +454,10 @@ mod loom_tests {
                     false
                 }
             });
-            let o = Oracle { me: Owner::new(1, 1), dead: &s.dead };
+            let o = Oracle {
+                me: Owner::new(1, 1),
+                dead: &s.dead,
+            };
             let got = s.lock.try_lock(&o);
             let victim_locked = victim.join().unwrap();
             match got {

@@ -114,7 +114,13 @@ impl TypeDesc {
     }
 
     pub(crate) fn describe(&self) -> String {
-        describe(self.kind as u32, &String::from_utf8_lossy(self.stored_name()), self.size, self.align, self.schema_id)
+        describe(
+            self.kind as u32,
+            &String::from_utf8_lossy(self.stored_name()),
+            self.size,
+            self.align,
+            self.schema_id,
+        )
     }
 
     /// Whether a validated header stores this same kind and payload type.
@@ -128,7 +134,13 @@ impl TypeDesc {
         if h.kind != self.kind as u32 || !same_type || h.elem_size != self.size || h.elem_align != self.align {
             return Err(OpenError::IncompatibleType {
                 expected: self.describe(),
-                found: describe(h.kind, &String::from_utf8_lossy(found_name), h.elem_size, h.elem_align, h.schema_id),
+                found: describe(
+                    h.kind,
+                    &String::from_utf8_lossy(found_name),
+                    h.elem_size,
+                    h.elem_align,
+                    h.schema_id,
+                ),
             });
         }
         Ok(())
@@ -161,19 +173,30 @@ impl Layout {
     /// Computes the layout, or says which size is out of range.
     pub(crate) fn compute(participants: u32, elem_align: u32, body_size: u64) -> Result<Layout, String> {
         if participants == 0 || participants > MAX_PARTICIPANTS {
-            return Err(format!("participant count {participants} is not in 1..={MAX_PARTICIPANTS}"));
+            return Err(format!(
+                "participant count {participants} is not in 1..={MAX_PARTICIPANTS}"
+            ));
         }
         if !elem_align.is_power_of_two() || elem_align > MAX_ALIGN {
-            return Err(format!("alignment {elem_align} is not a power of two up to {MAX_ALIGN}"));
+            return Err(format!(
+                "alignment {elem_align} is not a power of two up to {MAX_ALIGN}"
+            ));
         }
         let table = u64::from(participants) * PARTICIPANT_SIZE;
         let align = u64::from(elem_align).max(CACHE_LINE);
         let body_offset = align_up(HEADER_SIZE + table, align).ok_or("layout overflows")?;
         let total = body_offset.checked_add(body_size).ok_or("layout overflows")?;
         if total > MAX_SEGMENT_SIZE || usize::try_from(total).is_err() {
-            return Err(format!("segment would need {total} bytes, more than the maximum {MAX_SEGMENT_SIZE}"));
+            return Err(format!(
+                "segment would need {total} bytes, more than the maximum {MAX_SEGMENT_SIZE}"
+            ));
         }
-        Ok(Layout { participants_offset: HEADER_SIZE, body_offset, body_size, total_size: total })
+        Ok(Layout {
+            participants_offset: HEADER_SIZE,
+            body_offset,
+            body_size,
+            total_size: total,
+        })
     }
 }
 
@@ -214,16 +237,26 @@ pub(crate) fn validate(
         return bad(format!("bad magic {:#018x} (not a shmproc segment)", h.magic));
     }
     if h.version != LAYOUT_VERSION {
-        return Err(OpenError::VersionMismatch { found: h.version, supported: LAYOUT_VERSION });
+        return Err(OpenError::VersionMismatch {
+            found: h.version,
+            supported: LAYOUT_VERSION,
+        });
     }
     if h.pointer_width != usize::BITS {
-        return bad(format!("pointer width {} (this build is {}-bit)", h.pointer_width, usize::BITS));
+        return bad(format!(
+            "pointer width {} (this build is {}-bit)",
+            h.pointer_width,
+            usize::BITS
+        ));
     }
     if u64::from(h.header_size) != HEADER_SIZE {
         return bad(format!("header size {} (expected {HEADER_SIZE})", h.header_size));
     }
     if h.type_name_len as usize > TYPE_NAME_CAP {
-        return bad(format!("type name length {} (at most {TYPE_NAME_CAP})", h.type_name_len));
+        return bad(format!(
+            "type name length {} (at most {TYPE_NAME_CAP})",
+            h.type_name_len
+        ));
     }
     desc.check(h)?;
     let Some(body) = body_size(h.count) else {
@@ -240,10 +273,15 @@ pub(crate) fn validate(
         total_size: h.total_size,
     };
     if stored != layout {
-        return bad(format!("stored layout {stored:?} does not match the one derived from the header {layout:?}"));
+        return bad(format!(
+            "stored layout {stored:?} does not match the one derived from the header {layout:?}"
+        ));
     }
     if layout.total_size > file_size {
-        return bad(format!("segment is {file_size} bytes, its header needs {}", layout.total_size));
+        return bad(format!(
+            "segment is {file_size} bytes, its header needs {}",
+            layout.total_size
+        ));
     }
     Ok(layout)
 }
@@ -272,10 +310,19 @@ mod tests {
         let l = Layout::compute(8, 8, 80).unwrap();
         let h = new_header(&d, 1, 8, &l, 1);
         assert_eq!(validate(&h, l.total_size, &d, |_| Some(80)).unwrap(), l);
-        assert!(matches!(validate(&h, l.total_size - 1, &d, |_| Some(80)), Err(OpenError::Corrupted { .. })));
+        assert!(matches!(
+            validate(&h, l.total_size - 1, &d, |_| Some(80)),
+            Err(OpenError::Corrupted { .. })
+        ));
         let other = TypeDesc::of::<u32>(Kind::Value, 0);
-        assert!(matches!(validate(&h, l.total_size, &other, |_| Some(80)), Err(OpenError::IncompatibleType { .. })));
+        assert!(matches!(
+            validate(&h, l.total_size, &other, |_| Some(80)),
+            Err(OpenError::IncompatibleType { .. })
+        ));
         let arr = TypeDesc::of::<u64>(Kind::Array, 0);
-        assert!(matches!(validate(&h, l.total_size, &arr, |_| Some(80)), Err(OpenError::IncompatibleType { .. })));
+        assert!(matches!(
+            validate(&h, l.total_size, &arr, |_| Some(80)),
+            Err(OpenError::IncompatibleType { .. })
+        ));
     }
 }

@@ -170,8 +170,9 @@ impl Segment {
         init: &dyn Fn(*mut u8),
     ) -> Result<Segment, OpenError> {
         let os_name = name::os_name(name)?;
-        let body = (spec.body_size)(count)
-            .ok_or_else(|| OpenError::InvalidSize { what: format!("element count {count} is out of range") })?;
+        let body = (spec.body_size)(count).ok_or_else(|| OpenError::InvalidSize {
+            what: format!("element count {count} is out of range"),
+        })?;
         let layout = Layout::compute(opts.participants, spec.desc.align, body)
             .map_err(|what| OpenError::InvalidSize { what })?;
         let fd = os::shm_create_exclusive(&os_name, opts.mode).map_err(|e| {
@@ -234,9 +235,10 @@ impl Segment {
         match Self::open_inner(name, &os_name, spec, opts) {
             Ok(s) => Ok(s),
             Err(OpenFail::Err(e)) => Err(e),
-            Err(OpenFail::InitTimeout(_)) => {
-                Err(OpenError::InitTimeout { name: name.to_owned(), waited: opts.init_timeout })
-            }
+            Err(OpenFail::InitTimeout(_)) => Err(OpenError::InitTimeout {
+                name: name.to_owned(),
+                waited: opts.init_timeout,
+            }),
             Err(OpenFail::Abandoned) => Err(OpenError::NotFound { name: name.to_owned() }),
         }
     }
@@ -267,7 +269,10 @@ impl Segment {
                 Err(OpenFail::InitTimeout(fd)) => Self::remove_if_abandoned(&fd, &os_name),
             }
             if Instant::now() >= give_up {
-                return Err(OpenError::InitTimeout { name: name.to_owned(), waited: opts.init_timeout });
+                return Err(OpenError::InitTimeout {
+                    name: name.to_owned(),
+                    waited: opts.init_timeout,
+                });
             }
             os::sleep(Duration::from_millis(1));
         }
@@ -282,18 +287,23 @@ impl Segment {
         }
         let Ok(info) = os::fstat(fd.as_fd()) else { return };
         let won = if info.size >= HEADER_SIZE {
-            let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else { return };
+            let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else {
+                return;
+            };
             // SAFETY: the mapping is HEADER_SIZE bytes, offset 8 is 4-aligned and in bounds.
             let state = unsafe { &*map.as_mut_ptr().add(8).cast::<AtomicU32>() };
-            state.compare_exchange(header::INIT_EMPTY, INIT_ABANDONED, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            state
+                .compare_exchange(header::INIT_EMPTY, INIT_ABANDONED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
         } else {
             // Died before sizing it: the init beacon decides who removes it.
             os::beacon_try_lock(fd.as_fd(), INIT_BEACON).unwrap_or(false)
         };
-        if won && let Ok(cur) = os::shm_open_existing(os_name) {
-            if os::fstat(cur.as_fd()).map(|c| c.inode).ok() == Some(info.inode) {
-                let _ = os::shm_unlink(os_name);
-            }
+        if won
+            && let Ok(cur) = os::shm_open_existing(os_name)
+            && os::fstat(cur.as_fd()).map(|c| c.inode).ok() == Some(info.inode)
+        {
+            let _ = os::shm_unlink(os_name);
         }
     }
 
@@ -306,7 +316,11 @@ impl Segment {
         }
         let euid = os::euid();
         if info.uid != euid {
-            return Err(OpenError::UntrustedOwner { owner: info.uid, expected: euid }.into());
+            return Err(OpenError::UntrustedOwner {
+                owner: info.uid,
+                expected: euid,
+            }
+            .into());
         }
         if info.mode & 0o022 != 0 && !opts.allow_shared_write {
             return Err(OpenError::InsecurePermissions { mode: info.mode }.into());
@@ -346,7 +360,16 @@ impl Segment {
         let size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
         let layout = header::validate(&h, size, &spec.desc, spec.body_size)?;
         let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
-        Ok(Segment::finish(map, fd, layout, h.count, h.participants, name, os_name.to_owned(), info.inode)?)
+        Ok(Segment::finish(
+            map,
+            fd,
+            layout,
+            h.count,
+            h.participants,
+            name,
+            os_name.to_owned(),
+            info.inode,
+        )?)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -381,7 +404,10 @@ impl Segment {
 
     /// The participant table.
     pub(crate) fn participant_table(&self) -> &[Participant] {
-        let p = self.map.as_mut_ptr().wrapping_add(self.layout.participants_offset as usize);
+        let p = self
+            .map
+            .as_mut_ptr()
+            .wrapping_add(self.layout.participants_offset as usize);
         // SAFETY: `participants * PARTICIPANT_SIZE` bytes from `participants_offset` lie in
         // the mapping (validated layout), the offset is 8-aligned, and `Participant` is all
         // atomics, valid for any bytes and safe to share.
@@ -446,6 +472,10 @@ impl Drop for Segment {
 
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segment").field("name", &self.name).field("count", &self.count).field("me", &self.me).finish()
+        f.debug_struct("Segment")
+            .field("name", &self.name)
+            .field("count", &self.count)
+            .field("me", &self.me)
+            .finish()
     }
 }

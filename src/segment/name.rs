@@ -15,14 +15,22 @@ pub const MAX_NAME_LEN: usize = 31 - OS_PREFIX.len();
 /// Rules: 1 to [`MAX_NAME_LEN`] bytes of ASCII letters, digits, `_`, `-` and `.`, not
 /// starting with `.` or `-`.
 pub(crate) fn os_name(name: &str) -> Result<String, OpenError> {
-    let bad = |reason| Err(OpenError::InvalidName { name: name.to_owned(), reason });
+    let bad = |reason| {
+        Err(OpenError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
     if name.is_empty() {
         return bad("the name is empty");
     }
     if name.len() > MAX_NAME_LEN {
         return bad("longer than 22 bytes (the portable limit for shared-memory names)");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
         return bad("only ASCII letters, digits, '_', '-' and '.' are allowed");
     }
     if name.starts_with('.') || name.starts_with('-') {
@@ -40,7 +48,17 @@ mod tests {
         assert_eq!(os_name("counter").unwrap(), "/shmproc.counter");
         assert!(os_name("a.b-c_D9").is_ok());
         assert!(os_name(&"x".repeat(MAX_NAME_LEN)).is_ok());
-        for bad in ["", ".hidden", "-x", "a/b", "a b", "é", "a\0b", "..", &"x".repeat(MAX_NAME_LEN + 1)] {
+        for bad in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "é",
+            "a\0b",
+            "..",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
             assert!(matches!(os_name(bad), Err(OpenError::InvalidName { .. })), "{bad:?}");
         }
         assert_eq!(MAX_NAME_LEN, 22);

@@ -67,7 +67,11 @@ pub(crate) fn register(table: &[Participant], fd: BorrowedFd<'_>) -> std::io::Re
         let g = next_generation(s as u32);
         let new = TAKEN | u64::from(g);
         // AcqRel: a reclaimed record's previous state is read before we overwrite it.
-        if rec.state.compare_exchange(s, new, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+        if rec
+            .state
+            .compare_exchange(s, new, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
             rec.in_hand.store(0, Ordering::Relaxed);
             rec.pid.store(os::pid(), Ordering::Relaxed);
             return Ok(Some(Owner::new(i, g)));
@@ -82,7 +86,9 @@ pub(crate) fn deregister(table: &[Participant], fd: BorrowedFd<'_>, me: Owner) {
     if let Some(rec) = table.get(me.index() as usize) {
         let mine = TAKEN | u64::from(me.generation());
         // Release: everything we did with the segment happens before the record reads free.
-        let _ = rec.state.compare_exchange(mine, u64::from(me.generation()), Ordering::Release, Ordering::Relaxed);
+        let _ = rec
+            .state
+            .compare_exchange(mine, u64::from(me.generation()), Ordering::Release, Ordering::Relaxed);
     }
     os::beacon_unlock(fd, BEACON_BASE + u64::from(me.index()));
 }

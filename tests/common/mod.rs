@@ -75,7 +75,12 @@ pub fn spawn_env(role: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
             }
         }
     });
-    Child { child, lines: rx, stdin, role: role.to_owned() }
+    Child {
+        child,
+        lines: rx,
+        stdin,
+        role: role.to_owned(),
+    }
 }
 
 pub fn spawn(role: &str, args: &[&str]) -> Child {
@@ -98,7 +103,9 @@ impl Child {
                         return rest.trim().to_owned();
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("child {} sent no {prefix:?} line within {timeout:?}", self.role),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("child {} sent no {prefix:?} line within {timeout:?}", self.role)
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     let st = self.child.wait();
                     panic!("child {} exited ({st:?}) without a {prefix:?} line", self.role)
@@ -139,7 +146,11 @@ impl Child {
                 assert!(st.success(), "child {} failed: {st:?}", self.role);
                 return;
             }
-            assert!(Instant::now() < deadline, "child {} did not exit within {timeout:?}", self.role);
+            assert!(
+                Instant::now() < deadline,
+                "child {} did not exit within {timeout:?}",
+                self.role
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
