@@ -45,7 +45,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`create`](Array::create).
     pub fn create_with(name: &str, len: usize, fill: T, opts: &Options) -> Result<Self, OpenError> {
-        check_len(len)?;
+        check_len::<T>(len)?;
         let init = move |p: *mut T| {
             for i in 0..len {
                 // SAFETY: the fresh body holds `len` aligned elements starting at `p`.
@@ -70,7 +70,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`create`](Array::create).
     pub fn from_slice_with(name: &str, data: &[T], opts: &Options) -> Result<Self, OpenError> {
-        check_len(data.len())?;
+        check_len::<T>(data.len())?;
         let init = |p: *mut T| {
             for (i, v) in data.iter().enumerate() {
                 // SAFETY: the fresh body holds `data.len()` aligned elements starting at `p`.
@@ -116,7 +116,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`open_or_create`](Array::open_or_create).
     pub fn open_or_create_with(name: &str, len: usize, fill: T, opts: &Options) -> Result<Self, OpenError> {
-        check_len(len)?;
+        check_len::<T>(len)?;
         let init = move |p: *mut T| {
             for i in 0..len {
                 // SAFETY: the fresh body holds `len` aligned elements starting at `p`.
@@ -196,10 +196,15 @@ impl<T: Pod> Array<T> {
     }
 }
 
-fn check_len(len: usize) -> Result<(), OpenError> {
+fn check_len<T>(len: usize) -> Result<(), OpenError> {
     if len == 0 {
         return Err(OpenError::InvalidSize {
             what: "an Array needs at least one element".into(),
+        });
+    }
+    if core::mem::size_of::<T>() == 0 {
+        return Err(OpenError::InvalidSize {
+            what: "zero-sized element types cannot be shared".into(),
         });
     }
     Ok(())

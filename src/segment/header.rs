@@ -79,13 +79,16 @@ pub(crate) struct Header {
     pub(crate) total_size: u64,
     pub(crate) creator_pid: u32,
     pub(crate) reserved0: u32,
-    pub(crate) reserved: [u64; 3],
+    /// FNV-1a hash of the full type name (the stored name is cut at 128 bytes).
+    pub(crate) type_hash: u64,
+    pub(crate) reserved: [u64; 2],
     pub(crate) type_name: [u8; TYPE_NAME_CAP],
 }
 
 const _: () = assert!(core::mem::size_of::<Header>() == HEADER_SIZE as usize);
 const _: () = assert!(core::mem::offset_of!(Header, init_state) == 8);
 const _: () = assert!(core::mem::offset_of!(Header, type_name) == 128);
+const _: () = assert!(core::mem::offset_of!(Header, type_hash) == 104);
 
 /// The payload type a handle expects: kind, Rust type, size, alignment, optional schema id.
 #[derive(Clone, Debug)]
@@ -108,19 +111,23 @@ impl TypeDesc {
         }
     }
 
+    /// FNV-1a over the whole type name.
+    fn hash(&self) -> u64 {
+        self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    /// The stored type name: the whole name, or its last 128 bytes for longer names (the
+    /// end, `...::Type<Args>`, tells types apart better than a shared module prefix; the
+    /// full name's hash is compared too).
     fn stored_name(&self) -> &[u8] {
         let b = self.name.as_bytes();
-        &b[..b.len().min(TYPE_NAME_CAP)]
+        &b[b.len().saturating_sub(TYPE_NAME_CAP)..]
     }
 
     pub(crate) fn describe(&self) -> String {
-        describe(
-            self.kind as u32,
-            &String::from_utf8_lossy(self.stored_name()),
-            self.size,
-            self.align,
-            self.schema_id,
-        )
+        describe(self.kind as u32, self.name, self.size, self.align, self.schema_id)
     }
 
     /// Whether a validated header stores this same kind and payload type.
@@ -129,7 +136,7 @@ impl TypeDesc {
         let same_type = if self.schema_id != 0 && h.schema_id != 0 {
             self.schema_id == h.schema_id
         } else {
-            self.schema_id == h.schema_id && found_name == self.stored_name()
+            self.schema_id == h.schema_id && found_name == self.stored_name() && h.type_hash == self.hash()
         };
         if h.kind != self.kind as u32 || !same_type || h.elem_size != self.size || h.elem_align != self.align {
             return Err(OpenError::IncompatibleType {
@@ -215,6 +222,7 @@ pub(crate) fn new_header(desc: &TypeDesc, count: u64, participants: u32, layout:
     h.type_name[..name.len()].copy_from_slice(name);
     h.type_name_len = name.len() as u32;
     h.schema_id = desc.schema_id;
+    h.type_hash = desc.hash();
     h.count = count;
     h.participants_offset = layout.participants_offset;
     h.body_offset = layout.body_offset;

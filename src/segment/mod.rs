@@ -118,6 +118,21 @@ fn map_missing(e: io::Error, name: &str, op: &'static str) -> OpenError {
     }
 }
 
+/// The inode the name refers to now, if any.
+fn name_inode(os_name: &str) -> Option<u64> {
+    let fd = os::shm_open_existing(os_name).ok()?;
+    os::fstat(fd.as_fd()).ok().map(|i| i.inode)
+}
+
+/// Unlinks `os_name` if it still refers to the object with `inode`. (A remaining window:
+/// another process may replace the name between the check and the unlink; only a process
+/// that removes and re-creates names concurrently can hit it.)
+fn unlink_if_same(os_name: &str, inode: u64) {
+    if name_inode(os_name) == Some(inode) {
+        let _ = os::shm_unlink(os_name);
+    }
+}
+
 /// What the kind-specific code tells the segment layer.
 pub(crate) struct Spec<'a> {
     pub(crate) desc: TypeDesc,
@@ -175,40 +190,56 @@ impl Segment {
         })?;
         let layout = Layout::compute(opts.participants, spec.desc.align, body)
             .map_err(|what| OpenError::InvalidSize { what })?;
-        let fd = os::shm_create_exclusive(&os_name, opts.mode).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                OpenError::AlreadyExists { name: name.to_owned() }
-            } else {
-                OpenError::io("shm_open(O_CREAT|O_EXCL)", e)
-            }
-        })?;
-        let built = Self::init_new(&fd, &os_name, spec, count, opts, &layout, init);
-        let map = match built {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = os::shm_unlink(&os_name);
-                return Err(e);
-            }
-        };
-        let inode = os::fstat(fd.as_fd()).map(|i| i.inode).unwrap_or(0);
-        let mut seg = Segment::finish(map, fd, layout, count, opts.participants, name, os_name, inode)?;
-        seg.unlink_on_drop = !opts.persist;
-        Ok(seg)
+        // A process that wrongly takes us for a creator that died during initialisation
+        // (possible only with a tiny init timeout) may unlink our fresh file before we hold
+        // its init beacon. `init_new` notices and we start over; bounded, since each retry
+        // means another process made progress on this name.
+        for _ in 0..64 {
+            let fd = os::shm_create_exclusive(&os_name, opts.mode).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    OpenError::AlreadyExists { name: name.to_owned() }
+                } else {
+                    OpenError::io("shm_open(O_CREAT|O_EXCL)", e)
+                }
+            })?;
+            let inode = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.inode;
+            let map = match Self::init_new(&fd, &os_name, inode, spec, count, opts, &layout, init) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue, // lost the name to a stale-segment recoverer: retry
+                Err(e) => {
+                    unlink_if_same(&os_name, inode);
+                    return Err(e);
+                }
+            };
+            let mut seg = Segment::finish(map, fd, layout, count, opts.participants, name, os_name, inode)?;
+            seg.unlink_on_drop = !opts.persist;
+            return Ok(seg);
+        }
+        Err(OpenError::AlreadyExists { name: name.to_owned() })
     }
 
+    /// Sizes, maps and initialises a freshly created object, then publishes its header.
+    /// `Ok(None)`: the name no longer refers to our object (see `create`).
+    #[allow(clippy::too_many_arguments)]
     fn init_new(
         fd: &OwnedFd,
         os_name: &str,
+        inode: u64,
         spec: &Spec<'_>,
         count: u64,
         opts: &Options,
         layout: &Layout,
         init: &dyn Fn(*mut u8),
-    ) -> Result<memmap2::MmapRaw, OpenError> {
-        let _ = os_name;
+    ) -> Result<Option<memmap2::MmapRaw>, OpenError> {
         // Held while we initialise: an opener that times out can tell a slow creator (beacon
-        // held) from a dead one (beacon free).
-        os::beacon_try_lock(fd.as_fd(), INIT_BEACON).map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?;
+        // held) from a dead one (beacon free). Somebody else holding it already took us for
+        // dead; once we hold it, the name must still be ours.
+        if !os::beacon_try_lock(fd.as_fd(), INIT_BEACON).map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))? {
+            return Ok(None);
+        }
+        if name_inode(os_name) != Some(inode) {
+            return Ok(None);
+        }
         os::set_len(fd.as_fd(), layout.total_size).map_err(|e| OpenError::io("ftruncate", e))?;
         crate::fault::hit("segment.create.after_truncate");
         let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
@@ -226,7 +257,7 @@ impl Segment {
         use crate::raw::Wait;
         os::Futex.wake_all(state);
         os::beacon_unlock(fd.as_fd(), INIT_BEACON);
-        Ok(map)
+        Ok(Some(map))
     }
 
     /// Opens an existing segment and validates it against `spec`.
@@ -299,11 +330,8 @@ impl Segment {
             // Died before sizing it: the init beacon decides who removes it.
             os::beacon_try_lock(fd.as_fd(), INIT_BEACON).unwrap_or(false)
         };
-        if won
-            && let Ok(cur) = os::shm_open_existing(os_name)
-            && os::fstat(cur.as_fd()).map(|c| c.inode).ok() == Some(info.inode)
-        {
-            let _ = os::shm_unlink(os_name);
+        if won {
+            unlink_if_same(os_name, info.inode);
         }
     }
 
@@ -459,13 +487,9 @@ impl Drop for Segment {
     fn drop(&mut self) {
         participants::deregister(self.participant_table(), self.fd.as_fd(), self.me);
         if self.unlink_on_drop {
-            // Unlink only if the name still refers to our object (someone may have removed
-            // it and created a new one under the same name).
-            if let Ok(cur) = os::shm_open_existing(&self.os_name)
-                && os::fstat(cur.as_fd()).map(|c| c.inode).ok() == Some(self.inode)
-            {
-                let _ = os::shm_unlink(&self.os_name);
-            }
+            // Only if the name still refers to our object (someone may have removed it and
+            // created a new one under the same name).
+            unlink_if_same(&self.os_name, self.inode);
         }
     }
 }
