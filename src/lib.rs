@@ -95,6 +95,8 @@ mod locked;
 #[cfg(not(loom))]
 mod os;
 #[cfg(not(loom))]
+mod queue;
+#[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
 mod value;
@@ -102,7 +104,9 @@ mod value;
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard};
 #[cfg(not(loom))]
-pub use error::{LockError, OpenError};
+pub use error::{GetError, LockError, OpenError, PutError, TaskError};
+#[cfg(not(loom))]
+pub use queue::{MAX_CAPACITY, Queue};
 #[cfg(not(loom))]
 pub use segment::header::LAYOUT_VERSION;
 #[cfg(not(loom))]

@@ -163,7 +163,12 @@ pub(crate) fn sleep(d: Duration) {
 }
 
 /// Stops this process with SIGSTOP (fault injection: the test continues it with SIGCONT).
+///
+/// `raise` directs the signal at the calling thread (`tgkill`), so this thread stops before
+/// it returns; `kill(getpid())` may be delivered to another thread first and let the caller
+/// run on past the fault point.
 #[cfg(feature = "fault-injection")]
 pub(crate) fn stop_self() {
-    let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+    // SAFETY: raise(3) has no memory-safety preconditions.
+    unsafe { libc::raise(libc::SIGSTOP) };
 }

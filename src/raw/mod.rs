@@ -11,6 +11,7 @@ use std::time::Instant;
 #[cfg(not(loom))]
 pub(crate) mod copy;
 pub(crate) mod lock;
+pub(crate) mod ring;
 
 /// Bits of an [`Owner`] token that hold the participant index.
 pub(crate) const OWNER_INDEX_BITS: u32 = 10;

@@ -37,7 +37,6 @@ pub(crate) const INIT_ABANDONED: u32 = 0x4142_4E44; // the creator died during i
 pub(crate) enum Kind {
     Value = 1,
     Array = 2,
-    #[allow(dead_code)] // the queue comes next
     Queue = 3,
 }
 

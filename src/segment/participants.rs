@@ -43,7 +43,6 @@ const _: () = assert!(core::mem::size_of::<Participant>() == super::header::PART
 
 impl Participant {
     /// The token of the record's current occupant, if it is taken.
-    #[allow(dead_code)] // used by the queue's join
     pub(crate) fn occupant(&self, index: u32) -> Option<Owner> {
         let s = self.state.load(Ordering::Acquire);
         (s & TAKEN != 0).then(|| Owner::new(index, s as u32))

@@ -1,0 +1,414 @@
+//! `Queue<T>`: a bounded, lock-free, crash-tolerant MPMC queue in a named segment.
+//!
+//! Body layout (offsets from the body start, which is 64-aligned):
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 384 | `RingControl`: tail, head, closed, three eventcounts, each on its own cache line |
+//! | 384 | 8 x capacity | slot words (`{phase, lap, owner}`, see `raw/ring.rs`) |
+//! | `payload_offset` | `size_of::<T>()` x capacity | payload cells, aligned for `T` and to 64 |
+//!
+//! The algorithm is in `raw/ring.rs` (model: `../shared/models/ring_model.py`); this file
+//! maps it onto a segment and adds the public API.
+
+use crate::error::{GetError, OpenError, PutError, TaskError};
+use crate::os;
+use crate::raw::Liveness;
+use crate::raw::ring::{self, Payload, Ring, RingControl, Slot};
+use crate::segment::header::{Kind, TypeDesc, align_up};
+use crate::segment::{Options, Segment, Spec};
+use bytemuck::Pod;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// Largest capacity a queue may have.
+pub const MAX_CAPACITY: usize = 1 << 32;
+
+const CONTROL_SIZE: u64 = core::mem::size_of::<RingControl>() as u64;
+const SLOT_SIZE: u64 = core::mem::size_of::<Slot>() as u64;
+
+fn payload_offset<T>(cap: u64) -> Option<u64> {
+    let a = (core::mem::align_of::<T>() as u64).max(64);
+    align_up(CONTROL_SIZE.checked_add(cap.checked_mul(SLOT_SIZE)?)?, a)
+}
+
+fn body_size<T>(cap: u64) -> Option<u64> {
+    if cap == 0 || cap > MAX_CAPACITY as u64 {
+        return None;
+    }
+    payload_offset::<T>(cap)?.checked_add(cap.checked_mul(core::mem::size_of::<T>() as u64)?)
+}
+
+/// Payload cells in the mapping, copied with byte-wise atomic copies.
+struct ShmPayload<T> {
+    base: *mut T,
+    len: usize,
+}
+
+// SAFETY: `base..base + len` is a validated, aligned range of the segment's mapping, which
+// outlives every `Ring` built over it (both borrow the `Queue`). Copies are byte-wise atomic,
+// so even a peer breaking the slot protocol yields a torn value, never a data race.
+unsafe impl<T: Pod> Payload for ShmPayload<T> {
+    type Item = T;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    unsafe fn write(&self, index: usize, item: &T) {
+        if index < self.len {
+            // SAFETY: `index < len`: the cell lies in the mapping and is aligned for `T`.
+            unsafe { crate::raw::copy::store(self.base.add(index), *item) }
+        }
+    }
+
+    unsafe fn read(&self, index: usize) -> T {
+        if index < self.len {
+            // SAFETY: as in `write`.
+            unsafe { crate::raw::copy::load(self.base.add(index)) }
+        } else {
+            T::zeroed()
+        }
+    }
+}
+
+/// A bounded queue of `T` shared between processes under a name, like Python's
+/// `multiprocessing.Queue` / `JoinableQueue`.
+///
+/// Many producers and many consumers, in any processes; each item goes to exactly one
+/// consumer, and each producer's items arrive in the order it put them. Puts and gets into
+/// a queue that is neither full nor empty take no lock and make no system call. A process
+/// killed at any instruction costs at most the one item it was putting or taking.
+///
+/// # Examples
+/// ```
+/// # let name = format!("doc-queue-{}", std::process::id());
+/// use shmproc::{GetError, Queue};
+/// let q = Queue::<u64>::create(&name, 16)?;
+/// q.put(1)?;
+/// q.try_put(2)?;
+/// assert_eq!(q.len(), 2);
+/// assert_eq!(q.get()?, 1);
+/// q.close();
+/// assert_eq!(q.get()?, 2); // close lets consumers drain what is left
+/// assert_eq!(q.get(), Err(GetError::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Queue<T> {
+    seg: Segment,
+    control: *const RingControl,
+    slots: *const Slot,
+    payload: ShmPayload<T>,
+    cap: usize,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the raw pointers point into `seg`'s mapping, which moves with the handle; all
+// shared state is reached through atomics or byte-wise atomic copies.
+unsafe impl<T: Pod + Send> Send for Queue<T> {}
+// SAFETY: as above; every method takes `&self` and touches shared memory only atomically.
+unsafe impl<T: Pod + Send> Sync for Queue<T> {}
+
+impl<T: Pod> Queue<T> {
+    fn spec(opts: &Options) -> TypeDesc {
+        TypeDesc::of::<T>(Kind::Queue, opts.schema_id)
+    }
+
+    fn check_capacity(capacity: usize) -> Result<u64, OpenError> {
+        if core::mem::size_of::<T>() == 0 {
+            return Err(OpenError::InvalidSize {
+                what: "zero-sized item types cannot be queued".into(),
+            });
+        }
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(OpenError::InvalidSize {
+                what: format!("capacity {capacity} is not in 1..={MAX_CAPACITY}"),
+            });
+        }
+        Ok(capacity as u64)
+    }
+
+    /// Creates the queue `name` with room for `capacity` items. The handle owns the name and
+    /// unlinks it when dropped (unless [`Options::persist`]).
+    ///
+    /// # Errors
+    /// `InvalidSize` (capacity 0, too large, or a layout that overflows), `InvalidName`,
+    /// `AlreadyExists`, `Io`.
+    pub fn create(name: &str, capacity: usize) -> Result<Self, OpenError> {
+        Self::create_with(name, capacity, &Options::new())
+    }
+
+    /// [`create`](Queue::create) with options.
+    ///
+    /// # Errors
+    /// As [`create`](Queue::create).
+    pub fn create_with(name: &str, capacity: usize, opts: &Options) -> Result<Self, OpenError> {
+        let cap = Self::check_capacity(capacity)?;
+        let spec = Spec {
+            desc: Self::spec(opts),
+            body_size: &body_size::<T>,
+        };
+        // All-zero bytes are an empty, open ring: nothing to initialise.
+        Self::wrap(Segment::create(name, &spec, cap, opts, &|_| {})?)
+    }
+
+    /// Opens the existing queue `name`.
+    ///
+    /// # Errors
+    /// `NotFound`, `IncompatibleType` (another kind or `T`), `Corrupted`, `VersionMismatch`,
+    /// `UntrustedOwner`, `InsecurePermissions`, `InitTimeout`, `InvalidName`, `Io`.
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        Self::open_with(name, &Options::new())
+    }
+
+    /// [`open`](Queue::open) with options.
+    ///
+    /// # Errors
+    /// As [`open`](Queue::open).
+    pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
+        let spec = Spec {
+            desc: Self::spec(opts),
+            body_size: &body_size::<T>,
+        };
+        Self::wrap(Segment::open(name, &spec, opts)?)
+    }
+
+    /// Opens `name`, or creates it with `capacity` if it does not exist; race-free among
+    /// processes. An existing queue keeps its own capacity.
+    ///
+    /// # Errors
+    /// As [`create`](Queue::create) and [`open`](Queue::open).
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<Self, OpenError> {
+        Self::open_or_create_with(name, capacity, &Options::new())
+    }
+
+    /// [`open_or_create`](Queue::open_or_create) with options.
+    ///
+    /// # Errors
+    /// As [`open_or_create`](Queue::open_or_create).
+    pub fn open_or_create_with(name: &str, capacity: usize, opts: &Options) -> Result<Self, OpenError> {
+        let cap = Self::check_capacity(capacity)?;
+        let spec = Spec {
+            desc: Self::spec(opts),
+            body_size: &body_size::<T>,
+        };
+        let (seg, _) = Segment::open_or_create(name, &spec, cap, opts, &|_| {})?;
+        Self::wrap(seg)
+    }
+
+    fn wrap(seg: Segment) -> Result<Self, OpenError> {
+        let count = seg.count();
+        let bad = || OpenError::corrupted(format!("queue capacity {count} is out of range"));
+        let cap = usize::try_from(count).map_err(|_| bad())?;
+        let poff = payload_offset::<T>(count).ok_or_else(bad)?;
+        // `body_size::<T>(count)` equals the validated body size, so every offset below is
+        // inside the mapping (checked by `header::validate`).
+        let body = seg.body();
+        Ok(Queue {
+            control: body.cast::<RingControl>(),
+            slots: body.wrapping_add(CONTROL_SIZE as usize).cast::<Slot>(),
+            payload: ShmPayload {
+                base: body.wrapping_add(poff as usize).cast::<T>(),
+                len: cap,
+            },
+            cap,
+            seg,
+            _t: PhantomData,
+        })
+    }
+
+    fn ring(&self) -> Ring<'_, ShmPayload<T>> {
+        // SAFETY: `control` is the 64-aligned body start, 384 bytes reserved for it; the type
+        // is all atomics (valid for any bytes, shared by design); the mapping lives as long
+        // as `self`.
+        let control = unsafe { &*self.control };
+        // SAFETY: `cap` slot words of 8 bytes follow the control block, 8-aligned, inside the
+        // validated body; `Slot` is one atomic.
+        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap) };
+        match Ring::new(control, slots, &self.payload) {
+            Some(r) => r,
+            // `cap >= 1` and `payload.len == cap` were established in `wrap`.
+            None => unreachable!("a validated queue has at least one slot"),
+        }
+    }
+
+    fn in_hand(&self) -> &crate::primitive::AtomicU64 {
+        let me = self.seg.me();
+        &self.seg.participant_table()[me.index() as usize].in_hand
+    }
+
+    /// Puts `item`, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// `Closed(item)` if the queue is (or gets) closed; `Lost(item)` (see [`PutError`]).
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.ring().put(item, None, &self.seg, &os::Futex).map_err(put_error)
+    }
+
+    /// Puts `item` if there is room now (Python's `put_nowait`).
+    ///
+    /// # Errors
+    /// `Full(item)`, `Closed(item)`, `Lost(item)`.
+    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.ring().try_put(item, &self.seg, &os::Futex).map_err(put_error)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// `Timeout(item)`, `Closed(item)`, `Lost(item)`.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.ring()
+            .put(item, Some(Instant::now() + timeout), &self.seg, &os::Futex)
+            .map_err(put_error)
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty.
+    ///
+    /// # Errors
+    /// [`GetError::Closed`] once the queue is closed and drained.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.ring()
+            .get(None, &self.seg, self.in_hand(), &os::Futex)
+            .map_err(get_error)
+    }
+
+    /// Takes the oldest item if there is one now (Python's `get_nowait`).
+    ///
+    /// # Errors
+    /// [`GetError::Empty`], [`GetError::Closed`].
+    pub fn try_get(&self) -> Result<T, GetError> {
+        self.ring()
+            .try_get(&self.seg, self.in_hand(), &os::Futex)
+            .map_err(get_error)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`], [`GetError::Closed`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.ring()
+            .get(Some(Instant::now() + timeout), &self.seg, self.in_hand(), &os::Futex)
+            .map_err(get_error)
+    }
+
+    /// Number of items in the queue (exact when nobody is putting or getting).
+    pub fn len(&self) -> usize {
+        self.ring().len(&self.seg)
+    }
+
+    /// Whether the queue holds no item (exact when quiescent).
+    pub fn is_empty(&self) -> bool {
+        self.ring().is_empty(&self.seg)
+    }
+
+    /// Whether the queue holds `capacity` items (exact when quiescent). The position of a
+    /// producer that died after claiming it keeps its room until a consumer passes it, so
+    /// `try_put` can report `Full` a little before `is_full` does.
+    pub fn is_full(&self) -> bool {
+        self.ring().is_full(&self.seg)
+    }
+
+    /// The number of items the queue can hold.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Closes the queue for every process: puts fail with `Closed(item)`, gets drain what is
+    /// left and then fail with [`GetError::Closed`], and every blocked caller wakes up.
+    /// Replaces the "put a `None` sentinel" pattern.
+    pub fn close(&self) {
+        self.ring().close(&os::Futex);
+    }
+
+    /// Whether [`close`](Queue::close) was called, by any process.
+    pub fn is_closed(&self) -> bool {
+        self.ring().is_closed()
+    }
+
+    /// Marks one item taken *through this handle* as processed (Python's
+    /// `JoinableQueue.task_done`).
+    ///
+    /// # Errors
+    /// [`TaskError::TooManyTaskDone`] when called more times than this handle took items.
+    pub fn task_done(&self) -> Result<(), TaskError> {
+        self.ring()
+            .task_done(self.in_hand(), &os::Futex)
+            .map_err(|_| TaskError::TooManyTaskDone)
+    }
+
+    /// Waits until every item put so far has been taken and marked done (Python's
+    /// `JoinableQueue.join`). Items held by a process that died are not waited for.
+    ///
+    /// # Errors
+    /// None in practice; the signature matches [`join_timeout`](Queue::join_timeout).
+    pub fn join(&self) -> Result<(), TaskError> {
+        self.join_until(None)
+    }
+
+    /// [`join`](Queue::join), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`TaskError::Timeout`].
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
+        let table = self.seg.participant_table();
+        let participants = |visit: &mut dyn FnMut(crate::raw::Owner, u64) -> bool| {
+            for (i, rec) in table.iter().enumerate() {
+                if let Some(owner) = rec.occupant(i as u32)
+                    && !visit(owner, rec.in_hand.load(crate::primitive::Ordering::Relaxed))
+                {
+                    return;
+                }
+            }
+        };
+        self.ring()
+            .join(deadline, &self.seg, &participants, &os::Futex)
+            .map_err(|_| TaskError::Timeout)
+    }
+
+    /// The name this handle was opened or created under.
+    pub fn name(&self) -> &str {
+        self.seg.name()
+    }
+
+    /// Keep the name after this handle is dropped.
+    pub fn persist(&mut self) {
+        self.seg.set_persist();
+    }
+
+    /// Whether dropping this handle unlinks the name.
+    pub fn owns_name(&self) -> bool {
+        self.seg.owns_name()
+    }
+}
+
+fn put_error<T>(e: ring::PutError<T>) -> PutError<T> {
+    match e {
+        ring::PutError::Full(t) => PutError::Full(t),
+        ring::PutError::Closed(t) => PutError::Closed(t),
+        ring::PutError::Timeout(t) => PutError::Timeout(t),
+        ring::PutError::Lost(t) => PutError::Lost(t),
+    }
+}
+
+fn get_error(e: ring::GetError) -> GetError {
+    match e {
+        ring::GetError::Empty => GetError::Empty,
+        ring::GetError::Closed => GetError::Closed,
+        ring::GetError::Timeout => GetError::Timeout,
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("segment", &self.seg)
+            .field("capacity", &self.cap)
+            .finish()
+    }
+}
