@@ -150,60 +150,7 @@ impl<G> LockError<G> {
     }
 }
 
-/// Why a put did not send its item. Every variant hands the item back.
-#[derive(thiserror::Error)]
-#[non_exhaustive]
-pub enum PutError<T> {
-    /// `try_put`: no room now (Python's `queue.Full` from `put_nowait`).
-    #[error("the queue is full")]
-    Full(T),
-    /// The queue is closed: no put can succeed any more.
-    #[error("the queue is closed")]
-    Closed(T),
-    /// `put_timeout`: still full when the timeout passed.
-    #[error("timed out waiting for room in the queue")]
-    Timeout(T),
-    /// A peer took this process for dead and retired the slot it was writing, so the item
-    /// was not sent. Happens only if liveness was misjudged (a peer scribbling on the
-    /// participant table); the item is handed back.
-    #[error("the put was retired by a peer that took this process for dead")]
-    Lost(T),
-}
-
-impl<T> PutError<T> {
-    /// The item that was not sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(t) | PutError::Closed(t) | PutError::Timeout(t) | PutError::Lost(t) => t,
-        }
-    }
-}
-
-impl<T> std::fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PutError::Full(_) => "Full(..)",
-            PutError::Closed(_) => "Closed(..)",
-            PutError::Timeout(_) => "Timeout(..)",
-            PutError::Lost(_) => "Lost(..)",
-        })
-    }
-}
-
-/// Why a get returned no item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum GetError {
-    /// `try_get`: nothing to take now (Python's `queue.Empty` from `get_nowait`).
-    #[error("the queue is empty")]
-    Empty,
-    /// The queue is closed and every item put before the close has been taken.
-    #[error("the queue is closed and drained")]
-    Closed,
-    /// `get_timeout`: still empty when the timeout passed.
-    #[error("timed out waiting for an item")]
-    Timeout,
-}
+pub use crate::raw::ring::{GetError, PutError};
 
 /// Errors of `task_done` and `join`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -14,7 +14,7 @@
 use crate::error::{GetError, OpenError, PutError, TaskError};
 use crate::os;
 use crate::raw::Liveness;
-use crate::raw::ring::{self, Payload, Ring, RingControl, Slot};
+use crate::raw::ring::{Payload, Ring, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use bytemuck::Pod;
@@ -242,7 +242,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Closed(item)` if the queue is (or gets) closed; `Lost(item)` (see [`PutError`]).
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.ring().put(item, None, &self.seg, &os::Futex).map_err(put_error)
+        self.ring().put(item, None, &self.seg, &os::Futex)
     }
 
     /// Puts `item` if there is room now (Python's `put_nowait`).
@@ -250,7 +250,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Full(item)`, `Closed(item)`, `Lost(item)`.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.ring().try_put(item, &self.seg, &os::Futex).map_err(put_error)
+        self.ring().try_put(item, &self.seg, &os::Futex)
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -260,7 +260,6 @@ impl<T: Pod> Queue<T> {
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
         self.ring()
             .put(item, Some(Instant::now() + timeout), &self.seg, &os::Futex)
-            .map_err(put_error)
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -268,9 +267,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Closed`] once the queue is closed and drained.
     pub fn get(&self) -> Result<T, GetError> {
-        self.ring()
-            .get(None, &self.seg, self.in_hand(), &os::Futex)
-            .map_err(get_error)
+        self.ring().get(None, &self.seg, self.in_hand(), &os::Futex)
     }
 
     /// Takes the oldest item if there is one now (Python's `get_nowait`).
@@ -278,9 +275,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Empty`], [`GetError::Closed`].
     pub fn try_get(&self) -> Result<T, GetError> {
-        self.ring()
-            .try_get(&self.seg, self.in_hand(), &os::Futex)
-            .map_err(get_error)
+        self.ring().try_get(&self.seg, self.in_hand(), &os::Futex)
     }
 
     /// Takes the oldest item, waiting at most `timeout`.
@@ -290,7 +285,6 @@ impl<T: Pod> Queue<T> {
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.ring()
             .get(Some(Instant::now() + timeout), &self.seg, self.in_hand(), &os::Futex)
-            .map_err(get_error)
     }
 
     /// Number of items in the queue (exact when nobody is putting or getting).
@@ -384,23 +378,6 @@ impl<T: Pod> Queue<T> {
     /// Whether dropping this handle unlinks the name.
     pub fn owns_name(&self) -> bool {
         self.seg.owns_name()
-    }
-}
-
-fn put_error<T>(e: ring::PutError<T>) -> PutError<T> {
-    match e {
-        ring::PutError::Full(t) => PutError::Full(t),
-        ring::PutError::Closed(t) => PutError::Closed(t),
-        ring::PutError::Timeout(t) => PutError::Timeout(t),
-        ring::PutError::Lost(t) => PutError::Lost(t),
-    }
-}
-
-fn get_error(e: ring::GetError) -> GetError {
-    match e {
-        ring::GetError::Empty => GetError::Empty,
-        ring::GetError::Closed => GetError::Closed,
-        ring::GetError::Timeout => GetError::Timeout,
     }
 }
 

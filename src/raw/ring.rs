@@ -409,33 +409,62 @@ where
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-/// Why a put failed; every variant hands the item back.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum PutError<T> {
-    /// No room (or, after [`ATTEMPTS`] steps, the words looked garbled).
+/// Why a put did not send its item. Every variant hands the item back.
+///
+/// (Defined here, next to the algorithm that produces it, and re-exported as
+/// `shmproc::PutError`.)
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// `try_put`: no room now (Python's `queue.Full` from `put_nowait`). Also the
+    /// conservative answer when the ring's shared words look garbled.
     #[error("the queue is full")]
     Full(T),
-    /// The queue was closed before this put took effect.
+    /// The queue is closed: no put can succeed any more.
     #[error("the queue is closed")]
     Closed(T),
-    /// Our WRITING slot was repaired by a peer that found us dead: the item was not sent.
-    #[error("the put was repaired away by a peer that found this process dead")]
+    /// A peer took this process for dead and retired the slot it was writing, so the item
+    /// was not sent. Happens only if liveness was misjudged (a peer scribbling on the
+    /// participant table).
+    #[error("the put was retired by a peer that took this process for dead")]
     Lost(T),
-    /// The deadline passed while the queue stayed full.
+    /// `put_timeout`: still full when the timeout passed.
     #[error("timed out waiting for room in the queue")]
     Timeout(T),
 }
 
-/// Why a get returned no item.
+impl<T> core::fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PutError::Full(_) => "Full(..)",
+            PutError::Closed(_) => "Closed(..)",
+            PutError::Lost(_) => "Lost(..)",
+            PutError::Timeout(_) => "Timeout(..)",
+        })
+    }
+}
+
+impl<T> PutError<T> {
+    /// The item that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(t) | PutError::Closed(t) | PutError::Lost(t) | PutError::Timeout(t) => t,
+        }
+    }
+}
+
+/// Why a get returned no item (re-exported as `shmproc::GetError`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum GetError {
-    /// Nothing deliverable now (or, after [`ATTEMPTS`] steps, the words looked garbled).
+#[non_exhaustive]
+pub enum GetError {
+    /// `try_get`: nothing to take now (Python's `queue.Empty` from `get_nowait`). Also the
+    /// conservative answer when the ring's shared words look garbled.
     #[error("the queue is empty")]
     Empty,
-    /// The queue is closed and drained: no item will ever come.
+    /// The queue is closed and every item put before the close has been taken.
     #[error("the queue is closed and drained")]
     Closed,
-    /// The deadline passed while the queue stayed empty.
+    /// `get_timeout`: still empty when the timeout passed.
     #[error("timed out waiting for an item")]
     Timeout,
 }
