@@ -1,0 +1,340 @@
+//! `open_hostile_segment`: a segment file whose every byte comes from the fuzzer is opened as
+//! one of six handle types and, if the open succeeds, exercised with bounded calls.
+//!
+//! Input: `[kind, payload, mode, param, bytes...]`
+//! - `kind % 3`: Value, Array, Queue; `payload % 2` picks the element type
+//!   (Value<u64> / Value<[u8; 3]>, Array<u32> / Array<f64>, Queue<u64> / Queue<[u8; 16]>).
+//! - `mode % 4` builds the file content from `bytes`, using a real segment of that type
+//!   (created once per process, 4 participant records, see `template`) so the fuzzer gets
+//!   past the magic and layout checks:
+//!   0. the bytes alone;
+//!   1. the bytes, with their first `param * 2` bytes (at most 256) replaced by the template's
+//!      header prefix;
+//!   2. the whole template file, with the bytes written over it from offset `param * 8`
+//!      (clipped to the file);
+//!   3. the template's 256-byte header followed by the bytes.
+//!
+//! Acceptable outcomes: `Ok` or a typed error from every call. A panic, a crash (SIGBUS /
+//! SIGSEGV / sanitizer report) or a call that does not return within its timeout is a bug.
+//! Calls that wait without a deadline (`lock`, `load`, `store`, `to_vec`) are made only after a
+//! `try_lock` found the lock free and released it, since a hostile file may legitimately say
+//! that the lock is held by a live owner (the opening handle's own token, for instance).
+
+#![no_main]
+
+#[macro_use]
+mod common;
+
+use common::{Cursor, timed};
+use libfuzzer_sys::fuzz_target;
+use shmproc::{Array, GetError, LockError, OpenError, Options, PutError, Queue, TaskError, Value};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// The six handle types, in selector order.
+const TYPES: usize = 6;
+
+fn tag(ty: usize) -> String {
+    format!("h{ty}")
+}
+
+/// The bytes of a real, quiescent segment of each type (index as in `TYPES`).
+fn templates() -> &'static [Vec<u8>; TYPES] {
+    static T: OnceLock<[Vec<u8>; TYPES]> = OnceLock::new();
+    T.get_or_init(|| std::array::from_fn(template))
+}
+
+/// Creates a small segment of type `ty` (persisted), puts some state in it, drops the handle
+/// and returns the file's bytes; the name is removed again.
+fn template(ty: usize) -> Vec<u8> {
+    let name = common::name(&format!("t{ty}"));
+    common::remove_files(&[&name]);
+    let opts = Options::new().participants(4).persist(true);
+    match ty {
+        0 => drop(Value::<u64>::create_with(&name, 0x1122_3344_5566_7788, &opts).unwrap()),
+        1 => drop(Value::<[u8; 3]>::create_with(&name, [1, 2, 3], &opts).unwrap()),
+        2 => drop(Array::<u32>::from_slice_with(&name, &[1, 2, 3, 4], &opts).unwrap()),
+        3 => drop(Array::<f64>::from_slice_with(&name, &[0.5, -1.0, 2.0], &opts).unwrap()),
+        4 => {
+            let q = Queue::<u64>::create_with(&name, 4, &opts).unwrap();
+            q.try_put(7).unwrap();
+            q.try_put(8).unwrap();
+            q.try_put(9).unwrap();
+            assert_eq!(q.try_get(), Ok(7));
+            q.task_done().unwrap();
+        }
+        _ => {
+            let q = Queue::<[u8; 16]>::create_with(&name, 3, &opts).unwrap();
+            q.try_put([0xAB; 16]).unwrap();
+        }
+    }
+    let bytes = std::fs::read(common::shm_path(&name)).unwrap();
+    shmproc::remove(&name).unwrap();
+    assert!(bytes.len() >= 256, "template {ty} is {} bytes", bytes.len());
+    bytes
+}
+
+fn content(ty: usize, mode: u8, param: u8, bytes: &[u8]) -> Vec<u8> {
+    let t = &templates()[ty];
+    match mode % 4 {
+        0 => bytes.to_vec(),
+        1 => {
+            let k = (usize::from(param) * 2).min(256);
+            let mut c = bytes.to_vec();
+            if c.len() < k {
+                c.resize(k, 0);
+            }
+            c[..k].copy_from_slice(&t[..k]);
+            c
+        }
+        2 => {
+            let mut c = t.clone();
+            let off = (usize::from(param) * 8) % c.len();
+            let n = bytes.len().min(c.len() - off);
+            c[off..off + n].copy_from_slice(&bytes[..n]);
+            c
+        }
+        _ => {
+            let mut c = t[..256].to_vec();
+            c.extend_from_slice(bytes);
+            c
+        }
+    }
+}
+
+fn write_file(name: &str, content: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(common::shm_path(name))
+        .expect("fuzz harness: cannot write the segment file");
+    f.write_all(content).expect("fuzz harness: write");
+}
+
+fn opts() -> Options {
+    Options::new().init_timeout(MS)
+}
+
+/// Which open errors a hostile file may produce. Anything else (`AlreadyExists`,
+/// `InvalidName`, `UntrustedOwner`, `InsecurePermissions`, `InvalidSize`) cannot come from
+/// the file's content and is a bug in the crate or this harness.
+fn check_open_error(e: &OpenError) {
+    match e {
+        OpenError::Corrupted { .. }
+        | OpenError::IncompatibleType { .. }
+        | OpenError::VersionMismatch { .. }
+        | OpenError::InitTimeout { .. }
+        | OpenError::TooManyParticipants { .. }
+        // A header asking for an impossibly large mapping may fail in mmap, and an
+        // abandoned-init state is reported as NotFound.
+        | OpenError::Io { .. }
+        | OpenError::NotFound { .. } => {}
+        other => panic!("unexpected open error for a hostile file: {other:?}"),
+    }
+}
+
+/// try_lock, then (only if the lock turned out free) the blocking shorthands; lock_timeout.
+macro_rules! exercise_locked {
+    ($h:expr, $cur:expr, $rw:expr) => {{
+        let h = $h;
+        let mut free = false;
+        match timed("try_lock", || h.try_lock()) {
+            Ok(mut g) => {
+                free = !g.is_owner_died();
+                $rw(&mut g, &mut $cur);
+            }
+            Err(LockError::OwnerDied(mut g)) => {
+                assert!(g.is_owner_died());
+                $rw(&mut g, &mut $cur);
+                if $cur.u8() & 1 == 1 {
+                    g.mark_consistent();
+                    assert!(!g.is_owner_died());
+                    free = true;
+                }
+            }
+            Err(LockError::WouldBlock) | Err(LockError::Unrecoverable) => {}
+            Err(e) => panic!("try_lock: unexpected {e:?}"),
+        }
+        match timed("lock_timeout", || h.lock_timeout(MS)) {
+            Ok(mut g) => $rw(&mut g, &mut $cur),
+            Err(LockError::OwnerDied(mut g)) => {
+                $rw(&mut g, &mut $cur);
+                g.mark_consistent();
+            }
+            Err(LockError::Timeout) | Err(LockError::Unrecoverable) => {}
+            Err(e) => panic!("lock_timeout: unexpected {e:?}"),
+        }
+        free
+    }};
+}
+
+fn exercise_value<T: bytemuck::Pod + PartialEq + std::fmt::Debug>(v: &Value<T>, cur: &mut Cursor<'_>) {
+    let rw = |g: &mut shmproc::ValueGuard<'_, T>, cur: &mut Cursor<'_>| {
+        let before: T = **g;
+        trace!("guard: value {before:?}, owner died {}", g.is_owner_died());
+        match cur.u8() % 3 {
+            0 => {}
+            1 => {
+                let mut x = before;
+                bytemuck::bytes_of_mut(&mut x)
+                    .iter_mut()
+                    .for_each(|b| *b = b.wrapping_add(1));
+                **g = x;
+            }
+            _ => g.flush(),
+        }
+    };
+    let free = exercise_locked!(v, *cur, rw);
+    if free {
+        // Nobody else writes this file: the lock is free (or unrecoverable), so these return.
+        let x = match timed("load", || v.load()) {
+            Ok(x) => Some(x),
+            Err(LockError::Unrecoverable) => None,
+            Err(e) => panic!("load after a free try_lock: {e:?}"),
+        };
+        if let Some(x) = x {
+            timed("store", || v.store(x)).expect("store after load");
+            assert_eq!(timed("load", || v.load()).expect("load"), x);
+        }
+    }
+}
+
+fn exercise_array<T: bytemuck::Pod + std::fmt::Debug>(a: &Array<T>, cur: &mut Cursor<'_>) {
+    let len = a.len();
+    assert!(len >= 1, "an opened Array has length {len}");
+    let rw = |g: &mut shmproc::ArrayGuard<'_, T>, cur: &mut Cursor<'_>| {
+        let i = usize::from(cur.u8()) % len;
+        let x = g.get(i);
+        trace!("guard: [{i}] = {x:?} of {len}, owner died {}", g.is_owner_died());
+        match cur.u8() % 4 {
+            0 => g.set(i, x),
+            1 => {
+                let s = g.to_vec();
+                assert_eq!(s.len(), len);
+            }
+            2 => {
+                g[i] = x;
+                g.flush();
+            }
+            _ => {}
+        }
+    };
+    let free = exercise_locked!(a, *cur, rw);
+    if free {
+        match timed("to_vec", || a.to_vec()) {
+            Ok(v) => assert_eq!(v.len(), len),
+            Err(LockError::Unrecoverable) => {}
+            Err(e) => panic!("to_vec after a free try_lock: {e:?}"),
+        }
+    }
+}
+
+fn exercise_queue<T: bytemuck::Pod>(q: &Queue<T>, cur: &mut Cursor<'_>, item: T) {
+    let cap = q.capacity();
+    assert!(cap >= 1, "an opened Queue has capacity {cap}");
+    for _ in 0..8 {
+        let op = cur.u8() % 12;
+        trace!("queue op {op}, len {}", q.len());
+        match op {
+            0 => match timed("try_put", || q.try_put(item)) {
+                Ok(()) | Err(PutError::Full(_)) | Err(PutError::Closed(_)) | Err(PutError::Lost(_)) => {}
+                Err(e) => panic!("try_put: unexpected {e:?}"),
+            },
+            1 => match timed("put_timeout", || q.put_timeout(item, MS)) {
+                Ok(()) | Err(PutError::Timeout(_)) | Err(PutError::Closed(_)) | Err(PutError::Lost(_)) => {}
+                Err(e) => panic!("put_timeout: unexpected {e:?}"),
+            },
+            2 => match timed("try_get", || q.try_get()) {
+                Ok(_) | Err(GetError::Empty) | Err(GetError::Closed) => {}
+                Err(e) => panic!("try_get: unexpected {e:?}"),
+            },
+            3 => match timed("get_timeout", || q.get_timeout(MS)) {
+                Ok(_) | Err(GetError::Timeout) | Err(GetError::Closed) => {}
+                Err(e) => panic!("get_timeout: unexpected {e:?}"),
+            },
+            4 => {
+                let n = timed("len", || q.len());
+                assert!(n <= cap, "len {n} > capacity {cap}");
+            }
+            5 => {
+                let _ = timed("is_empty", || q.is_empty());
+            }
+            6 => {
+                let _ = timed("is_full", || q.is_full());
+            }
+            7 => match timed("task_done", || q.task_done()) {
+                Ok(()) | Err(TaskError::TooManyTaskDone) => {}
+                Err(e) => panic!("task_done: unexpected {e:?}"),
+            },
+            8 => match timed("join_timeout", || q.join_timeout(MS)) {
+                Ok(()) | Err(TaskError::Timeout) => {}
+                Err(e) => panic!("join_timeout: unexpected {e:?}"),
+            },
+            9 => {
+                timed("close", || q.close());
+                assert!(q.is_closed());
+            }
+            10 => {
+                let _ = q.is_closed();
+            }
+            _ => break,
+        }
+    }
+}
+
+fn open_and_exercise(ty: usize, name: &str, cur: &mut Cursor<'_>) {
+    macro_rules! open {
+        ($e:expr) => {
+            match timed("open", || $e) {
+                Ok(h) => {
+                    trace!("open: Ok({h:?})");
+                    h
+                }
+                Err(e) => {
+                    trace!("open: {e}");
+                    check_open_error(&e);
+                    return;
+                }
+            }
+        };
+    }
+    match ty {
+        0 => exercise_value(&open!(Value::<u64>::open_with(name, &opts())), cur),
+        1 => exercise_value(&open!(Value::<[u8; 3]>::open_with(name, &opts())), cur),
+        2 => exercise_array(&open!(Array::<u32>::open_with(name, &opts())), cur),
+        3 => exercise_array(&open!(Array::<f64>::open_with(name, &opts())), cur),
+        4 => exercise_queue(&open!(Queue::<u64>::open_with(name, &opts())), cur, 42u64),
+        _ => exercise_queue(&open!(Queue::<[u8; 16]>::open_with(name, &opts())), cur, [7u8; 16]),
+    }
+}
+
+fuzz_target!(init: common::init(), |data: &[u8]| {
+    let mut cur = Cursor::new(data);
+    let kind = usize::from(cur.u8() % 3);
+    let payload = usize::from(cur.u8() % 2);
+    let ty = kind * 2 + payload;
+    let mode = cur.u8();
+    let param = cur.u8();
+    // The last 16 bytes (if there are that many beyond the header fields) drive the
+    // operations; the rest is the file.
+    let body = cur.rest();
+    let split = body.len().saturating_sub(16);
+    let (file_bytes, ops) = body.split_at(split);
+    let c = content(ty, mode, param, file_bytes);
+    trace!("type {ty}, mode {}, file of {} bytes, {} op bytes", mode % 4, c.len(), ops.len());
+
+    let name = common::name(&tag(ty));
+    write_file(&name, &c);
+    let mut ops = Cursor::new(ops);
+    open_and_exercise(ty, &name, &mut ops);
+    // `open` never owns or unlinks the name: the file must still be there; we remove it.
+    assert!(common::exists(&name), "open removed a name it did not create");
+    common::remove_files(&[&name]);
+    assert!(!common::exists(&name));
+});

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/seed-*.
+
+Run from anywhere: `python3 fuzz/make_seeds.py`. The input formats are described at the top of
+each fuzz_targets/<target>.rs; the seeds are small, readable op sequences that reach the
+interesting states (full queue, close, owner died, unrecoverable, ...) so the fuzzer starts
+from there.
+"""
+
+import os
+import struct
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def u32(x):
+    return struct.pack("<I", x & 0xFFFFFFFF)
+
+
+def u64(x):
+    return struct.pack("<Q", x & 0xFFFFFFFFFFFFFFFF)
+
+
+def write(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(bytes(data))
+
+
+# ----------------------------------------------------------------------------------------
+# open_hostile_segment: [kind, payload, mode, param, file bytes..., 16 op bytes]
+T = "open_hostile_segment"
+TYPES = [(0, 0, "value_u64"), (0, 1, "value_u8x3"), (1, 0, "array_u32"), (1, 1, "array_f64"),
+         (2, 0, "queue_u64"), (2, 1, "queue_u8x16")]
+LOCK_OPS = bytes([1, 1, 2, 1, 0, 3, 1, 2, 0, 1, 1, 0, 2, 3, 0, 1])
+QUEUE_OPS = bytes([0, 0, 2, 7, 8, 4, 1, 3, 5, 6, 9, 2, 3, 0, 10, 11])
+for kind, payload, label in TYPES:
+    ops = QUEUE_OPS if kind == 2 else LOCK_OPS
+    # mode 2, nothing written over: the untouched template segment.
+    write(T, f"{label}-template", [kind, payload, 2, 0] + list(ops))
+    # mode 3: the template header with an all-zero rest (fresh participant table and body).
+    write(T, f"{label}-header-zero-body", [kind, payload, 3, 0] + [0] * 700 + list(ops))
+# mode 2: scribbles on the template at a few offsets (init state, participants, body start).
+write(T, "queue_u64-bad-init-state", [2, 0, 2, 1] + list(u32(0)) + list(QUEUE_OPS))
+write(T, "value_u64-participant-taken", [0, 0, 2, 32] + list(u64((1 << 32) | 1)) + list(LOCK_OPS))
+write(T, "value_u64-lock-word-self", [0, 0, 2, 48] + list(u64(1 << 10)) + list(LOCK_OPS))
+# mode 1: a header prefix only, then garbage; mode 0: garbage alone.
+write(T, "array_u32-prefix-only", [1, 0, 1, 40] + [0xA5] * 300 + list(LOCK_OPS))
+write(T, "raw-garbage", [2, 0, 0, 0] + list(b"SHMPROC\x01") + [0x5A] * 250 + list(QUEUE_OPS))
+
+# ----------------------------------------------------------------------------------------
+# queue_ops_vs_model: [cap, handles, op...], op = handle << 4 | code
+T = "queue_ops_vs_model"
+TRY_PUT, PUT0, PUT1, TRY_GET, GET0, GET1, CLOSE, DONE, JOIN0, JOIN1, OBS, REOPEN = range(12)
+
+
+def op(h, code):
+    return (h << 4) | code
+
+
+# fill to full, Full, drain, task_done each, join
+write(T, "fill-drain-join", [3, 1] + [op(0, TRY_PUT)] * 4 + [op(1, PUT0), op(0, OBS)]
+      + [op(1, TRY_GET)] * 4 + [op(1, GET0), op(0, JOIN0)] + [op(1, DONE)] * 5 + [op(0, JOIN1), op(2, OBS)])
+# close semantics: puts fail Closed, gets drain, then Closed
+write(T, "close-drain", [7, 2, op(0, TRY_PUT), op(1, PUT1), op(2, CLOSE), op(0, TRY_PUT), op(1, PUT0),
+                         op(0, OBS), op(2, TRY_GET), op(1, GET1), op(0, GET0), op(1, TRY_GET), op(0, OBS)])
+# in_hand per handle, TooManyTaskDone, join waits for the holder, drop-and-reopen forgets it
+write(T, "in-hand-reopen", [1, 2, op(0, PUT0), op(1, GET0), op(0, DONE), op(2, JOIN0), op(1, OBS),
+                            op(1, REOPEN), 0, op(2, JOIN1), op(1, DONE), op(0, OBS)])
+# open_or_create on an existing queue keeps its capacity
+write(T, "open-or-create", [0, 0, op(0, TRY_PUT), op(1, REOPEN), 1, op(1, OBS), op(1, TRY_PUT),
+                            op(0, REOPEN), 1, op(0, TRY_GET), op(0, OBS)])
+# wrap-around: many put/get pairs on a small ring
+write(T, "wrap-around", [1, 1] + [op(0, TRY_PUT), op(0, TRY_PUT), op(1, TRY_GET), op(1, DONE)] * 12
+      + [op(0, OBS), op(1, TRY_GET), op(1, JOIN0)])
+# timeouts on empty and full
+write(T, "timeouts", [0, 0, op(0, GET1), op(1, PUT1), op(0, PUT1), op(1, GET1), op(0, JOIN1), op(1, OBS)])
+
+# ----------------------------------------------------------------------------------------
+# hostile_peer: [participants, cap, array len, op...]
+T = "hostile_peer"
+SECOND = 0x10
+legit = [3, 0, 0, 0, 0, 0, 0, 0, 1,        # try_put 1
+         4 | SECOND] + list(u64(2)) + [2, # put_timeout(2) on the second handle, 3 ms
+        5, 0, 0, 0, 0, 0, 0, 0, 0,        # try_get
+        7] + list(u64(0)) + [             # task_done
+        7] + list(u64(1)) + [0,           # join_timeout 1 ms
+        8] + list(u64(0)) + [             # len / is_empty / is_full
+        9] + list(u64(2)) + [             # value try_lock, write + flush
+        10 | SECOND] + list(u64(1)) + [0, # value lock_timeout on the second handle
+        12] + list(u32(7)) + [1,          # array try_lock, set
+        13 | SECOND] + list(u32(3)) + [0, 0]  # array lock_timeout, g[0] = x
+write(T, "legit-only", [0, 3, 4] + legit)
+# scribble the queue's control block (tail/head), the lock words, the participant records
+H = lambda x: list(struct.pack("<H", x))
+# (participants byte 0: 2 records, so every body starts at 256 + 64 = 320.)
+# the queue's tail word
+write(T, "scribble-queue-tail", [0, 3, 2, 2, 0] + H(320 // 8) + list(u64(5)) + legit)
+# the value's lock word := token (record 0, generation 1): held by the live creator
+write(T, "scribble-value-lock", [0, 1, 1, 2, 1] + H(320 // 8) + list(u64(1 << 10)) + legit)
+# 16 bytes of 0xFF over the array's participant records, then reopen its second handle
+write(T, "scribble-participants", [0, 7, 8, 0, 2] + H(256) + [15] + [0xFF] * 16 + legit + [15, 2])
+# zero the queue's init state and the value's layout version, then reopen both
+write(T, "scribble-header-then-reopen", [0, 0, 0, 0, 0] + H(8) + [3, 0, 0, 0, 0, 15, 0,
+                                        0, 1] + H(12) + [3, 9, 0, 0, 0, 15, 1] + legit)
+# a FULL slot word of a later lap in the queue's first slot
+write(T, "scribble-slots", [0, 1, 1, 2, 0] + H((320 + 384) // 8) + list(u64(0x2A)) + legit)
+
+# ----------------------------------------------------------------------------------------
+# value_array_ops: [nv, na, alen, v_init (16), a_fill (4), op...]
+T = "value_array_ops"
+HDR = [0, 0, 3] + list(u64(11)) + list(u64(22)) + list(u32(5))
+
+
+def v(h, code):
+    return (h << 5) | code
+
+
+def a(h, code):
+    return 0x80 | (h << 5) | code
+
+
+# value: lock, write, flush, contention from the other handle, die, owner died, repair
+write(T, "value-die-repair", HDR + [v(0, 0), v(0, 7)] + list(u64(1)) + list(u64(2)) + [v(0, 9), v(0, 7)]
+      + list(u64(3)) + list(u64(4)) + [v(1, 0), v(1, 1), v(1, 2), v(0, 12), v(1, 3), v(0, 6), v(0, 13),
+                                       v(0, 10), v(0, 11), v(1, 4), v(0, 14), v(0, 4)])
+# value: owner died declined -> unrecoverable for everyone
+write(T, "value-unrecoverable", HDR + [v(0, 3), v(0, 8), v(0, 12), v(1, 4), v(0, 11), v(1, 0), v(1, 5)]
+      + list(u64(9)) + list(u64(9)) + [v(1, 2)])
+# value: store/load, guard drop writes back only when changed
+write(T, "value-store-load", HDR + [v(0, 5)] + list(u64(7)) + list(u64(8)) + [v(1, 4), v(1, 0), v(1, 6),
+                                                                              v(1, 11), v(0, 14), v(0, 4)])
+# array: set, index write, flush, die without snapshot, owner died, repair, to_vec
+write(T, "array-die-repair", HDR + [a(0, 0), a(0, 6), 1] + list(u32(77)) + [a(1, 0), a(1, 2), a(0, 15), 0,
+                                    a(1, 1), a(1, 5), 1, a(1, 8), 2] + list(u32(99)) + [a(1, 13), 0, a(1, 14), 0,
+                                                                                         a(0, 17), a(0, 4)])
+# array: snapshot semantics (get vs g[i] after a DerefMut write), write_from / read_into
+write(T, "array-snapshot", HDR + [a(0, 3), a(0, 8), 0] + list(u32(1)) + [a(0, 5), 0, a(0, 7), 0, a(0, 11), 1, 2]
+      + list(u32(4)) + list(u32(5)) + [a(0, 10), 0, a(0, 9), 0, a(0, 12), 0, a(0, 16), 0, a(0, 14), 0, a(1, 4)])
+# array: declined recovery, reopen handles
+write(T, "array-unrecoverable-reopen", HDR + [a(0, 0), a(0, 15), 0, a(1, 3), a(1, 14), 0, a(0, 17), a(0, 0),
+                                              a(1, 4), v(0, 14), v(0, 0), v(1, 2)])
+print("seeds written under", ROOT)
