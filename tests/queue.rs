@@ -329,3 +329,50 @@ fn scribbled_ring_words_never_hang_or_panic() {
         );
     }
 }
+
+/// Threads of one process sharing one handle: runs the real mapping and the payload copies
+/// under ThreadSanitizer in CI (`.ci/san.sh`); processes are invisible to it.
+#[test]
+fn threads_share_one_handle() {
+    use std::sync::Arc;
+    let (name, vname) = (Name::new("thr"), Name::new("thrv"));
+    let q = Arc::new(Queue::<[u64; 8]>::create(&name, 16).unwrap());
+    let v = Arc::new(Value::<[u64; 4]>::create(&vname, [0; 4]).unwrap());
+    let n = 20_000u64;
+    let producers: Vec<_> = (0..2u64)
+        .map(|p| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..n {
+                    q.put([p << 32 | i; 8]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let (q, v) = (q.clone(), v.clone());
+            std::thread::spawn(move || {
+                let mut got = 0u64;
+                while let Ok(item) = q.get() {
+                    assert!(item.iter().all(|w| *w == item[0]), "torn item {item:?}");
+                    got += 1;
+                    if got % 64 == 0 {
+                        let mut g = v.lock().unwrap();
+                        let x = g[0] + 1;
+                        *g = [x; 4];
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    q.close();
+    let total: u64 = consumers.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(total, 2 * n);
+    let last = v.load().unwrap();
+    assert!(last.iter().all(|w| *w == last[0]));
+}

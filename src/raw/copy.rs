@@ -29,3 +29,27 @@ pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
     // SAFETY: the caller guarantees `dst` is valid and aligned.
     unsafe { atomic_memcpy::atomic_store(dst, v, Ordering::Relaxed) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_values_of_several_sizes_and_alignments() {
+        let mut a = [0u64; 4];
+        // SAFETY: `a` is a live, aligned local of exactly that type.
+        unsafe { store(&mut a, [1, 2, 3, u64::MAX]) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { load(&a) }, [1, 2, 3, u64::MAX]);
+        let mut b = [0u8; 3];
+        // SAFETY: as above.
+        unsafe { store(&mut b, [7, 8, 9]) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { load(&b) }, [7, 8, 9]);
+        let mut c = [[0u8; 1024]; 2];
+        // SAFETY: as above.
+        unsafe { store(&mut c, [[5u8; 1024]; 2]) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { load(&c) }, [[5u8; 1024]; 2]);
+    }
+}

@@ -1922,9 +1922,14 @@ mod loom_tests {
         }
     }
 
+    /// Explores `f` with at most `bound` preemptions per execution (a few minutes in all on 2
+    /// cores, see `.ci/loom.sh`); `LOOM_MAX_PREEMPTIONS`, read by `Builder::new`, overrides it
+    /// for a deeper run.
     fn check(bound: usize, f: impl Fn() + Sync + Send + 'static) {
         let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(bound);
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(bound);
+        }
         builder.check(f);
     }
 

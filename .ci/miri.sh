@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Miri: the library's unit tests (raw::lock, raw::ring, raw, segment::header, segment::name)
+# under the interpreter, which reports undefined behaviour: data races on the heap-backed
+# ring payload (`UnsafeCell` cells, see ring.rs `heap`), out-of-bounds or misaligned access,
+# invalid values, aliasing violations, leaks.
+#
+# These tests are pure code over heap memory: none opens a segment, maps memory or spawns a
+# process, and Miri's isolation (left on) proves it, since any such call would stop the test.
+# Stress tests scale themselves down with `cfg!(miri)`. Integration tests (tests/*.rs) need
+# shm_open and a shared mmap, which Miri cannot run, so this is `--lib` only.
+#
+# MIRIFLAGS:
+#   -Zmiri-strict-provenance        no integer-to-pointer casts anywhere (there are none)
+#   -Zmiri-symbolic-alignment-check alignment must follow from the types, not from where the
+#                                   allocator happened to put a buffer
+# Then the multi-threaded tests run again under 4 more scheduler seeds (-Zmiri-many-seeds):
+# each seed is another interleaving and another choice of stale values in Miri's weak
+# memory emulation.
+#
+# Exits 0 with "SKIPPED: ..." when nightly, Miri or its sysroot cannot be installed (no
+# network), non-zero when a test fails or Miri reports UB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+t0=$SECONDS
+skip() {
+    echo "SKIPPED: miri: $*"
+    exit 0
+}
+
+toolchain="${MIRI_TOOLCHAIN:-nightly}"
+command -v rustup >/dev/null 2>&1 || skip "rustup not found"
+if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$toolchain" --profile minimal --component miri,rust-src ||
+        skip "cannot install the $toolchain toolchain (offline?)"
+fi
+installed=$(rustup component list --toolchain "$toolchain" --installed 2>/dev/null || true)
+if ! grep -q '^miri' <<<"$installed" || ! grep -q '^rust-src' <<<"$installed"; then
+    rustup component add miri rust-src --toolchain "$toolchain" ||
+        skip "cannot add miri and rust-src to $toolchain (offline, or missing from this nightly?)"
+fi
+
+export CARGO_TARGET_DIR=target/miri
+cargo "+$toolchain" fetch --quiet || skip "cannot fetch the crates (offline?)"
+cargo "+$toolchain" miri setup || skip "cannot build Miri's sysroot (offline?)"
+
+flags="-Zmiri-strict-provenance -Zmiri-symbolic-alignment-check"
+failed=0
+echo "miri: MIRIFLAGS=\"$flags\" cargo +$toolchain miri test --lib"
+MIRIFLAGS="$flags ${MIRIFLAGS:-}" cargo "+$toolchain" miri test --lib || failed=1
+
+threaded=(raw::lock::tests::threads_exclude_each_other
+    raw::ring::tests::two_producers_two_consumers_deliver_every_item_once_in_order)
+echo "miri: seeds 1..4 of the multi-threaded tests"
+MIRIFLAGS="$flags -Zmiri-many-seeds=1..5 ${MIRIFLAGS:-}" \
+    cargo "+$toolchain" miri test --lib -- --exact "${threaded[@]}" || failed=1
+
+if [ "$failed" = 0 ]; then
+    echo "miri: passed in $((SECONDS - t0))s"
+else
+    echo "miri: FAILED after $((SECONDS - t0))s"
+    exit 1
+fi
