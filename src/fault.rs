@@ -7,9 +7,26 @@
 //! Without the feature every point compiles to nothing.
 
 #[cfg(feature = "fault-injection")]
+#[inline]
 pub(crate) fn hit(name: &'static str) {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not read yet, 1: no fault point configured, 2: one is. The common case costs one
+    // relaxed load, so test and bench builds (which have the feature on through the
+    // self dev-dependency) keep the fast paths fast.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    if STATE.load(Ordering::Relaxed) == 1 {
+        return;
+    }
+    hit_slow(name, &STATE);
+}
+
+#[cfg(feature = "fault-injection")]
+#[cold]
+#[inline(never)]
+fn hit_slow(name: &'static str, state: &std::sync::atomic::AtomicU8) {
     use std::io::Write;
     use std::sync::OnceLock;
+    use std::sync::atomic::Ordering;
     static CONF: OnceLock<(Option<String>, bool)> = OnceLock::new();
     let (point, stop) = CONF.get_or_init(|| {
         (
@@ -17,6 +34,11 @@ pub(crate) fn hit(name: &'static str) {
             std::env::var("SHMPROC_FAULT_ACTION").as_deref() == Ok("stop"),
         )
     });
+    if point.is_none() {
+        state.store(1, Ordering::Relaxed);
+        return;
+    }
+    state.store(2, Ordering::Relaxed);
     if point.as_deref() != Some(name) {
         return;
     }

@@ -13,6 +13,7 @@ use bytemuck::Pod;
 use std::marker::PhantomData;
 use std::time::Instant;
 
+#[inline]
 fn data_offset(align: usize) -> u64 {
     (align as u64).max(64)
 }
@@ -91,6 +92,7 @@ impl<T: Pod> Locked<T> {
         &mut self.seg
     }
 
+    #[inline]
     fn lock_state(&self) -> &LockState {
         // SAFETY: the body starts with 16 bytes reserved for the lock (validated layout), is
         // 64-aligned, and `LockState` is all atomics: valid for any bytes, shareable.
@@ -98,6 +100,7 @@ impl<T: Pod> Locked<T> {
     }
 
     /// Pointer to element `i`; `i < len` is the caller's to check before dereferencing.
+    #[inline]
     pub(crate) fn elem(&self, i: usize) -> *mut T {
         let base = self
             .seg
@@ -107,6 +110,7 @@ impl<T: Pod> Locked<T> {
     }
 
     /// Reads element `i` (panics if out of range: that is the caller's index, not peer data).
+    #[inline]
     pub(crate) fn read(&self, i: usize) -> T {
         assert!(i < self.len, "index {i} out of range for length {}", self.len);
         // SAFETY: `i < len`, so the element lies inside the validated body; the body offset
@@ -115,17 +119,20 @@ impl<T: Pod> Locked<T> {
     }
 
     /// Writes element `i` (panics if out of range).
+    #[inline]
     pub(crate) fn write(&self, i: usize, v: T) {
         assert!(i < self.len, "index {i} out of range for length {}", self.len);
         // SAFETY: as in `read`.
         unsafe { crate::raw::copy::store(self.elem(i), v) }
     }
 
+    #[inline]
     pub(crate) fn me(&self) -> Owner {
         self.seg.me()
     }
 
     /// Locks; `Ok(true)` means the previous owner died holding the lock.
+    #[inline]
     pub(crate) fn acquire<G>(&self, deadline: Option<Instant>, blocking: bool) -> Result<bool, LockError<G>> {
         let r = if blocking {
             self.lock_state().lock(deadline, &self.seg, &os::Futex)
@@ -145,12 +152,14 @@ impl<T: Pod> Locked<T> {
         self.lock_state().mark_consistent(self.me());
     }
 
+    #[inline]
     pub(crate) fn release(&self) {
         self.lock_state().unlock(self.me(), &os::Futex);
     }
 }
 
 /// Turns "acquired, owner died?" into the public result shape.
+#[inline]
 pub(crate) fn to_result<G>(r: Result<bool, LockError<G>>, make: impl FnOnce(bool) -> G) -> Result<G, LockError<G>> {
     match r {
         Ok(false) => Ok(make(false)),

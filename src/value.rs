@@ -106,6 +106,7 @@ impl<T: Pod> Value<T> {
     /// # Errors
     /// [`LockError::OwnerDied`] (with the guard: repair, then
     /// [`mark_consistent`](ValueGuard::mark_consistent)), [`LockError::Unrecoverable`].
+    #[inline]
     pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
         self.lock_inner(None, true)
     }
@@ -126,6 +127,7 @@ impl<T: Pod> Value<T> {
         self.lock_inner(Some(Instant::now() + timeout), true)
     }
 
+    #[inline]
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ValueGuard<'_, T>> {
         let r = self.inner.acquire(deadline, blocking);
         to_result(r, |died| ValueGuard {
@@ -215,12 +217,14 @@ impl<T: Pod> ValueGuard<'_, T> {
 
 impl<T: Pod> Deref for ValueGuard<'_, T> {
     type Target = T;
+    #[inline]
     fn deref(&self) -> &T {
         &self.local
     }
 }
 
 impl<T: Pod> DerefMut for ValueGuard<'_, T> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut T {
         self.dirty = true;
         &mut self.local
@@ -228,6 +232,7 @@ impl<T: Pod> DerefMut for ValueGuard<'_, T> {
 }
 
 impl<T: Pod> Drop for ValueGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if self.dirty {
             self.value.inner.write(0, self.local);

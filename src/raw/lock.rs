@@ -28,6 +28,9 @@ const UNRECOVERABLE: u64 = 1 << 34;
 
 /// Spins before the first sleep; a short critical section is usually over by then.
 const SPINS: u32 = 64;
+/// Spin rounds of a blocking `lock` before it sleeps; round `k` spins `2^min(k, 6)` hints
+/// (exponential backoff, as crossbeam's `Backoff`), about 1 500 hints in all.
+const BACKOFF_ROUNDS: u32 = 28;
 
 /// The shared state of one lock: 16 bytes, all atomics, so any bit pattern is a valid value.
 ///
@@ -89,6 +92,7 @@ impl LockState {
     }
 
     /// One attempt: take a free lock, or take over a dead owner's; never sleeps.
+    #[inline]
     pub(crate) fn try_lock(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
         let me = live.me();
         // Fast path, `lock` in the model: CAS free -> me. Acquire pairs with unlock's release.
@@ -100,7 +104,7 @@ impl LockState {
             return Ok(Acquired::Clean);
         }
         for _ in 0..SPINS {
-            match self.attempt(live, false)? {
+            match self.attempt(live, false, true)? {
                 Attempt::Got(a) => return Ok(a),
                 Attempt::Contended(_) => return Err(LockFailure::WouldBlock),
                 Attempt::Retry => spin_hint(),
@@ -113,6 +117,7 @@ impl LockState {
     ///
     /// Every sleep is a bounded slice of `wait`, after which the owner's liveness is asked
     /// again, so a holder killed at any instant is noticed even if no wake-up comes.
+    #[inline]
     pub(crate) fn lock(
         &self,
         deadline: Option<Instant>,
@@ -130,13 +135,17 @@ impl LockState {
         let mut spins = 0;
         let mut slept = false;
         loop {
-            match self.attempt(live, slept)? {
+            // Ask the liveness oracle (a system call) only once spinning is over, that is
+            // once per sleep slice, not on every spin round.
+            match self.attempt(live, slept, spins >= BACKOFF_ROUNDS)? {
                 Attempt::Got(a) => return Ok(a),
                 Attempt::Retry => {}
                 Attempt::Contended(seen) => {
-                    if spins < SPINS {
+                    if spins < BACKOFF_ROUNDS {
+                        for _ in 0..1u32 << spins.min(6) {
+                            spin_hint();
+                        }
                         spins += 1;
-                        spin_hint();
                         continue;
                     }
                     if expired(deadline) {
@@ -167,8 +176,9 @@ impl LockState {
         }
     }
 
-    /// `load word` + `decide`: one step of the lock protocol.
-    fn attempt(&self, live: &impl Liveness, slept: bool) -> Result<Attempt, LockFailure> {
+    /// `load word` + `decide`: one step of the lock protocol. With `check_owner` false a
+    /// held lock is taken to be held by a live owner (no liveness question is asked).
+    fn attempt(&self, live: &impl Liveness, slept: bool, check_owner: bool) -> Result<Attempt, LockFailure> {
         let me = live.me();
         // Acquire: if we take the lock with the CAS below, this pairs with unlock's release.
         let w = self.word.load(Ordering::Acquire);
@@ -188,7 +198,7 @@ impl LockState {
                 },
             );
         }
-        if owner != me && !live.is_alive(owner) {
+        if check_owner && owner != me && !live.is_alive(owner) {
             // `decide take over`: the owner is dead. Exactly one CAS wins the take-over; the
             // winner gets the owner-died mark (the data may be torn).
             let new = u64::from(me.0) | DIED | (w & WAITERS);
@@ -219,6 +229,7 @@ impl LockState {
     /// `unlock`. A holder that got the lock with the owner-died mark and did not mark it
     /// consistent leaves it unrecoverable. Does nothing if `me` no longer owns the word (a
     /// peer overwrote it); the protocol has no answer to that beyond not making it worse.
+    #[inline]
     pub(crate) fn unlock(&self, me: Owner, wait: &impl Wait) {
         // Fast path: held by us, no sleepers, no mark. Release pairs with the acquiring CAS.
         let mine = u64::from(me.0);

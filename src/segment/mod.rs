@@ -443,6 +443,7 @@ impl Segment {
     }
 
     /// Start of the kind-specific body (`body_size()` bytes, aligned to at least 64).
+    #[inline]
     pub(crate) fn body(&self) -> *mut u8 {
         self.map.as_mut_ptr().wrapping_add(self.layout.body_offset as usize)
     }
@@ -475,6 +476,7 @@ impl Segment {
 }
 
 impl Liveness for Segment {
+    #[inline]
     fn me(&self) -> Owner {
         self.me
     }
