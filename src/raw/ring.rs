@@ -220,14 +220,15 @@ pub(crate) struct CachePadded<T>(T);
 ///
 /// | word       | meaning                                                                    |
 /// |------------|----------------------------------------------------------------------------|
-/// | `seq`      | bumped (wrapping) by a wake that found sleepers; sleepers futex-wait on it |
-/// | `sleepers` | number of announced sleepers (wrapping); 0 lets wakers skip the syscall    |
+/// | `seq`      | bit 0 *armed*: a sleeper waits on this value; bits 1..32 a wrapping count  |
+/// | `sleepers` | number of announced sleepers (wrapping); 0 lets wakers skip everything     |
 ///
-/// A sleeper announces itself (`sleepers += 1`), fences, reads `seq`, re-checks its
-/// condition, then waits while `seq` is unchanged. A waker changes the state, reads
-/// `sleepers`, and only if it is nonzero bumps `seq` and wakes. A scribbled or leaked count
-/// (a sleeper killed while asleep) only costs spurious wakes; a lost wake-up is bounded by
-/// [`Wait`]'s re-check slice.
+/// A sleeper announces itself (`sleepers += 1`), fences, arms `seq` (even -> odd), re-checks
+/// its condition, then waits while `seq` is unchanged. A waker changes the state, reads
+/// `sleepers`, and only if it is nonzero and `seq` is armed, disarms it (odd `v` -> `v + 1`)
+/// and, if that CAS won, wakes: one system call per sleep episode. A scribbled or leaked
+/// count (a sleeper killed while asleep) costs at most one spurious wake; a lost wake-up is
+/// bounded by [`Wait`]'s re-check slice.
 #[repr(C)]
 pub(crate) struct EventCount {
     seq: AtomicU32,
@@ -244,26 +245,58 @@ impl EventCount {
 
     /// Announces a sleeper and returns the `seq` to wait on. The caller must re-check its
     /// condition after this and call [`EventCount::depart`] when done.
+    ///
+    /// The low bit of `seq` is the *armed* bit: a sleeper sets it before it re-checks and
+    /// waits on the odd value; a waker makes the futex call only when it clears the bit
+    /// (odd `v` -> `v + 1`). So each sleep episode costs at most one wake system call, even
+    /// while the sleeper has not yet run to `depart` (a "wake storm" otherwise: every put
+    /// called futex_wake while a woken consumer waited for the CPU), and a sleeper killed
+    /// while asleep costs one extra wake, not one per operation forever.
     fn announce(&self) -> u32 {
-        // Dekker with `wake`: our `sleepers` RMW and this fence precede the re-check; the
-        // waker's state change precedes its `sleepers` load (both SeqCst). In S either the
-        // waker sees us, or our re-check sees its change.
+        // Dekker with `wake`: our `sleepers` RMW and arming CAS, then a SeqCst fence, precede
+        // the re-check; the waker's state change precedes its `sleepers` and `seq` loads (all
+        // SeqCst). In S either the waker sees us armed, or our re-check sees its change.
         self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let mut s = self.seq.load(Ordering::SeqCst);
+        // Bounded: each failure means a peer changed `seq` (a wake happened); a hostile
+        // peer toggling it only costs us a spurious, slice-bounded wait.
+        for _ in 0..ATTEMPTS {
+            if s & 1 != 0 {
+                break;
+            }
+            match self.seq.compare_exchange(s, s | 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
+                    s |= 1;
+                    break;
+                }
+                Err(x) => s = x,
+            }
+        }
+        // After the arming CAS, before the caller's re-check (which may use weaker loads):
+        // the pair of this fence and the waker's is what orders "armed" against "changed".
         fence(Ordering::SeqCst);
-        self.seq.load(Ordering::SeqCst)
+        s
     }
 
     fn depart(&self) {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Wakes sleepers, if any announced themselves. Call after a SeqCst state change.
+    /// Wakes sleepers, if any armed the sequence word. Call after a SeqCst state change.
     fn wake<W: Wait + ?Sized>(&self, wait: &W) {
         sc_fence_under_loom();
-        // Partner: the `sleepers` RMW + fence in `announce`.
+        // Partner: the `sleepers` RMW + fence + arming CAS in `announce`.
         if self.sleepers.load(Ordering::SeqCst) != 0 {
-            self.seq.fetch_add(1, Ordering::SeqCst);
-            wait.wake_all(&self.seq);
+            let s = self.seq.load(Ordering::SeqCst);
+            // Only the waker that disarms makes the system call.
+            if s & 1 != 0
+                && self
+                    .seq
+                    .compare_exchange(s, s.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+                    .is_ok()
+            {
+                wait.wake_all(&self.seq);
+            }
         }
     }
 
