@@ -26,7 +26,7 @@ mod common;
 
 use common::{Cursor, timed};
 use libfuzzer_sys::fuzz_target;
-use shmproc::{Array, GetError, LockError, OpenError, Options, PutError, Queue, TaskError, Value};
+use shmproc::{Array, GetError, LockError, Options, PutError, Queue, TaskError, Value};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
@@ -37,19 +37,6 @@ fn ms(cur: &mut Cursor<'_>) -> Duration {
 
 fn open_opts() -> Options {
     Options::new().init_timeout(Duration::from_millis(1))
-}
-
-fn check_open_error(e: &OpenError) {
-    match e {
-        OpenError::Corrupted { .. }
-        | OpenError::IncompatibleType { .. }
-        | OpenError::VersionMismatch { .. }
-        | OpenError::InitTimeout { .. }
-        | OpenError::TooManyParticipants { .. }
-        | OpenError::NotFound { .. }
-        | OpenError::Io { .. } => {}
-        other => panic!("reopen of a scribbled segment: unexpected {other:?}"),
-    }
 }
 
 struct Files {
@@ -259,21 +246,21 @@ fuzz_target!(init: common::init(), |data: &[u8]| {
                     q1 = None;
                     match timed("open", || Queue::<u64>::open_with(&names[0], &open_opts())) {
                         Ok(q) => q1 = Some(q),
-                        Err(e) => check_open_error(&e),
+                        Err(e) => common::check_open_error(&e),
                     }
                 }
                 1 => {
                     v1 = None;
                     match timed("open", || Value::<u64>::open_with(&names[1], &open_opts())) {
                         Ok(v) => v1 = Some(v),
-                        Err(e) => check_open_error(&e),
+                        Err(e) => common::check_open_error(&e),
                     }
                 }
                 _ => {
                     a1 = None;
                     match timed("open", || Array::<u32>::open_with(&names[2], &open_opts())) {
                         Ok(a) => a1 = Some(a),
-                        Err(e) => check_open_error(&e),
+                        Err(e) => common::check_open_error(&e),
                     }
                 }
             },

@@ -27,7 +27,7 @@ mod common;
 
 use common::{Cursor, timed};
 use libfuzzer_sys::fuzz_target;
-use shmproc::{Array, GetError, LockError, OpenError, Options, PutError, Queue, TaskError, Value};
+use shmproc::{Array, GetError, LockError, Options, PutError, Queue, TaskError, Value};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -119,24 +119,6 @@ fn write_file(name: &str, content: &[u8]) {
 
 fn opts() -> Options {
     Options::new().init_timeout(MS)
-}
-
-/// Which open errors a hostile file may produce. Anything else (`AlreadyExists`,
-/// `InvalidName`, `UntrustedOwner`, `InsecurePermissions`, `InvalidSize`) cannot come from
-/// the file's content and is a bug in the crate or this harness.
-fn check_open_error(e: &OpenError) {
-    match e {
-        OpenError::Corrupted { .. }
-        | OpenError::IncompatibleType { .. }
-        | OpenError::VersionMismatch { .. }
-        | OpenError::InitTimeout { .. }
-        | OpenError::TooManyParticipants { .. }
-        // A header asking for an impossibly large mapping may fail in mmap, and an
-        // abandoned-init state is reported as NotFound.
-        | OpenError::Io { .. }
-        | OpenError::NotFound { .. } => {}
-        other => panic!("unexpected open error for a hostile file: {other:?}"),
-    }
 }
 
 /// try_lock, then (only if the lock turned out free) the blocking shorthands; lock_timeout.
@@ -298,7 +280,7 @@ fn open_and_exercise(ty: usize, name: &str, cur: &mut Cursor<'_>) {
                 }
                 Err(e) => {
                     trace!("open: {e}");
-                    check_open_error(&e);
+                    common::check_open_error(&e);
                     return;
                 }
             }

@@ -148,3 +148,22 @@ impl<'a> Cursor<'a> {
         self.bytes(self.data.len())
     }
 }
+
+/// An open of a file whose bytes a fuzzer (or a hostile peer) chose may fail only with
+/// errors the file's content can cause. Anything else (`AlreadyExists`, `InvalidName`,
+/// `UntrustedOwner`, `InsecurePermissions`, `InvalidSize`) is a bug in the crate or the
+/// harness. `Io` covers a header that asks for an impossibly large mapping (mmap fails);
+/// `NotFound` an abandoned-init state.
+pub fn check_open_error(e: &shmproc::OpenError) {
+    use shmproc::OpenError;
+    match e {
+        OpenError::Corrupted { .. }
+        | OpenError::IncompatibleType { .. }
+        | OpenError::VersionMismatch { .. }
+        | OpenError::InitTimeout { .. }
+        | OpenError::TooManyParticipants { .. }
+        | OpenError::Io { .. }
+        | OpenError::NotFound { .. } => {}
+        other => panic!("unexpected open error for a hostile segment: {other:?}"),
+    }
+}
