@@ -1268,6 +1268,23 @@ mod tests {
         dead.fetch_or(1 << index, SC);
     }
 
+    /// Puts 1 and 2; consumer `c` (index 2) claims 1, moves head, and dies before its
+    /// release. Returns c's claim.
+    fn consumer_dies_after_moving_head(
+        ring: &Ring<'_, super::heap::HeapPayload<u64>>,
+        dead: &AtomicU64,
+        p: &Oracle<'_>,
+        c: &Oracle<'_>,
+        hand_c: &AtomicU64,
+    ) -> GetClaim {
+        ring.try_put(1, p, &Yield).unwrap();
+        ring.try_put(2, p, &Yield).unwrap();
+        let claim = ring.claim_get(c, hand_c, &Yield, &mut 10).ok().unwrap();
+        ring.help_head(claim.h);
+        kill(dead, 2);
+        claim
+    }
+
     fn word(ring: &Ring<'_, impl Payload>, p: u64) -> SlotWord {
         SlotWord::decode(ring.slot(ring.locate(p).0).load(SC))
     }
@@ -1562,11 +1579,7 @@ mod tests {
         let dead = AtomicU64::new(0);
         let (p, c, d) = (who(1, &dead), who(2, &dead), who(3, &dead));
         let (hand_c, hand_d) = (AtomicU64::new(0), AtomicU64::new(0));
-        ring.try_put(1, &p, &Yield).unwrap();
-        ring.try_put(2, &p, &Yield).unwrap();
-        let claim = ring.claim_get(&c, &hand_c, &Yield, &mut 10).ok().unwrap();
-        ring.help_head(claim.h); // c dies after moving head, before its release
-        kill(&dead, 2);
+        consumer_dies_after_moving_head(&ring, &dead, &p, &c, &hand_c);
         assert_eq!(ring.try_get(&d, &hand_d, &Yield), Ok(2));
         assert_eq!(ring.try_put(3, &p, &Yield), Ok(()), "repair R frees c's slot");
         assert_eq!(ring.try_put(4, &p, &Yield), Ok(()));
@@ -1651,11 +1664,7 @@ mod tests {
         let dead = AtomicU64::new(0);
         let (p, c, d) = (who(1, &dead), who(2, &dead), who(3, &dead));
         let (hand_c, hand_d) = (AtomicU64::new(0), AtomicU64::new(0));
-        ring.try_put(1, &p, &Yield).unwrap();
-        ring.try_put(2, &p, &Yield).unwrap();
-        let claim = ring.claim_get(&c, &hand_c, &Yield, &mut 10).ok().unwrap();
-        ring.help_head(claim.h);
-        kill(&dead, 2);
+        let claim = consumer_dies_after_moving_head(&ring, &dead, &p, &c, &hand_c);
         assert_eq!(ring.try_get(&d, &hand_d, &Yield), Ok(2));
         assert_eq!(ring.try_get(&d, &hand_d, &Yield), Err(GetError::Empty)); // repairs c's slot
         dead.store(0, SC);
