@@ -146,7 +146,7 @@ impl<T: Pod> Queue<T> {
         let cap = Self::check_capacity(capacity)?;
         let spec = Spec {
             desc: Self::spec(opts),
-            body_size: &body_size::<T>,
+            body_size: &|count, _| body_size::<T>(count),
         };
         // All-zero bytes are an empty, open ring: nothing to initialise.
         Self::wrap(Segment::create(name, &spec, cap, opts, &|_| {})?)
@@ -168,7 +168,7 @@ impl<T: Pod> Queue<T> {
     pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
         let spec = Spec {
             desc: Self::spec(opts),
-            body_size: &body_size::<T>,
+            body_size: &|count, _| body_size::<T>(count),
         };
         Self::wrap(Segment::open(name, &spec, opts)?)
     }
@@ -190,7 +190,7 @@ impl<T: Pod> Queue<T> {
         let cap = Self::check_capacity(capacity)?;
         let spec = Spec {
             desc: Self::spec(opts),
-            body_size: &body_size::<T>,
+            body_size: &|count, _| body_size::<T>(count),
         };
         let (seg, _) = Segment::open_or_create(name, &spec, cap, opts, &|_| {})?;
         Self::wrap(seg)

@@ -519,13 +519,27 @@ pub(crate) enum JoinError {
 // ---------------------------------------------------------------------------------------------
 // The ring
 
-/// A view of one ring: control words, `capacity` slots, and their payload cells.
-pub(crate) struct Ring<'a, P: Payload> {
+/// A view of one ring's control words and `capacity` slots, without payload storage: puts
+/// and gets take a closure that copies the payload of the cell they hold the claim of. The
+/// byte-message queue uses this directly; [`Ring`] adds typed cells.
+pub(crate) struct RawRing<'a> {
     control: &'a RingControl,
     slots: &'a [Slot],
-    payload: &'a P,
     /// `slots.len()` as a position count, at least 1.
     cap: u64,
+}
+
+/// A [`RawRing`] with one typed payload cell per slot.
+pub(crate) struct Ring<'a, P: Payload> {
+    raw: RawRing<'a>,
+    payload: &'a P,
+}
+
+impl<'a, P: Payload> core::ops::Deref for Ring<'a, P> {
+    type Target = RawRing<'a>;
+    fn deref(&self) -> &RawRing<'a> {
+        &self.raw
+    }
 }
 
 /// A put's claimed position (the model's local `pos` after "claim ok").
@@ -544,11 +558,36 @@ struct GetClaim {
     me: u32,
 }
 
-/// Why one bounded attempt did not finish.
-enum PutFail {
+/// Why a put did not send its payload ([`PutError`] without the item).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PutFail {
     Full,
     Closed,
     Lost,
+    Timeout,
+}
+
+/// How long a put or get may wait for room or an item.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Block {
+    /// Not at all (`try_*`): one bounded attempt.
+    No,
+    /// Until the deadline (`None`: for ever).
+    Until(Option<Instant>),
+}
+
+/// Retires a put's claim if the payload writer unwinds (see `finish_put`).
+struct RetireOnUnwind<'r, 'a, L: Liveness + ?Sized, W: Wait + ?Sized> {
+    ring: &'r RawRing<'a>,
+    claim: &'r PutClaim,
+    live: &'r L,
+    wait: &'r W,
+}
+
+impl<L: Liveness + ?Sized, W: Wait + ?Sized> Drop for RetireOnUnwind<'_, '_, L, W> {
+    fn drop(&mut self) {
+        self.ring.retire(self.claim, self.live, self.wait);
+    }
 }
 
 enum GetFail {
@@ -556,20 +595,93 @@ enum GetFail {
     Closed,
 }
 
-impl<'a, P: Payload> Ring<'a, P> {
-    /// Views `control`, `slots` and `payload` as one ring of `slots.len()` items. `None` when
-    /// there are no slots or fewer payload cells than slots.
-    pub(crate) fn new(control: &'a RingControl, slots: &'a [Slot], payload: &'a P) -> Option<Self> {
-        if slots.is_empty() || payload.len() < slots.len() {
+impl<'a> RawRing<'a> {
+    /// Views `control` and `slots` as one ring of `slots.len()` positions; `None` without
+    /// slots.
+    pub(crate) fn new(control: &'a RingControl, slots: &'a [Slot]) -> Option<Self> {
+        if slots.is_empty() {
             return None;
         }
         let cap = u64::try_from(slots.len()).ok()?;
-        Some(Ring {
-            control,
-            slots,
-            payload,
-            cap,
+        Some(RawRing { control, slots, cap })
+    }
+
+    /// Puts one payload: claims the position at the tail, calls `write(index)` to copy the
+    /// payload into cell `index` (`index < capacity`) of the caller's storage, and publishes
+    /// it. `write` runs while this process holds the cell's WRITING claim, so nobody else
+    /// reads or writes the cell until it returns (unless a peer breaks the protocol: cells in
+    /// shared memory must still be copied atomically). `write` runs at most once per
+    /// successful claim, and only once in all unless the result is `Lost`.
+    ///
+    /// # Errors
+    ///
+    /// [`PutFail::Full`] (`Block::No` only: no room, or garbled words after [`ATTEMPTS`]
+    /// steps), `Closed`, `Lost` (a peer found us dead and repaired our slot before we
+    /// published), `Timeout`.
+    pub(crate) fn put_with<L, W, F>(&self, block: Block, write: &mut F, live: &L, wait: &W) -> Result<(), PutFail>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+        F: FnMut(usize),
+    {
+        let deadline = match block {
+            Block::No => return self.put_attempt(write, live, wait),
+            Block::Until(deadline) => deadline,
+        };
+        // Spins a few rounds, then sleeps on the not-full eventcount; every round re-asks
+        // liveness about the owner of a slot that blocks it, so a dead consumer's slot is
+        // repaired within one `Wait` slice.
+        block_on(&self.control.not_full.0, deadline, wait, || {
+            match self.put_attempt(write, live, wait) {
+                Err(PutFail::Full) => None,
+                other => Some(other),
+            }
         })
+        .unwrap_or(Err(PutFail::Timeout))
+    }
+
+    /// Takes the item at the head: claims it, calls `read(index)` to copy it out of cell
+    /// `index` (`index < capacity`) while holding the cell's READING claim, and releases the
+    /// slot. If the release loses (a peer took us for dead and repaired the slot), the copy
+    /// may be torn: it is dropped and the get starts over, so `read` may run more than once.
+    /// `read` must not unwind.
+    ///
+    /// `in_hand` is this handle's count of items taken and not yet `task_done` (in its
+    /// participant record); it is raised before the claim so that a join never misses an item
+    /// in flight (RELIABILITY.md, "Task accounting"). A user that never joins (or calls
+    /// `task_done`) keeps `join` waiting, by design.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` (`Block::No` only; also while a live producer is still writing the head item:
+    /// FIFO waits for it), `Closed` once the queue is closed and drained, `Timeout`.
+    pub(crate) fn get_with<L, W, R, F>(
+        &self,
+        block: Block,
+        read: &mut F,
+        live: &L,
+        in_hand: &AtomicU64,
+        wait: &W,
+    ) -> Result<R, GetError>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+        F: FnMut(usize) -> R,
+    {
+        let deadline = match block {
+            Block::No => return self.get_attempt(read, live, in_hand, wait).map_err(get_error),
+            Block::Until(deadline) => deadline,
+        };
+        let done = block_on(&self.control.not_empty.0, deadline, wait, || {
+            match self.get_attempt(read, live, in_hand, wait) {
+                Err(GetFail::Empty) => None,
+                other => Some(other),
+            }
+        });
+        match done {
+            Some(result) => result.map_err(get_error),
+            None => Err(GetError::Timeout),
+        }
     }
 
     /// Number of slots.
@@ -624,57 +736,13 @@ impl<'a, P: Payload> Ring<'a, P> {
 
     // ----- put ---------------------------------------------------------------------------
 
-    /// Puts `item` if there is room now.
-    ///
-    /// # Errors
-    ///
-    /// `Full(item)`: no room (or garbled words, after [`ATTEMPTS`] steps); `Closed(item)`;
-    /// `Lost(item)`: a peer found us dead and repaired our slot before we published.
-    pub(crate) fn try_put<L, W>(&self, item: P::Item, live: &L, wait: &W) -> Result<(), PutError<P::Item>>
+    /// One bounded put attempt; `write(index)` copies the payload into cell `index` while we
+    /// hold its WRITING claim (see [`RawRing::try_put_with`]).
+    fn put_attempt<L, W, F>(&self, write: &mut F, live: &L, wait: &W) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
-    {
-        self.put_attempt(&item, live, wait)
-            .map_err(|fail| put_error(fail, item))
-    }
-
-    /// Puts `item`, waiting for room until `deadline` (`None`: no deadline).
-    ///
-    /// Spins a few rounds, then sleeps on the not-full eventcount; every round re-asks
-    /// liveness about the owner of a slot that blocks it, so a dead consumer's slot is
-    /// repaired within one [`Wait`] slice.
-    ///
-    /// # Errors
-    ///
-    /// As [`Ring::try_put`] without `Full`, plus `Timeout(item)`.
-    pub(crate) fn put<L, W>(
-        &self,
-        item: P::Item,
-        deadline: Option<Instant>,
-        live: &L,
-        wait: &W,
-    ) -> Result<(), PutError<P::Item>>
-    where
-        L: Liveness + ?Sized,
-        W: Wait + ?Sized,
-    {
-        let done = block_on(&self.control.not_full.0, deadline, wait, || {
-            match self.put_attempt(&item, live, wait) {
-                Err(PutFail::Full) => None,
-                other => Some(other),
-            }
-        });
-        match done {
-            Some(result) => result.map_err(|fail| put_error(fail, item)),
-            None => Err(PutError::Timeout(item)),
-        }
-    }
-
-    fn put_attempt<L, W>(&self, item: &P::Item, live: &L, wait: &W) -> Result<(), PutFail>
-    where
-        L: Liveness + ?Sized,
-        W: Wait + ?Sized,
+        F: FnMut(usize),
     {
         // A put that finds the queue closed before claiming takes no effect: it is "after
         // close". Without this early look, every put after close would claim and retire a
@@ -686,7 +754,7 @@ impl<'a, P: Payload> Ring<'a, P> {
             return Err(PutFail::Closed);
         }
         let claim = self.claim_put(live)?;
-        self.finish_put(&claim, item, live, wait)
+        self.finish_put(&claim, write, live, wait)
     }
 
     /// Model `p0`..`p2`: find position `tail`, claim it, or help, repair, or report Full.
@@ -732,10 +800,11 @@ impl<'a, P: Payload> Ring<'a, P> {
     }
 
     /// Model `pcc`..`p5`: check `closed`, help tail, write, publish (or retire).
-    fn finish_put<L, W>(&self, claim: &PutClaim, item: &P::Item, live: &L, wait: &W) -> Result<(), PutFail>
+    fn finish_put<L, W, F>(&self, claim: &PutClaim, write: &mut F, live: &L, wait: &W) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
+        F: FnMut(usize),
     {
         let PutClaim { t, index, lap, me } = *claim;
         // Partner: `close`'s store and `claim_get`'s "load closed; fence; reload slot". Our
@@ -747,10 +816,19 @@ impl<'a, P: Payload> Ring<'a, P> {
             return Err(PutFail::Closed);
         }
         self.help_tail(t);
-        // SAFETY: `index < capacity <= payload.len()` (`locate`, `Ring::new`), and our claim
-        // CAS put WRITING(lap, me) in the slot. Only a repair could take it away, which needs
-        // us dead; a live process is never reported dead (`Liveness`).
-        unsafe { self.payload.write(index, item) };
+        // `index < capacity` (`locate`), and our claim CAS put WRITING(lap, me) in the slot.
+        // Only a repair could take it away, which needs us dead; a live process is never
+        // reported dead (`Liveness`). If `write` unwinds, the guard retires the claim as a
+        // put that saw close does, so a panicking writer leaves a hole, never a slot that
+        // blocks the ring behind a live owner forever.
+        let guard = RetireOnUnwind {
+            ring: self,
+            claim,
+            live,
+            wait,
+        };
+        write(index);
+        core::mem::forget(guard);
         fault_point("queue.put.after_write");
         // Publish. Partner: the Acquire load + SeqCst claim CAS in `claim_get`.
         if self.cas_slot(index, writing(lap, me), full(lap)) {
@@ -784,63 +862,19 @@ impl<'a, P: Payload> Ring<'a, P> {
 
     // ----- get ---------------------------------------------------------------------------
 
-    /// Takes the item at the head if one is deliverable now.
-    ///
-    /// `in_hand` is this handle's count of items taken and not yet `task_done` (in its
-    /// participant record); it is raised before the claim so that a join never misses an item
-    /// in flight (RELIABILITY.md, "Task accounting"). A user that never joins (or calls
-    /// `task_done`) keeps `join` waiting, by design.
-    ///
-    /// # Errors
-    ///
-    /// `Empty` (also while a live producer is still writing the head item: FIFO waits for
-    /// it), `Closed` once the queue is closed and drained.
-    pub(crate) fn try_get<L, W>(&self, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<P::Item, GetError>
+    /// One bounded get attempt; `read(index)` copies the payload out of cell `index` while
+    /// we hold its READING claim (see [`RawRing::try_get_with`]).
+    fn get_attempt<L, W, R, F>(&self, read: &mut F, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<R, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
-    {
-        self.get_attempt(live, in_hand, wait).map_err(get_error)
-    }
-
-    /// Takes the item at the head, waiting until `deadline` (`None`: no deadline).
-    ///
-    /// # Errors
-    ///
-    /// `Closed` once the queue is closed and drained; `Timeout`.
-    pub(crate) fn get<L, W>(
-        &self,
-        deadline: Option<Instant>,
-        live: &L,
-        in_hand: &AtomicU64,
-        wait: &W,
-    ) -> Result<P::Item, GetError>
-    where
-        L: Liveness + ?Sized,
-        W: Wait + ?Sized,
-    {
-        let done = block_on(&self.control.not_empty.0, deadline, wait, || {
-            match self.get_attempt(live, in_hand, wait) {
-                Err(GetFail::Empty) => None,
-                other => Some(other),
-            }
-        });
-        match done {
-            Some(result) => result.map_err(get_error),
-            None => Err(GetError::Timeout),
-        }
-    }
-
-    fn get_attempt<L, W>(&self, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<P::Item, GetFail>
-    where
-        L: Liveness + ?Sized,
-        W: Wait + ?Sized,
+        F: FnMut(usize) -> R,
     {
         let mut budget = ATTEMPTS;
         loop {
             // `claim_get` spends the budget and fails `Empty` once it is gone.
             let claim = self.claim_get(live, in_hand, wait, &mut budget)?;
-            if let Some(item) = self.finish_get(&claim, in_hand, wait) {
+            if let Some(item) = self.finish_get(&claim, read, in_hand, wait) {
                 return Ok(item);
             }
         }
@@ -921,13 +955,18 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// Model `c3`..`c5`: help head, copy out, release. `None` when the release lost (a peer
     /// found us dead and repaired the slot): the copy may be torn, so it is dropped and the
     /// get starts over, as the model's "release lost" does.
-    fn finish_get<W: Wait + ?Sized>(&self, claim: &GetClaim, in_hand: &AtomicU64, wait: &W) -> Option<P::Item> {
+    fn finish_get<W, R, F>(&self, claim: &GetClaim, read: &mut F, in_hand: &AtomicU64, wait: &W) -> Option<R>
+    where
+        W: Wait + ?Sized,
+        F: FnMut(usize) -> R,
+    {
         let GetClaim { h, index, lap, me } = *claim;
         self.help_head(h);
-        // SAFETY: `index < capacity <= payload.len()` (`locate`, `Ring::new`); our claim CAS
-        // replaced FULL(lap) (published by a put, whose release it acquired) by
-        // READING(lap, me), and only a repair that needs us dead could take it away.
-        let item = unsafe { self.payload.read(index) };
+        // `index < capacity` (`locate`); our claim CAS replaced FULL(lap) (published by a put,
+        // whose release it acquired) by READING(lap, me), and only a repair that needs us dead
+        // could take it away. `read` must not unwind (crate-internal copies only): a claim
+        // abandoned by a live process would block the ring.
+        let item = read(index);
         fault_point("queue.get.after_read");
         // Release. Partner: the Acquire load + claim CAS in `claim_put`.
         if self.cas_slot(index, reading(lap, me), empty(next_lap(lap))) {
@@ -1099,6 +1138,140 @@ impl<'a, P: Payload> Ring<'a, P> {
     }
 }
 
+impl<'a, P: Payload> Ring<'a, P> {
+    /// Views `control`, `slots` and `payload` as one ring of `slots.len()` items. `None` when
+    /// there are no slots or fewer payload cells than slots.
+    pub(crate) fn new(control: &'a RingControl, slots: &'a [Slot], payload: &'a P) -> Option<Self> {
+        if payload.len() < slots.len() {
+            return None;
+        }
+        Some(Ring {
+            raw: RawRing::new(control, slots)?,
+            payload,
+        })
+    }
+
+    /// Puts `item` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// `Full(item)`: no room (or garbled words, after [`ATTEMPTS`] steps); `Closed(item)`;
+    /// `Lost(item)`: a peer found us dead and repaired our slot before we published.
+    pub(crate) fn try_put<L, W>(&self, item: P::Item, live: &L, wait: &W) -> Result<(), PutError<P::Item>>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        self.put_item(Block::No, item, live, wait)
+    }
+
+    /// Puts `item`, waiting for room until `deadline` (`None`: no deadline).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::try_put`] without `Full`, plus `Timeout(item)`.
+    pub(crate) fn put<L, W>(
+        &self,
+        item: P::Item,
+        deadline: Option<Instant>,
+        live: &L,
+        wait: &W,
+    ) -> Result<(), PutError<P::Item>>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        self.put_item(Block::Until(deadline), item, live, wait)
+    }
+
+    fn put_item<L, W>(&self, block: Block, item: P::Item, live: &L, wait: &W) -> Result<(), PutError<P::Item>>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let payload = self.payload;
+        let len = payload.len();
+        let mut write = |index: usize| {
+            debug_assert!(index < len);
+            // SAFETY: `put_with` calls us with `index < capacity <= payload.len()` (`new`)
+            // while we hold the WRITING claim of the slot that owns cell `index`.
+            unsafe { payload.write(index, &item) }
+        };
+        self.raw
+            .put_with(block, &mut write, live, wait)
+            .map_err(|fail| put_error(fail, item))
+    }
+
+    /// Takes the item at the head if one is deliverable now (see [`RawRing::get_with`]).
+    ///
+    /// # Errors
+    ///
+    /// `Empty`, `Closed` once the queue is closed and drained.
+    pub(crate) fn try_get<L, W>(&self, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<P::Item, GetError>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        self.get_item(Block::No, live, in_hand, wait)
+    }
+
+    /// Takes the item at the head, waiting until `deadline` (`None`: no deadline).
+    ///
+    /// # Errors
+    ///
+    /// `Closed` once the queue is closed and drained; `Timeout`.
+    pub(crate) fn get<L, W>(
+        &self,
+        deadline: Option<Instant>,
+        live: &L,
+        in_hand: &AtomicU64,
+        wait: &W,
+    ) -> Result<P::Item, GetError>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        self.get_item(Block::Until(deadline), live, in_hand, wait)
+    }
+
+    fn get_item<L, W>(&self, block: Block, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<P::Item, GetError>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let payload = self.payload;
+        let mut read = |index: usize| {
+            // SAFETY: `get_with` calls us with `index < capacity <= payload.len()` (`new`)
+            // while we hold the READING claim of the slot that owns cell `index`, which a put
+            // published.
+            unsafe { payload.read(index) }
+        };
+        self.raw.get_with(block, &mut read, live, in_hand, wait)
+    }
+
+    /// `finish_put` with this ring's typed cells (unit tests drive single steps).
+    #[cfg(test)]
+    fn finish_put_item<L, W>(&self, claim: &PutClaim, item: &P::Item, live: &L, wait: &W) -> Result<(), PutFail>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let payload = self.payload;
+        // SAFETY: as in `put_item`.
+        self.raw
+            .finish_put(claim, &mut |index| unsafe { payload.write(index, item) }, live, wait)
+    }
+
+    /// `finish_get` with this ring's typed cells.
+    #[cfg(test)]
+    fn finish_get_item<W: Wait + ?Sized>(&self, claim: &GetClaim, in_hand: &AtomicU64, wait: &W) -> Option<P::Item> {
+        let payload = self.payload;
+        // SAFETY: as in `get_item`.
+        self.raw
+            .finish_get(claim, &mut |index| unsafe { payload.read(index) }, in_hand, wait)
+    }
+}
+
 /// Runs `attempt` until it returns `Some`: a few spinning rounds, then rounds that announce
 /// themselves on `ec`, re-check, and sleep. `None` once `deadline` has passed.
 fn block_on<R, W: Wait + ?Sized>(
@@ -1153,6 +1326,7 @@ fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
         PutFail::Full => PutError::Full(item),
         PutFail::Closed => PutError::Closed(item),
         PutFail::Lost => PutError::Lost(item),
+        PutFail::Timeout => PutError::Timeout(item),
     }
 }
 
@@ -1445,7 +1619,10 @@ mod tests {
         ring.try_put(1, &me, &Yield).unwrap();
         let claim = ring.claim_put(&me).ok().unwrap();
         ring.close(&Yield);
-        assert!(matches!(ring.finish_put(&claim, &2, &me, &Yield), Err(PutFail::Closed)));
+        assert!(matches!(
+            ring.finish_put_item(&claim, &2, &me, &Yield),
+            Err(PutFail::Closed)
+        ));
         assert_eq!(
             word(&ring, 1),
             SlotWord {
@@ -1468,7 +1645,10 @@ mod tests {
         let ring = mem.ring();
         let claim = ring.claim_put(&me).ok().unwrap();
         ring.close(&Yield);
-        assert!(matches!(ring.finish_put(&claim, &2, &me, &Yield), Err(PutFail::Closed)));
+        assert!(matches!(
+            ring.finish_put_item(&claim, &2, &me, &Yield),
+            Err(PutFail::Closed)
+        ));
         assert_eq!(mem.control.head.0.load(SC), 1);
         assert_eq!(ring.len(&me), 0);
         assert_eq!(ring.try_get(&me, &in_hand, &Yield), Err(GetError::Closed));
@@ -1633,7 +1813,7 @@ mod tests {
         let soon = Some(Instant::now() + Duration::from_millis(2));
         assert_eq!(ring.get(soon, &c, &in_hand, &Yield), Err(GetError::Timeout));
         assert_eq!(ring.len(&c), 2);
-        assert!(ring.finish_put(&claim, &1, &p, &Yield).is_ok());
+        assert!(ring.finish_put_item(&claim, &1, &p, &Yield).is_ok());
         assert_eq!(ring.try_get(&c, &in_hand, &Yield), Ok(1));
         assert_eq!(ring.try_get(&c, &in_hand, &Yield), Ok(2));
         assert_eq!(in_hand.load(SC), 2);
@@ -1649,7 +1829,10 @@ mod tests {
         let claim = ring.claim_put(&p).ok().unwrap();
         kill(&dead, 1); // wrongly, as if p had been SIGSTOPped and its beacon lost
         assert_eq!(ring.try_get(&c, &in_hand, &Yield), Err(GetError::Empty));
-        assert!(matches!(ring.finish_put(&claim, &7, &p, &Yield), Err(PutFail::Lost)));
+        assert!(matches!(
+            ring.finish_put_item(&claim, &7, &p, &Yield),
+            Err(PutFail::Lost)
+        ));
         assert_eq!(ring.try_get(&c, &in_hand, &Yield), Err(GetError::Empty));
         assert_eq!(in_hand.load(SC), 0);
         dead.store(0, SC);
@@ -1668,7 +1851,7 @@ mod tests {
         assert_eq!(ring.try_get(&d, &hand_d, &Yield), Ok(2));
         assert_eq!(ring.try_get(&d, &hand_d, &Yield), Err(GetError::Empty)); // repairs c's slot
         dead.store(0, SC);
-        assert_eq!(ring.finish_get(&claim, &hand_c, &Yield), None);
+        assert_eq!(ring.finish_get_item(&claim, &hand_c, &Yield), None);
         assert_eq!(hand_c.load(SC), 0, "the failed release undoes in_hand");
     }
 

@@ -97,6 +97,9 @@ pub(crate) struct TypeDesc {
     pub(crate) size: u64,
     pub(crate) align: u32,
     pub(crate) schema_id: u64,
+    /// Accept any element size on open (message queues: the creator chose the maximum
+    /// message size; the body-size check still ties it to the layout).
+    pub(crate) any_size: bool,
 }
 
 impl TypeDesc {
@@ -107,6 +110,7 @@ impl TypeDesc {
             size: core::mem::size_of::<T>() as u64,
             align: core::mem::align_of::<T>() as u32,
             schema_id,
+            any_size: false,
         }
     }
 
@@ -137,7 +141,8 @@ impl TypeDesc {
         } else {
             self.schema_id == h.schema_id && found_name == self.stored_name() && h.type_hash == self.hash()
         };
-        if h.kind != self.kind as u32 || !same_type || h.elem_size != self.size || h.elem_align != self.align {
+        let same_size = self.any_size || h.elem_size == self.size;
+        if h.kind != self.kind as u32 || !same_type || !same_size || h.elem_align != self.align {
             return Err(OpenError::IncompatibleType {
                 expected: self.describe(),
                 found: describe(
@@ -237,7 +242,7 @@ pub(crate) fn validate(
     h: &Header,
     file_size: u64,
     desc: &TypeDesc,
-    body_size: impl Fn(u64) -> Option<u64>,
+    body_size: impl Fn(u64, u64) -> Option<u64>,
 ) -> Result<Layout, OpenError> {
     let bad = |what: String| Err(OpenError::Corrupted { what });
     if h.magic != MAGIC {
@@ -266,8 +271,11 @@ pub(crate) fn validate(
         ));
     }
     desc.check(h)?;
-    let Some(body) = body_size(h.count) else {
-        return bad(format!("element count {} is out of range for this kind", h.count));
+    let Some(body) = body_size(h.count, h.elem_size) else {
+        return bad(format!(
+            "element count {} or element size {} is out of range for this kind",
+            h.count, h.elem_size
+        ));
     };
     let layout = match Layout::compute(h.participants, h.elem_align, body) {
         Ok(l) => l,
@@ -316,19 +324,19 @@ mod tests {
         let d = TypeDesc::of::<u64>(Kind::Value, 0);
         let l = Layout::compute(8, 8, 80).unwrap();
         let h = new_header(&d, 1, 8, &l, 1);
-        assert_eq!(validate(&h, l.total_size, &d, |_| Some(80)).unwrap(), l);
+        assert_eq!(validate(&h, l.total_size, &d, |_, _| Some(80)).unwrap(), l);
         assert!(matches!(
-            validate(&h, l.total_size - 1, &d, |_| Some(80)),
+            validate(&h, l.total_size - 1, &d, |_, _| Some(80)),
             Err(OpenError::Corrupted { .. })
         ));
         let other = TypeDesc::of::<u32>(Kind::Value, 0);
         assert!(matches!(
-            validate(&h, l.total_size, &other, |_| Some(80)),
+            validate(&h, l.total_size, &other, |_, _| Some(80)),
             Err(OpenError::IncompatibleType { .. })
         ));
         let arr = TypeDesc::of::<u64>(Kind::Array, 0);
         assert!(matches!(
-            validate(&h, l.total_size, &arr, |_| Some(80)),
+            validate(&h, l.total_size, &arr, |_, _| Some(80)),
             Err(OpenError::IncompatibleType { .. })
         ));
     }

@@ -136,8 +136,9 @@ fn unlink_if_same(os_name: &str, inode: u64) {
 /// What the kind-specific code tells the segment layer.
 pub(crate) struct Spec<'a> {
     pub(crate) desc: TypeDesc,
-    /// Body size for an element count, `None` if the count is out of range.
-    pub(crate) body_size: &'a dyn Fn(u64) -> Option<u64>,
+    /// Body size for an element count and element size (both from the header), `None` if
+    /// either is out of range.
+    pub(crate) body_size: &'a dyn Fn(u64, u64) -> Option<u64>,
 }
 
 /// An open segment: descriptor, mapping, validated layout, and our participant record.
@@ -146,6 +147,8 @@ pub(crate) struct Segment {
     fd: OwnedFd,
     layout: Layout,
     count: u64,
+    /// Element size from the validated header (the cell size of a message queue).
+    elem_size: u64,
     participants: u32,
     me: Owner,
     name: String,
@@ -185,7 +188,7 @@ impl Segment {
         init: &dyn Fn(*mut u8),
     ) -> Result<Segment, OpenError> {
         let os_name = name::os_name(name)?;
-        let body = (spec.body_size)(count).ok_or_else(|| OpenError::InvalidSize {
+        let body = (spec.body_size)(count, spec.desc.size).ok_or_else(|| OpenError::InvalidSize {
             what: format!("element count {count} is out of range"),
         })?;
         let layout = Layout::compute(opts.participants, spec.desc.align, body)
@@ -211,7 +214,16 @@ impl Segment {
                     return Err(e);
                 }
             };
-            let mut seg = Segment::finish(map, fd, layout, count, opts.participants, name, os_name, inode)?;
+            let mut seg = Segment::finish(
+                map,
+                fd,
+                layout,
+                (count, spec.desc.size),
+                opts.participants,
+                name,
+                os_name,
+                inode,
+            )?;
             seg.unlink_on_drop = !opts.persist;
             return Ok(seg);
         }
@@ -392,7 +404,7 @@ impl Segment {
             map,
             fd,
             layout,
-            h.count,
+            (h.count, h.elem_size),
             h.participants,
             name,
             os_name.to_owned(),
@@ -405,7 +417,7 @@ impl Segment {
         map: memmap2::MmapRaw,
         fd: OwnedFd,
         layout: Layout,
-        count: u64,
+        (count, elem_size): (u64, u64),
         participants: u32,
         name: &str,
         os_name: String,
@@ -416,6 +428,7 @@ impl Segment {
             fd,
             layout,
             count,
+            elem_size,
             participants,
             me: Owner(0),
             name: name.to_owned(),
@@ -457,6 +470,12 @@ impl Segment {
     /// Element count from the validated header.
     pub(crate) fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Element size from the validated header.
+    #[allow(dead_code)]
+    pub(crate) fn elem_size(&self) -> u64 {
+        self.elem_size
     }
 
     /// The user-visible name.
