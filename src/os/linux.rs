@@ -57,6 +57,13 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
     })
 }
 
+/// Bytes an unprivileged process may still allocate on the file system of `fd` (for
+/// `/dev/shm`: what tmpfs has left; touching pages beyond it raises SIGBUS).
+pub(crate) fn available_bytes(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let st = rustix::fs::fstatvfs(fd)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len)?)
 }

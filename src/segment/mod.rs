@@ -33,7 +33,11 @@ pub struct Options {
     pub(crate) persist: bool,
     pub(crate) schema_id: u64,
     pub(crate) participants: u32,
+    pub(crate) max_message_size: usize,
 }
+
+/// Default [`Options::max_message_size`]: 4 KiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4096;
 
 impl Default for Options {
     fn default() -> Self {
@@ -43,7 +47,8 @@ impl Default for Options {
 
 impl Options {
     /// Defaults: mode `0o600`, group/other-writable segments refused, 5 s init timeout, the
-    /// creating handle unlinks the name on drop, no schema id, 64 participant records.
+    /// creating handle unlinks the name on drop, no schema id, 64 participant records,
+    /// messages of up to 4 KiB.
     pub fn new() -> Options {
         Options {
             mode: 0o600,
@@ -52,6 +57,7 @@ impl Options {
             persist: false,
             schema_id: 0,
             participants: 64,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 
@@ -89,6 +95,15 @@ impl Options {
     /// instead of the Rust type name, so a type may be renamed between binaries.
     pub fn schema_id(mut self, id: u64) -> Options {
         self.schema_id = id;
+        self
+    }
+
+    /// Largest message, in bytes, that a message queue or pipe created with these options
+    /// carries (default [`DEFAULT_MAX_MESSAGE_SIZE`]). Every slot reserves this much: the
+    /// segment needs about `capacity x max_message_size` bytes. Ignored by `Value`, `Array`
+    /// and `Queue`, and on open (the creator's choice is read from the segment).
+    pub fn max_message_size(mut self, bytes: usize) -> Options {
+        self.max_message_size = bytes;
         self
     }
 
@@ -251,6 +266,17 @@ impl Segment {
         }
         if name_inode(os_name) != Some(inode) {
             return Ok(None);
+        }
+        // tmpfs files are sparse: `ftruncate` to any size succeeds, and a process touching a
+        // page that tmpfs cannot back later dies of SIGBUS. Refuse such sizes here instead.
+        let available = os::available_bytes(fd.as_fd()).map_err(|e| OpenError::io("fstatvfs", e))?;
+        if layout.total_size > available {
+            return Err(OpenError::InvalidSize {
+                what: format!(
+                    "the segment needs {} bytes and its file system (/dev/shm) has only {available} free",
+                    layout.total_size
+                ),
+            });
         }
         os::set_len(fd.as_fd(), layout.total_size).map_err(|e| OpenError::io("ftruncate", e))?;
         crate::fault::hit("segment.create.after_truncate");
