@@ -92,7 +92,7 @@ impl<T: Pod> Locked<T> {
         &mut self.seg
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock_state(&self) -> &LockState {
         // SAFETY: the body starts with 16 bytes reserved for the lock (validated layout), is
         // 64-aligned, and `LockState` is all atomics: valid for any bytes, shareable.
@@ -132,7 +132,7 @@ impl<T: Pod> Locked<T> {
     }
 
     /// Locks; `Ok(true)` means the previous owner died holding the lock.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn acquire<G>(&self, deadline: Option<Instant>, blocking: bool) -> Result<bool, LockError<G>> {
         let r = if blocking {
             self.lock_state().lock(deadline, &self.seg, &os::Futex)
@@ -152,7 +152,7 @@ impl<T: Pod> Locked<T> {
         self.lock_state().mark_consistent(self.me());
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn release(&self) {
         self.lock_state().unlock(self.me(), &os::Futex);
     }

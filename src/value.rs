@@ -127,7 +127,7 @@ impl<T: Pod> Value<T> {
         self.lock_inner(Some(Instant::now() + timeout), true)
     }
 
-    #[inline]
+    #[inline(always)]
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ValueGuard<'_, T>> {
         let r = self.inner.acquire(deadline, blocking);
         to_result(r, |died| ValueGuard {

@@ -91,18 +91,29 @@ impl LockState {
         }
     }
 
+    /// The uncontended fast path shared by `try_lock` and `lock` (`decide take` on a free,
+    /// clean word): one acquiring CAS, free -> me. Acquire pairs with unlock's release.
+    #[inline(always)]
+    fn take_free(&self, me: Owner) -> bool {
+        self.word
+            .compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// One attempt: take a free lock, or take over a dead owner's; never sleeps.
     #[inline]
     pub(crate) fn try_lock(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
-        let me = live.me();
-        // Fast path, `lock` in the model: CAS free -> me. Acquire pairs with unlock's release.
-        if self
-            .word
-            .compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
+        if self.take_free(live.me()) {
             return Ok(Acquired::Clean);
         }
+        self.try_lock_slow(live)
+    }
+
+    /// `try_lock` once the fast path failed: a few looks at the word (a word that changes
+    /// under us is retried; one held by a live owner fails at once).
+    #[cold]
+    #[inline(never)]
+    fn try_lock_slow(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
         for _ in 0..SPINS {
             match self.attempt(live, false, true)? {
                 Attempt::Got(a) => return Ok(a),
@@ -117,21 +128,31 @@ impl LockState {
     ///
     /// Every sleep is a bounded slice of `wait`, after which the owner's liveness is asked
     /// again, so a holder killed at any instant is noticed even if no wake-up comes.
-    #[inline]
+    ///
+    /// Only the uncontended CAS is inlined into callers; spinning, liveness questions and
+    /// sleeping live in the out-of-line `lock_slow`, so the fast path needs no stack frame.
+    #[inline(always)]
     pub(crate) fn lock(
         &self,
         deadline: Option<Instant>,
         live: &impl Liveness,
         wait: &impl Wait,
     ) -> Result<Acquired, LockFailure> {
-        let me = live.me();
-        if self
-            .word
-            .compare_exchange(0, u64::from(me.0), Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
+        if self.take_free(live.me()) {
             return Ok(Acquired::Clean);
         }
+        self.lock_slow(deadline, live, wait)
+    }
+
+    /// `lock` once the fast path failed: back off, then sleep in bounded slices.
+    #[cold]
+    #[inline(never)]
+    fn lock_slow(
+        &self,
+        deadline: Option<Instant>,
+        live: &impl Liveness,
+        wait: &impl Wait,
+    ) -> Result<Acquired, LockFailure> {
         let mut spins = 0;
         let mut slept = false;
         loop {
@@ -229,17 +250,28 @@ impl LockState {
     /// `unlock`. A holder that got the lock with the owner-died mark and did not mark it
     /// consistent leaves it unrecoverable. Does nothing if `me` no longer owns the word (a
     /// peer overwrote it); the protocol has no answer to that beyond not making it worse.
-    #[inline]
+    ///
+    /// The fast path is one releasing CAS (an RMW rather than a store because a sleeper may
+    /// set `WAITERS` at any moment, and a plain store would erase it and lose the wake-up);
+    /// the rest is out of line.
+    #[inline(always)]
     pub(crate) fn unlock(&self, me: Owner, wait: &impl Wait) {
         // Fast path: held by us, no sleepers, no mark. Release pairs with the acquiring CAS.
         let mine = u64::from(me.0);
         if self
             .word
             .compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
+            .is_err()
         {
-            return;
+            self.unlock_slow(me, wait);
         }
+    }
+
+    /// `unlock` of a word with sleepers or marks (or one a peer overwrote).
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow(&self, me: Owner, wait: &impl Wait) {
+        let mine = u64::from(me.0);
         let mut w = self.word.load(Ordering::Relaxed);
         loop {
             if w & OWNER_MASK != mine {
