@@ -84,6 +84,15 @@ pub enum OpenError {
         /// The size of the participant table.
         max: u32,
     },
+    /// The object is open elsewhere in a role only one handle may have at a time (the other
+    /// end of a [`Connection`](crate::Connection) is already connected and alive).
+    #[error("{name:?} is in use: {what}")]
+    InUse {
+        /// The name asked for.
+        name: String,
+        /// What is taken.
+        what: &'static str,
+    },
     /// A system call failed.
     #[error("{op} failed: {source}")]
     Io {
@@ -162,4 +171,87 @@ pub enum TaskError {
     /// `join_timeout`: work was still pending when the timeout passed.
     #[error("timed out waiting for every item to be marked done")]
     Timeout,
+}
+
+/// Why a message was not sent (message queues and pipes). The caller still has the message:
+/// every send borrows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message (encoded, for typed queues) is larger than the queue's maximum.
+    #[error("message of {size} bytes is larger than the maximum of {max} bytes")]
+    TooLarge {
+        /// Size of the message in bytes.
+        size: usize,
+        /// The queue's [`max_message_size`](crate::Options::max_message_size).
+        max: usize,
+    },
+    /// `try_*`: no room now.
+    #[error("the queue is full")]
+    Full,
+    /// The queue is closed (for a pipe: this direction was closed).
+    #[error("the queue is closed")]
+    Closed,
+    /// The timeout passed with the queue still full.
+    #[error("timed out waiting for room in the queue")]
+    Timeout,
+    /// A peer took this process for dead and retired the slot it was writing (see
+    /// [`PutError::Lost`]); the message was not sent.
+    #[error("the send was retired by a peer that took this process for dead")]
+    Lost,
+    /// The value could not be encoded (a `Serialize` impl failed, or a type postcard does
+    /// not support, such as a map or sequence of unknown length).
+    #[error("could not encode the message: {reason}")]
+    Encode {
+        /// What the encoder said.
+        reason: String,
+    },
+    /// Pipes: the other end was dropped or its process died.
+    #[error("the other end of the pipe is gone (dropped or its process died)")]
+    Disconnected,
+    /// Pipes: this end of a one-way pipe only receives.
+    #[error("this end of a one-way pipe only receives")]
+    ReceiveOnly,
+}
+
+/// Why no message was received (message queues and pipes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// `try_*`: no message now.
+    #[error("no message is waiting")]
+    Empty,
+    /// The queue is closed and every message sent before the close has been received.
+    #[error("the queue is closed and drained")]
+    Closed,
+    /// The timeout passed with no message.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// The slot's length field was out of range (a buggy or hostile peer wrote the
+    /// mapping). That one message is dropped; the next receive goes on with the next one.
+    #[error("dropped a corrupted message: length field {len} exceeds the maximum of {max} bytes")]
+    Corrupted {
+        /// The length the slot claimed.
+        len: u64,
+        /// The queue's maximum message size.
+        max: usize,
+    },
+    /// The message's bytes are not a valid encoding of the expected type. That one message
+    /// is consumed; the next receive goes on with the next one.
+    #[error("message of {len} bytes does not decode as {type_name}: {reason}")]
+    Decode {
+        /// The expected type.
+        type_name: &'static str,
+        /// Length of the message in bytes.
+        len: usize,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Pipes: the other end was dropped or its process died, and every message it sent
+    /// has been received.
+    #[error("the other end of the pipe is gone (dropped or its process died)")]
+    Disconnected,
+    /// Pipes: this end of a one-way pipe only sends.
+    #[error("this end of a one-way pipe only sends")]
+    SendOnly,
 }

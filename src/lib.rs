@@ -93,7 +93,11 @@ mod fault;
 #[cfg(not(loom))]
 mod locked;
 #[cfg(not(loom))]
+mod message;
+#[cfg(not(loom))]
 mod os;
+#[cfg(not(loom))]
+mod pipe;
 #[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
@@ -104,7 +108,11 @@ mod value;
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard};
 #[cfg(not(loom))]
-pub use error::{GetError, LockError, OpenError, PutError, TaskError};
+pub use error::{GetError, LockError, OpenError, PutError, RecvError, SendError, TaskError};
+#[cfg(not(loom))]
+pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageWriter};
+#[cfg(not(loom))]
+pub use pipe::{Connection, PEER_CHECK, Pipe};
 #[cfg(not(loom))]
 pub use queue::{MAX_CAPACITY, Queue};
 #[cfg(not(loom))]
@@ -112,6 +120,6 @@ pub use segment::header::LAYOUT_VERSION;
 #[cfg(not(loom))]
 pub use segment::name::{MAX_NAME_LEN, OS_PREFIX};
 #[cfg(not(loom))]
-pub use segment::{Options, remove};
+pub use segment::{DEFAULT_MAX_MESSAGE_SIZE, Options, remove};
 #[cfg(not(loom))]
 pub use value::{LockResult, Value, ValueGuard};

@@ -41,8 +41,10 @@ impl<T> Locked<T> {
 }
 
 impl<T: Pod> Locked<T> {
-    fn spec(kind: Kind, opts: &Options) -> (TypeDesc, fn(u64, u64) -> Option<u64>) {
-        (TypeDesc::of::<T>(kind, opts.schema_id), |count, _| body_size::<T>(count))
+    fn spec(kind: Kind, opts: &Options) -> (TypeDesc, crate::segment::BodySize) {
+        (TypeDesc::of::<T>(kind, opts.schema_id), |count, _| {
+            body_size::<T>(count)
+        })
     }
 
     pub(crate) fn create(

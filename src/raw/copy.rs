@@ -4,7 +4,7 @@
 //! never a data race: every bit pattern is a valid `T` because `T: Pod`.
 
 use bytemuck::Pod;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// Reads a `T` from `src`.
 ///
@@ -28,6 +28,78 @@ pub(crate) unsafe fn load<T: Pod>(src: *const T) -> T {
 pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
     // SAFETY: the caller guarantees `dst` is valid and aligned.
     unsafe { atomic_memcpy::atomic_store(dst, v, Ordering::Relaxed) }
+}
+
+/// Copies `src` to `dst` in memory that other processes may read or write at the same time:
+/// relaxed `AtomicU64` stores for the 8-aligned words, `AtomicU8` stores for the bytes before
+/// and after them. A racing peer sees (or leaves) torn bytes, never a data race.
+///
+/// # Safety
+/// `dst` is valid for writes of `src.len()` bytes; any concurrent accesses to it are atomic
+/// (or made by other processes).
+#[inline]
+pub(crate) unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
+    let head = dst.align_offset(8).min(src.len());
+    let (first, rest) = src.split_at(head);
+    let mut at = dst;
+    for &b in first {
+        // SAFETY: `at` is within the caller's range; atomics may alias memory that others
+        // access atomically.
+        unsafe { AtomicU8::from_ptr(at).store(b, Ordering::Relaxed) };
+        at = at.wrapping_add(1);
+    }
+    let mut words = rest.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // SAFETY: `at` is 8-aligned here (we stepped to alignment, then by 8) and within the
+        // caller's range.
+        unsafe { AtomicU64::from_ptr(at.cast()).store(v, Ordering::Relaxed) };
+        at = at.wrapping_add(8);
+    }
+    for &b in words.remainder() {
+        // SAFETY: as for the first bytes.
+        unsafe { AtomicU8::from_ptr(at).store(b, Ordering::Relaxed) };
+        at = at.wrapping_add(1);
+    }
+}
+
+/// Copies `len` bytes from `src`, in memory that other processes may write at the same time,
+/// to the private buffer `dst` (the counterpart of [`store_bytes`]).
+///
+/// # Safety
+/// `src` is valid for reads of `len` bytes and any concurrent accesses to it are atomic (or
+/// made by other processes); `dst` is valid for writes of `len` bytes, not shared and not
+/// overlapping `src`.
+#[inline]
+pub(crate) unsafe fn load_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    let head = src.align_offset(8).min(len);
+    let mut from = src.cast_mut();
+    let mut to = dst;
+    let mut left = len;
+    for _ in 0..head {
+        // SAFETY: `from` is within the caller's source range, `to` within the destination.
+        unsafe { to.write(AtomicU8::from_ptr(from).load(Ordering::Relaxed)) };
+        from = from.wrapping_add(1);
+        to = to.wrapping_add(1);
+    }
+    left -= head;
+    while left >= 8 {
+        // SAFETY: `from` is 8-aligned here and 8 bytes of both ranges remain; `to` may be
+        // unaligned, hence `write_unaligned`.
+        unsafe {
+            let v = AtomicU64::from_ptr(from.cast()).load(Ordering::Relaxed);
+            to.cast::<u64>().write_unaligned(v);
+        }
+        from = from.wrapping_add(8);
+        to = to.wrapping_add(8);
+        left -= 8;
+    }
+    for _ in 0..left {
+        // SAFETY: as for the first bytes.
+        unsafe { to.write(AtomicU8::from_ptr(from).load(Ordering::Relaxed)) };
+        from = from.wrapping_add(1);
+        to = to.wrapping_add(1);
+    }
 }
 
 #[cfg(test)]
@@ -54,5 +126,24 @@ mod tests {
         unsafe { store(&mut c, [[5u8; 1024]; 2]) };
         // SAFETY: as above.
         assert_eq!(unsafe { load((&raw mut c).cast_const()) }, [[5u8; 1024]; 2]);
+    }
+
+    #[test]
+    fn byte_copies_of_every_length_round_trip() {
+        let mut shared = [0u64; 40];
+        let base = (&raw mut shared).cast::<u8>();
+        for start in 0..9 {
+            for len in 0..=(8 * 40 - 9) {
+                let src: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let at = base.wrapping_add(start);
+                // SAFETY: `shared` is 320 bytes; `start + len <= 320`; it is accessed only
+                // through these copies.
+                unsafe { store_bytes(at, &src) };
+                let mut back = vec![0u8; len + 1];
+                // SAFETY: as above; `back` has room for `len` bytes at offset 1 (unaligned).
+                unsafe { load_bytes(back.as_mut_ptr().add(1), at, len) };
+                assert_eq!(&back[1..], &src[..]);
+            }
+        }
     }
 }

@@ -1037,6 +1037,29 @@ impl<'a> RawRing<'a> {
         n
     }
 
+    /// Whether an item is ready at the head now (after settling it): O(1), unlike
+    /// [`RawRing::len`]. `false` while the head item's live producer is still writing it.
+    pub(crate) fn has_item<L: Liveness + ?Sized>(&self, live: &L) -> bool {
+        self.settle_head(live);
+        let h = self.control.head.0.load(Ordering::Acquire);
+        let (index, lap) = self.locate(h);
+        let seen = SlotWord::decode(self.slot(index).load(Ordering::Acquire));
+        relate(seen.lap, lap) == Lap::Same && seen.phase == FULL
+    }
+
+    /// Waits until [`RawRing::has_item`] or the ring is closed, until `deadline`; `false` if
+    /// the deadline passed first.
+    pub(crate) fn wait_readable<L, W>(&self, deadline: Option<Instant>, live: &L, wait: &W) -> bool
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        block_on(&self.control.not_empty.0, deadline, wait, || {
+            (self.has_item(live) || self.is_closed()).then_some(())
+        })
+        .is_some()
+    }
+
     /// `len(live) == 0`.
     pub(crate) fn is_empty<L: Liveness + ?Sized>(&self, live: &L) -> bool {
         self.len(live) == 0

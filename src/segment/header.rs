@@ -38,6 +38,10 @@ pub(crate) enum Kind {
     Value = 1,
     Array = 2,
     Queue = 3,
+    /// A message queue (`ByteQueue`, `MessageQueue<T>`).
+    Messages = 4,
+    /// A pipe: two message rings and the two ends' records.
+    Pipe = 5,
 }
 
 impl Kind {
@@ -46,6 +50,8 @@ impl Kind {
             1 => "Value",
             2 => "Array",
             3 => "Queue",
+            4 => "MessageQueue",
+            5 => "Pipe",
             _ => "unknown kind",
         }
     }

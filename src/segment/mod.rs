@@ -148,6 +148,9 @@ fn unlink_if_same(os_name: &str, inode: u64) {
     }
 }
 
+/// Body size for an element count and element size; `None` if either is out of range.
+pub(crate) type BodySize = fn(u64, u64) -> Option<u64>;
+
 /// What the kind-specific code tells the segment layer.
 pub(crate) struct Spec<'a> {
     pub(crate) desc: TypeDesc,
