@@ -115,7 +115,16 @@ struct Cfg {
     /// Wall time one measurement aims at.
     target: Duration,
     csv: Option<PathBuf>,
+    /// Where to draw the 1P1C throughput chart (SVG).
+    svg: Option<PathBuf>,
+    /// Rows measured elsewhere (`bench-ext`), in this bench's CSV format, to merge in.
+    extra_csv: Option<PathBuf>,
     filters: Vec<String>,
+}
+
+/// A path from the environment variable `name`, if set and not empty.
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|s| !s.is_empty()).map(PathBuf::from)
 }
 
 fn env_flag(name: &str) -> Option<bool> {
@@ -125,22 +134,36 @@ fn env_flag(name: &str) -> Option<bool> {
 
 impl Cfg {
     /// Arguments as cargo passes them: `--bench` (absent under `cargo test`), libtest flags
-    /// (ignored), `--csv PATH` / `--csv=PATH`, and filters (substrings of a row's label).
+    /// (ignored), `--csv PATH`, `--svg PATH`, `--extra-csv PATH` (each also as `--opt=PATH`),
+    /// and filters (substrings of a row's label).
     fn parse(args: &[String]) -> Cfg {
-        let mut csv = std::env::var_os("SHMPROC_BENCH_CSV")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
+        let mut csv = env_path("SHMPROC_BENCH_CSV");
+        let mut svg = env_path("SHMPROC_BENCH_SVG");
+        let mut extra_csv = env_path("SHMPROC_BENCH_EXTRA_CSV");
         let mut filters = Vec::new();
         let mut bench_mode = false;
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            match a.as_str() {
-                "--bench" => bench_mode = true,
-                "--csv" => csv = Some(PathBuf::from(it.next().expect("--csv needs a path"))),
-                s if s.starts_with("--csv=") => csv = Some(PathBuf::from(&s["--csv=".len()..])),
-                s if s.starts_with('-') => {}
-                s => filters.push(s.to_owned()),
-            }
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+                _ => (a.as_str(), None),
+            };
+            let slot = match flag {
+                "--csv" => &mut csv,
+                "--svg" => &mut svg,
+                "--extra-csv" => &mut extra_csv,
+                "--bench" => {
+                    bench_mode = true;
+                    continue;
+                }
+                f if f.starts_with('-') => continue,
+                f => {
+                    filters.push(f.to_owned());
+                    continue;
+                }
+            };
+            let path = inline.or_else(|| it.next().cloned());
+            *slot = Some(PathBuf::from(path.unwrap_or_else(|| panic!("{flag} needs a path"))));
         }
         // Like criterion: without `--bench` (`cargo test --benches`) run a smoke test.
         let quick = env_flag("SHMPROC_BENCH_QUICK").unwrap_or(!bench_mode);
@@ -163,6 +186,8 @@ impl Cfg {
             quick,
             target: Duration::from_millis(target_ms),
             csv,
+            svg,
+            extra_csv,
             filters,
         }
     }
@@ -388,6 +413,48 @@ impl Page {
         // SAFETY: `ptr` is a live, page-aligned (hence 8-aligned) mapping of PAGE bytes that
         // lives as long as `self`; every process accesses this word only atomically.
         unsafe { &*self.ptr.cast::<AtomicU64>() }
+    }
+
+    /// The 32-bit futex word `i` (0 or 1), each on its own cache line after `word`'s.
+    fn futex_word(&self, i: usize) -> &AtomicU32 {
+        assert!(i < 2);
+        // SAFETY: offset 64 (i + 1) + 4 <= PAGE, 4-aligned, inside the live mapping of `self`;
+        // every process accesses these words only atomically (loads, stores, futex calls).
+        unsafe { &*self.ptr.cast::<u8>().add(64 * (i + 1)).cast::<AtomicU32>() }
+    }
+}
+
+/// `FUTEX_WAIT` (shared, not `FUTEX_PRIVATE`: the word is in a `MAP_SHARED` page of two
+/// processes) while `word` holds `expected`, with no timeout: returns on a wake-up, a signal,
+/// or at once if the word already changed.
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAIT only reads it, and the null
+    // timeout means "no timeout".
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// `FUTEX_WAKE` of one sleeper on `word`.
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic; FUTEX_WAKE does not touch its memory.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+/// Sleeps on `word` until it holds `want` (no spinning: the bare futex floor).
+fn futex_wait_for(word: &AtomicU32, want: u32) {
+    loop {
+        let cur = word.load(Ordering::Acquire);
+        if cur == want {
+            return;
+        }
+        futex_wait(word, cur);
     }
 }
 
@@ -645,6 +712,8 @@ fn child_main(role: &str, args: &[String]) -> ChildResult {
         "lat-stream" => child_lat_stream(),
         // fd 3 = memfd
         "lat-atomic" => child_lat_atomic(),
+        // fd 3 = memfd
+        "lat-futex" => child_lat_futex(),
         // name
         "val-inc" => child_val_inc(arg(0)),
         _ => Err(format!("unknown role {role:?}").into()),
@@ -778,6 +847,28 @@ fn child_lat_atomic() -> ChildResult {
                 }
                 backoff(&mut fails);
             }
+        }
+        String::new()
+    })
+}
+
+fn child_lat_futex() -> ChildResult {
+    let page = Page::map(&inherited(3));
+    let (ping, pong) = (page.futex_word(0), page.futex_word(1));
+    let mut seen = ping.load(Ordering::Acquire);
+    serve(|n| {
+        for _ in 0..n {
+            // Sleep until the parent's next ping, answer it on `pong`.
+            loop {
+                let v = ping.load(Ordering::Acquire);
+                if v != seen {
+                    seen = v;
+                    break;
+                }
+                futex_wait(ping, v);
+            }
+            pong.store(seen, Ordering::Release);
+            futex_wake(pong);
         }
         String::new()
     })
@@ -1162,6 +1253,33 @@ fn lat_atomic(cfg: &Cfg) -> Stats {
             while w.load(Ordering::Acquire) != v + 2 {
                 backoff(&mut fails);
             }
+        }
+        let dt = t0.elapsed();
+        kid.done();
+        (dt, n)
+    })
+}
+
+/// The blocking floor: two futex words in a shared memfd page and no queue. The parent bumps
+/// `ping` and wakes the child, which sleeps on `ping` (`FUTEX_WAIT`, no spinning), copies it
+/// to `pong` and wakes the parent, which sleeps on `pong` meanwhile. Each hop is one store,
+/// one `FUTEX_WAKE` and one `FUTEX_WAIT`: what a blocking round trip costs at the least.
+fn lat_futex(cfg: &Cfg) -> Stats {
+    let fd = memfd_page();
+    let page = Page::map(&fd);
+    let fd = high(&fd);
+    let mut kid = Kid::spawn("lat-futex", &[], &[fd.as_raw_fd()]);
+    drop(fd);
+    kid.ready();
+    let (ping, pong) = (page.futex_word(0), page.futex_word(1));
+    measure(cfg, LAT_START, |n| {
+        kid.run(n);
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let v = ping.load(Ordering::Relaxed).wrapping_add(1);
+            ping.store(v, Ordering::Release);
+            futex_wake(ping);
+            futex_wait_for(pong, v);
         }
         let dt = t0.elapsed();
         kid.done();
@@ -1590,10 +1708,11 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// The CSV columns, written by `--csv` and read back by `--extra-csv`.
+const CSV_HEADER: &str = "group,case,payload_bytes,per,median_ns,min_ns,max_ns,msgs_per_s,mb_per_s,compared_with,shmproc_over_this,ops_per_run,runs";
+
 fn write_csv(b: &Bench, path: &PathBuf) -> io::Result<()> {
-    let mut out = String::from(
-        "group,case,payload_bytes,per,median_ns,min_ns,max_ns,msgs_per_s,mb_per_s,compared_with,shmproc_over_this,ops_per_run,runs\n",
-    );
+    let mut out = format!("{CSV_HEADER}\n");
     for r in &b.rows {
         let transfer = r.per.is_transfer();
         let fields = [
@@ -1625,6 +1744,290 @@ fn write_csv(b: &Bench, path: &PathBuf) -> io::Result<()> {
     std::fs::write(path, out)
 }
 
+/// Splits one CSV line as `csv_field` writes them (fields with `,` or `"` quoted, `""` inside).
+fn csv_split(line: &str) -> Vec<String> {
+    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            (true, '"') => quoted = false,
+            (false, '"') => quoted = true,
+            (false, ',') => fields.push(std::mem::take(&mut cur)),
+            (_, c) => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+fn parse_per(s: &str) -> Option<Per> {
+    [Per::Msg, Per::Copy, Per::RoundTrip, Per::Op, Per::Open]
+        .into_iter()
+        .find(|p| p.label() == s)
+}
+
+/// Rows measured by another program (`bench-ext`) and written in this bench's CSV format.
+/// Their names are leaked: they live as long as the run.
+fn read_extra_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(CSV_HEADER) {
+        return Err(format!(
+            "{}: the first line is not the header {CSV_HEADER:?}",
+            path.display()
+        ));
+    }
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |what: &str| format!("{} line {}: {what}", path.display(), i + 2);
+        let f = csv_split(line);
+        if f.len() != CSV_HEADER.split(',').count() {
+            return Err(bad("wrong number of fields"));
+        }
+        let num = |k: usize| {
+            f[k].parse::<f64>()
+                .map_err(|_| bad(&format!("field {k} is not a number")))
+        };
+        rows.push(Row {
+            group: leak(&f[0]),
+            case: leak(&f[1]),
+            payload: f[2].parse().map_err(|_| bad("payload_bytes"))?,
+            per: parse_per(&f[3]).ok_or_else(|| bad("per"))?,
+            vs: (!f[9].is_empty()).then(|| leak(&f[9])),
+            stats: Stats {
+                median: num(4)?,
+                min: num(5)?,
+                max: num(6)?,
+                count: f[11].parse().map_err(|_| bad("ops_per_run"))?,
+            },
+        });
+    }
+    Ok(rows)
+}
+
+/// Puts each extra row after the last row of its group and payload (else of its group, else
+/// at the end), so that it is printed beside what it is compared with.
+fn merge_rows(b: &mut Bench, extra: Vec<Row>) {
+    for row in extra {
+        let label = format!("{} | {} | {}", row.group, row.case, fmt_payload(row.payload));
+        if !b.cfg.selected(&label) {
+            continue;
+        }
+        let last = |same: &dyn Fn(&Row) -> bool| b.rows.iter().rposition(same);
+        let at = last(&|r| r.group == row.group && r.payload == row.payload)
+            .or_else(|| last(&|r| r.group == row.group))
+            .map_or(b.rows.len(), |i| i + 1);
+        b.rows.insert(at, row);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chart: 1P1C throughput against message size, one line per transport, as plain SVG.
+
+/// Line colours, in the order the series first appear (shmproc's rows come first).
+const PALETTE: [&str; 14] = [
+    "#1f77b4", "#6baed6", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f", "#e377c2", "#bcbd22",
+    "#17becf", "#393b79", "#ad494a", "#637939",
+];
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `10^d` MB/s as an axis label.
+fn fmt_decade(d: i32) -> String {
+    let units = ["MB/s", "GB/s", "TB/s"];
+    let (k, r) = (d.div_euclid(3), d.rem_euclid(3));
+    match units.get(k.max(0) as usize) {
+        Some(u) if k >= 0 => format!("{} {u}", 10u32.pow(r as u32)),
+        _ => format!("{} MB/s", 10f64.powi(d)),
+    }
+}
+
+/// One line of the chart: a transport's (payload, MB/s) points.
+struct Series {
+    case: &'static str,
+    per: Per,
+    points: Vec<(usize, f64)>,
+}
+
+/// The chart as an SVG document, or `None` when no 1P1C row was measured.
+fn chart_svg(b: &Bench, machine: &str) -> Option<String> {
+    use std::fmt::Write as _;
+    let mut series: Vec<Series> = Vec::new();
+    for r in b.rows.iter().filter(|r| r.group == G_1P1C && r.payload > 0) {
+        let point = (r.payload, r.mb_per_s());
+        match series.iter_mut().find(|s| s.case == r.case) {
+            Some(s) => s.points.push(point),
+            None => series.push(Series {
+                case: r.case,
+                per: r.per,
+                points: vec![point],
+            }),
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let all = || series.iter().flat_map(|s| s.points.iter().map(|&(_, v)| v));
+    let (lo, hi) = (all().fold(f64::MAX, f64::min), all().fold(0.0, f64::max));
+    let y0 = lo.log10().floor() as i32;
+    let y1 = (hi.log10().ceil() as i32).max(y0 + 1);
+    let (width, height) = (1040.0, 600.0);
+    let (left, right, top, bottom) = (90.0, 700.0, 80.0, 540.0);
+    let (lx0, lx1) = (
+        (PAYLOADS[0] as f64).log2(),
+        (PAYLOADS[PAYLOADS.len() - 1] as f64).log2(),
+    );
+    let x = |p: usize| left + 30.0 + ((p as f64).log2() - lx0) / (lx1 - lx0) * (right - left - 60.0);
+    let y = |v: f64| bottom - (v.log10() - f64::from(y0)) / f64::from(y1 - y0) * (bottom - top);
+
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{left}" y="28" font-size="17" font-weight="bold">Throughput between 1 producer and 1 consumer, by message size (log scales)</text>"#
+    );
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="48" fill="#444">{}</text>"##,
+        xml_escape(machine)
+    );
+    let how = if b.cfg.quick {
+        "quick smoke run (tiny counts, 1 run): not a measurement".to_owned()
+    } else {
+        format!(
+            "median of {} run(s) of ~{} ms per point",
+            b.cfg.runs,
+            b.cfg.target.as_millis()
+        )
+    };
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="64" fill="#444">{how}; MB/s = 10^6 bytes of payload per second; cargo bench --bench compare</text>"##
+    );
+    // Grid: decades (labelled) and 2x, 5x (faint); one vertical line per payload size.
+    for d in y0..=y1 {
+        let v = 10f64.powi(d);
+        let yy = y(v);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{left}" y1="{yy:.1}" x2="{right}" y2="{yy:.1}" stroke="#bbb"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left - 6.0,
+            yy + 4.0,
+            fmt_decade(d)
+        );
+        if d < y1 {
+            for m in [2.0, 5.0] {
+                let yy = y(v * m);
+                let _ = writeln!(
+                    o,
+                    r##"<line x1="{left}" y1="{yy:.1}" x2="{right}" y2="{yy:.1}" stroke="#eee"/>"##
+                );
+            }
+        }
+    }
+    for p in PAYLOADS {
+        let xx = x(p);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{xx:.1}" y1="{top}" x2="{xx:.1}" y2="{bottom}" stroke="#ddd"/><text x="{xx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            bottom + 18.0,
+            fmt_payload(p)
+        );
+    }
+    let _ = writeln!(
+        o,
+        r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="none" stroke="#444"/>"##,
+        right - left,
+        bottom - top
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">message size</text>"#,
+        (left + right) / 2.0,
+        bottom + 40.0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text transform="translate(24 {:.1}) rotate(-90)" text-anchor="middle">throughput (MB/s)</text>"#,
+        (top + bottom) / 2.0
+    );
+    // Series, then the legend.
+    for (i, Series { case, per, points: pts }) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let ours = case.starts_with("shmproc");
+        let stroke = if ours { 3.0 } else { 1.6 };
+        let dash = if i >= PALETTE.len() {
+            r#" stroke-dasharray="6 3""#
+        } else {
+            ""
+        };
+        if pts.len() > 1 {
+            let path: Vec<String> = pts.iter().map(|&(p, v)| format!("{:.1},{:.1}", x(p), y(v))).collect();
+            let _ = writeln!(
+                o,
+                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="{stroke}"{dash}/>"#,
+                path.join(" ")
+            );
+        }
+        for &(p, v) in pts {
+            let tip = format!(
+                "{case}, {}: {v:.0} MB/s, {} msgs/s",
+                fmt_payload(p),
+                fmt_rate(v * 1e6 / p as f64)
+            );
+            let shape = if *per == Per::Copy {
+                format!(
+                    r#"<rect x="{:.1}" y="{:.1}" width="9" height="9" fill="{colour}">"#,
+                    x(p) - 4.5,
+                    y(v) - 4.5
+                )
+            } else {
+                format!(r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{colour}">"#, x(p), y(v))
+            };
+            let end = if *per == Per::Copy { "</rect>" } else { "</circle>" };
+            let _ = writeln!(o, "{shape}<title>{}</title>{end}", xml_escape(&tip));
+        }
+        let ly = top + 8.0 + 20.0 * i as f64;
+        let lx = right + 18.0;
+        let weight = if ours { r#" font-weight="bold""# } else { "" };
+        let key = if *per == Per::Copy {
+            format!(
+                r#"<rect x="{:.1}" y="{:.1}" width="9" height="9" fill="{colour}"/>"#,
+                lx + 7.5,
+                ly - 4.5
+            )
+        } else {
+            format!(
+                r#"<line x1="{lx}" y1="{ly}" x2="{:.1}" y2="{ly}" stroke="{colour}" stroke-width="{stroke}"{dash}/>"#,
+                lx + 24.0
+            )
+        };
+        let _ = writeln!(
+            o,
+            r#"{key}<text x="{:.1}" y="{:.1}"{weight}>{}</text>"#,
+            lx + 30.0,
+            ly + 4.0,
+            xml_escape(case)
+        );
+    }
+    o.push_str("</svg>\n");
+    Some(o)
+}
+
 // Row names, shared by the rows, the references and the targets.
 const G_1P1C: &str = "queue 1P1C";
 const G_2P2C: &str = "queue 2P2C";
@@ -1646,6 +2049,7 @@ const MEMCPY_RING: &str = "memcpy 64 KiB into a 64 MiB ring (1 core)";
 const RT_SPIN: &str = "shmproc Queue, spinning (try_put/try_get)";
 const RT_BLOCK: &str = "shmproc Queue, blocking (put/get)";
 const RT_FLOOR: &str = "shared atomic word (floor)";
+const RT_FUTEX: &str = "bare futex wait/wake (blocking floor)";
 const RT_CROSSBEAM: &str = "crossbeam ArrayQueue, 2 threads, spinning";
 const RT_PIPE: &str = "unix pipe (2 pipes)";
 const RT_SOCK: &str = "unix socket";
@@ -1692,6 +2096,7 @@ fn run_all(b: &mut Bench) {
     b.row((G_RT, RT_SPIN, 8), Per::RoundTrip, None, |c| lat_shm(c, true));
     b.row((G_RT, RT_BLOCK, 8), Per::RoundTrip, None, |c| lat_shm(c, false));
     b.row((G_RT, RT_FLOOR, 8), Per::RoundTrip, Some(RT_SPIN), lat_atomic);
+    b.row((G_RT, RT_FUTEX, 8), Per::RoundTrip, Some(RT_BLOCK), lat_futex);
     b.row((G_RT, RT_CROSSBEAM, 8), Per::RoundTrip, Some(RT_SPIN), lat_crossbeam);
     b.row((G_RT, RT_PIPE, 8), Per::RoundTrip, Some(RT_BLOCK), |c| {
         lat_stream(c, Link::Pipe)
@@ -1748,6 +2153,13 @@ fn print_targets(b: &Bench) {
             format!("{} vs {} = {}", fmt_ns(spin), fmt_ns(floor), fmt_ratio(spin / floor)),
         );
     }
+    if let (Some(block), Some(floor)) = (ns(G_RT, RT_BLOCK, 8), ns(G_RT, RT_FUTEX, 8)) {
+        judge(
+            "blocking round trip <= 1.2x bare futex wait/wake round trip",
+            block <= 1.2 * floor,
+            format!("{} vs {} = {}", fmt_ns(block), fmt_ns(floor), fmt_ratio(block / floor)),
+        );
+    }
     if let (Some(shm), Some(mc)) = (ns(G_1P1C, SHM_Q, 65536), ns(G_1P1C, MEMCPY_HOT, 65536)) {
         judge(
             "64 KiB messages >= 1/2 single-core memcpy bandwidth",
@@ -1794,9 +2206,11 @@ fn main() {
     start_watchdog();
     let mode = if cfg.quick { "quick (smoke test)" } else { "full" };
     eprintln!("shmproc compare: {mode}, {} run(s) per row", cfg.runs);
+    let extra = extra_rows(&cfg);
     let mut b = Bench { cfg, rows: Vec::new() };
     let t0 = Instant::now();
     run_all(&mut b);
+    merge_rows(&mut b, extra);
     println!();
     println!("shmproc compare ({mode})");
     println!("{machine}");
@@ -1819,6 +2233,38 @@ fn main() {
                 eprintln!("writing {}: {e}", path.display());
                 std::process::exit(1);
             }
+        }
+    }
+    if let Some(path) = &b.cfg.svg {
+        let Some(svg) = chart_svg(&b, &machine) else {
+            eprintln!("no 1P1C row was measured: no chart written to {}", path.display());
+            std::process::exit(1);
+        };
+        match std::fs::write(path, svg) {
+            Ok(()) => eprintln!("wrote {}", path.display()),
+            Err(e) => {
+                eprintln!("writing {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// The `--extra-csv` rows, read before measuring so that a bad file fails at once.
+fn extra_rows(cfg: &Cfg) -> Vec<Row> {
+    let Some(path) = &cfg.extra_csv else { return Vec::new() };
+    match read_extra_rows(path) {
+        Ok(rows) => {
+            eprintln!(
+                "{} row(s) from {} will be merged into the table",
+                rows.len(),
+                path.display()
+            );
+            rows
+        }
+        Err(e) => {
+            eprintln!("--extra-csv {e}");
+            std::process::exit(1);
         }
     }
 }
