@@ -4,6 +4,10 @@
 //! [`Array<T>`] (`T: bytemuck::Pod`) lives in a named shared-memory segment; one process
 //! creates it under a name, any other process of the same user opens it by that name, and
 //! every access goes through a cross-process lock that survives its holder being killed.
+//! [`Queue<T>`] is a bounded lock-free queue of plain data between any number of producer
+//! and consumer processes; [`MessageQueue<T>`] carries any serde type (strings, structs,
+//! enums) and [`ByteQueue`] byte strings the same way; [`Pipe`] / [`Connection`] is a duplex
+//! pipe that reports a dropped or killed peer as `Disconnected`.
 //!
 //! ```
 //! # let name = format!("doc-root-{}", std::process::id());
