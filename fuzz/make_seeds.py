@@ -141,4 +141,76 @@ write(T, "array-snapshot", HDR + [a(0, 3), a(0, 8), 0] + list(u32(1)) + [a(0, 5)
 # array: declined recovery, reopen handles
 write(T, "array-unrecoverable-reopen", HDR + [a(0, 0), a(0, 15), 0, a(1, 3), a(1, 14), 0, a(0, 17), a(0, 0),
                                               a(1, 4), v(0, 14), v(0, 0), v(1, 2)])
+# ----------------------------------------------------------------------------------------
+# message_slots: [cap, max, preamble, op...], op = variant << 6 | ring << 4 | code
+T = "message_slots"
+BQ, MQ, P01, P10 = range(4)
+CELL, LENW, ANY, WORD, CTRL, SEND, SEND2, RECV, RECV2, RECV3, OBS, CLOSE, TASKS = range(13)
+MAXES = [0, 3, 8, 16, 24, 40, 56, 57, 64, 100, 120, 248]
+M40, M56, M57, M8 = MAXES.index(40), MAXES.index(56), MAXES.index(57), MAXES.index(8)
+
+
+def mop(ring, code, variant=0):
+    return (variant << 6) | (ring << 4) | code
+
+
+def send_bytes(ring, n, pattern=0x10, variant=0):
+    # payload_bytes: [len, pattern (even: generated)], then the timeout byte
+    return [mop(ring, SEND, variant), n, pattern & 0xFE, 1]
+
+
+def send_rec(ring, a, b, variant=0):
+    # payload_rec: [a, b], then the timeout byte
+    return [mop(ring, SEND, variant), a, b, 1]
+
+
+def recv(ring, variant=0):
+    # [timeout, buffer size]
+    return [mop(ring, RECV, variant), 1, 2]
+
+
+def len_word(ring, cell, how, *rest):
+    return [mop(ring, LENW), cell, how] + list(rest)
+
+
+def cell_bytes(ring, cell, within, data):
+    return [mop(ring, CELL), cell, within, len(data) - 1] + list(data)
+
+
+ALL_RECV = [b for r in (BQ, MQ, P01, P10) for b in recv(r, 1)]
+# Clean traffic on every ring: fill, observe, drain, observe.
+write(T, "legit-all-rings", [2, M40, 2] + [mop(r, OBS) for r in range(4)] + ALL_RECV + ALL_RECV
+      + send_bytes(BQ, 12) + send_rec(MQ, 5, 9) + send_rec(P01, 4, 2) + send_bytes(P10, 30, 0x22, 1)
+      + [mop(r, OBS) for r in range(4)] + ALL_RECV + ALL_RECV)
+# A length word just over the maximum on the first queued message of each ring: Corrupted,
+# then the second message arrives intact.
+write(T, "len-over-max", [2, M56, 2] + [b for r in range(4) for b in len_word(r, 0, 2, 0)]
+      + ALL_RECV + ALL_RECV + [mop(r, OBS) for r in range(4)] + ALL_RECV)
+# Huge length words (u64::MAX, a raw high word) on both cells.
+write(T, "len-huge", [1, M8, 1] + len_word(BQ, 0, 3, 0) + len_word(MQ, 0, 0) + list(u64(1 << 63))
+      + len_word(P01, 0, 3, 7) + len_word(P10, 0, 0) + list(u64(0xFFFF_FFFF)) + ALL_RECV + ALL_RECV)
+# Smaller length words (truncating messages) and garbage bytes in the message bodies of the
+# typed queue and the pipe: Decode errors, then clean messages.
+write(T, "short-len-and-garbage", [3, M57, 3] + len_word(MQ, 0, 1, 1) + len_word(P01, 1, 1, 0)
+      + cell_bytes(MQ, 1, 8, [0xFF] * 8) + cell_bytes(P10, 0, 9, [0x80] * 16)
+      + cell_bytes(BQ, 2, 8, b"scribbled!") + ALL_RECV + ALL_RECV + ALL_RECV + ALL_RECV)
+# Raw bytes into the typed queue (variant 3) and typed receives of raw pipe messages.
+write(T, "raw-into-typed", [2, M40, 0] + send_bytes(MQ, 3, 0xFE, 3) + send_bytes(MQ, 0, 0, 3)
+      + send_rec(MQ, 1, 1) + recv(MQ, 0) + recv(MQ, 0) + recv(MQ, 3) + send_bytes(P10, 5, 0x44, 1)
+      + recv(P10, 0) + [mop(P10, OBS)])
+# Scribbles in control blocks and slot words (rings turn inexact), then traffic.
+write(T, "control-and-slots", [3, 4, 2] + [mop(BQ, CTRL), 0, 0] + list(u64(5))
+      + [mop(MQ, CTRL), 8, 0] + list(u64(2)) + [mop(P01, CTRL), 48, 0] + list(u64(0x2A))
+      + [mop(P10, CTRL), 16, 0] + list(u64(1)) + ALL_RECV + ALL_RECV
+      + send_bytes(BQ, 3) + send_rec(MQ, 2, 2) + send_rec(P01, 1, 1) + ALL_RECV)
+# Two writes into the pipe's participant records (end 0 may then see end 1 as gone), then
+# close the byte queue, drop pipe end 1, and drain both.
+write(T, "pipe-meta-then-drop", [2, M40, 2] + [mop(P01, WORD)] + list(struct.pack("<H", 320 // 8))
+      + list(u64(1 << 33)) + [mop(P01, ANY)] + list(struct.pack("<H", 260)) + [7] + [0xFF] * 8
+      + [mop(P10, OBS)] + recv(P10, 2) + [mop(P01, CLOSE), 0, mop(BQ, CLOSE), 0] + send_bytes(BQ, 4)
+      + send_rec(P01, 3, 3) + recv(P10, 1) + recv(P10, 1) + recv(P10, 0) + recv(BQ, 2) + recv(BQ, 0)
+      + recv(BQ, 0) + [mop(BQ, OBS), mop(P10, OBS), mop(BQ, TASKS), 1, mop(MQ, TASKS), 0])
+# max_message_size 0: only empty byte messages fit.
+write(T, "max-zero", [0, 0, 1] + send_bytes(BQ, 0) + send_bytes(BQ, 1) + send_rec(MQ, 0, 0)
+      + len_word(BQ, 0, 2, 0) + ALL_RECV + ALL_RECV)
 print("seeds written under", ROOT)
