@@ -255,3 +255,168 @@ pub enum RecvError {
     #[error("this end of a one-way pipe only sends")]
     SendOnly,
 }
+
+/// Why a [`Process`](crate::Process) or a `Pool` task gave no result.
+///
+/// Variants about one task's fate (`Panicked`, `Killed`, `NoResult`, `WorkerDied`, `Timeout`,
+/// `Terminated`) leave everything else working: a pool carries on with its other tasks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `shmproc::init()` was not called in this process, so a child started from this binary
+    /// would not know how to run a job (it would run a second copy of `main`).
+    #[error(
+        "shmproc::init() was not called: call it first thing in main(); in an integration \
+         test binary, add `shmproc::test_support!();` once and call `shmproc::init()` at the \
+         start of every test that starts processes"
+    )]
+    NotInitialized,
+    /// The function does not lie in the main executable (it is in a shared library), so a
+    /// child process cannot find it at the same place. Wrap it in a function of your own.
+    #[error("cannot run this function in a child process: {reason}")]
+    UnsupportedFunction {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The arguments (or a result) are larger than the pipe's maximum message size.
+    #[error(
+        "{what} of {size} bytes exceed the maximum message size of {max} bytes (raise it with \
+         the builder's max_message_size)"
+    )]
+    TooLarge {
+        /// `"the arguments"` or `"the result"`.
+        what: &'static str,
+        /// Encoded size in bytes.
+        size: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The arguments or the result could not be encoded (a `Serialize` impl failed, or a
+    /// type postcard does not support).
+    #[error("could not encode {what}: {reason}")]
+    Encode {
+        /// `"the arguments"` or `"the result"`.
+        what: &'static str,
+        /// What the encoder said.
+        reason: String,
+    },
+    /// The arguments or the result could not be decoded as the expected type.
+    #[error("could not decode {what}: {reason}")]
+    Decode {
+        /// `"the arguments"` or `"the result"`.
+        what: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The pipe to the child could not be created.
+    #[error("could not create the pipe to the child process: {0}")]
+    Pipe(#[from] OpenError),
+    /// Starting the child process failed.
+    #[error("could not start the child process: {0}")]
+    Spawn(#[source] io::Error),
+    /// The pipe to the child failed in a way other than the child's death.
+    #[error("the pipe to the child process failed: {reason}")]
+    Ipc {
+        /// What failed.
+        reason: String,
+    },
+    /// The child is not the same build as the parent (its executable or code layout
+    /// differs) and refused the job instead of running code at a wrong address.
+    #[error("the child process refused the job: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The function panicked in the child.
+    #[error("the child process panicked at {location}: {message}")]
+    Panicked {
+        /// The panic message (the payload, when it is a string).
+        message: String,
+        /// `file:line:column` of the panic.
+        location: String,
+    },
+    /// The child was killed by a signal before it sent its result.
+    #[error("the child process was killed by signal {signal} ({})", signal_name(*.signal))]
+    Killed {
+        /// The signal number (`libc::SIGKILL` is 9).
+        signal: i32,
+    },
+    /// The child exited without sending a result (it called `std::process::exit`, or it is
+    /// a test binary without `shmproc::test_support!()`).
+    #[error("the child process exited ({status}) without sending a result{}", no_result_hint(.status))]
+    NoResult {
+        /// How it exited.
+        status: std::process::ExitStatus,
+    },
+    /// A pool worker died while running this task (killed, aborted, out of memory). The
+    /// pool replaced it; other tasks are not affected.
+    #[error("pool worker process {pid} died while running this task ({})", died_how(*.signal, *.code))]
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit code, if it exited.
+        code: Option<i32>,
+    },
+    /// `join_timeout` / `get_timeout`: the result was not there in time.
+    #[error("timed out waiting for the result")]
+    Timeout,
+    /// The result was already taken by an earlier `join`.
+    #[error("the result was already taken by an earlier join")]
+    AlreadyJoined,
+    /// The pool was closed (or joined): it takes no new tasks.
+    #[error("the pool is closed and takes no new tasks")]
+    PoolClosed,
+    /// The pool was terminated (or dropped) before this task finished.
+    #[error("the pool was terminated before this task finished")]
+    Terminated,
+    /// An argument of the call was out of range.
+    #[error("invalid argument: {what}")]
+    InvalidArgument {
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// The usual name of a signal number, for messages.
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        31 => "SIGSYS",
+        _ => "signal",
+    }
+}
+
+fn no_result_hint(status: &std::process::ExitStatus) -> &'static str {
+    if status.success() {
+        "; if the child is an integration-test binary, it lacks a `shmproc::test_support!();` \
+         line, so libtest found no test to run and exited 0"
+    } else {
+        ""
+    }
+}
+
+fn died_how(signal: Option<i32>, code: Option<i32>) -> String {
+    match (signal, code) {
+        (Some(s), _) => format!("killed by signal {s}, {}", signal_name(s)),
+        (None, Some(c)) => format!("exited with code {c}"),
+        (None, None) => "its exit status is unknown".to_owned(),
+    }
+}

@@ -103,6 +103,8 @@ mod os;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
+pub mod process;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod segment;
@@ -112,11 +114,13 @@ mod value;
 #[cfg(not(loom))]
 pub use array::{Array, ArrayGuard};
 #[cfg(not(loom))]
-pub use error::{GetError, LockError, OpenError, PutError, RecvError, SendError, TaskError};
+pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RecvError, SendError, TaskError};
 #[cfg(not(loom))]
 pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageWriter};
 #[cfg(not(loom))]
 pub use pipe::{Connection, PEER_CHECK, Pipe};
+#[cfg(not(loom))]
+pub use process::{DEFAULT_PROCESS_MESSAGE_SIZE, Process, ProcessBuilder, init};
 #[cfg(not(loom))]
 pub use queue::{MAX_CAPACITY, Queue};
 #[cfg(not(loom))]

@@ -1,0 +1,287 @@
+//! The child's side: recognising that this process is a child, checking the job, running
+//! tasks with panics caught, and sending results back.
+
+use super::sys;
+use super::wire::{
+    self, EXIT, Failure, Fingerprint, ITEM_FAILED, ITEM_OK, ITEM_PANICKED, READY, REFUSED, RESULT_HEADER,
+    RESULTS_HEADER, ResultsFrame, START, Start, TASK,
+};
+use crate::{Connection, RecvError};
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+/// The test name a child of a test binary runs, and the first argument of every child.
+pub(crate) const ENTRY: &str = "__shmproc_child_entry";
+/// The arguments every child is started with: in a libtest binary they run exactly the
+/// `ENTRY` test, quietly, on one thread; a normal binary's `init()` exits before `main`
+/// looks at them. The job argument follows; to libtest it is a second filter that matches
+/// no test.
+pub(crate) const CHILD_ARGS: [&str; 5] = [ENTRY, "--exact", "--nocapture", "--test-threads=1", "-q"];
+/// Prefix of the argument that names the child's pipe.
+pub(crate) const JOB_PREFIX: &str = "__shmproc_job=";
+
+/// A child sends the results it has so far at least this often while it works through a
+/// chunk, so that a worker's death costs only the items since (see `pool`).
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(10);
+
+/// Exit code of a child that could not get its job (`EX_SOFTWARE`).
+const EXIT_BROKEN: i32 = 70;
+
+/// The pipe name if this process was started as a child, from its arguments.
+pub(crate) fn job_pipe() -> Option<String> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != ENTRY {
+        return None;
+    }
+    args.find_map(|a| a.to_str()?.strip_prefix(JOB_PREFIX).map(str::to_owned))
+}
+
+thread_local! {
+    /// Whether this thread is running a task now (its panics are caught and reported).
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// The message and location of this thread's last panic in a task.
+    static CAUGHT: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Runs this process as a child serving the pipe `name`, then exits. Never returns.
+pub(crate) fn child_main(name: &str) -> ! {
+    let code = serve(name);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(code)
+}
+
+fn serve(name: &str) -> i32 {
+    let conn = match Connection::open(name) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shmproc: child {} could not open its pipe {name:?}: {e}", sys::pid());
+            return EXIT_BROKEN;
+        }
+    };
+    // Connected: nobody else needs the name, and now nothing is left in /dev/shm whatever
+    // happens to either side later.
+    let _ = crate::remove(name);
+    let mut buf = Vec::new();
+    match conn.recv_bytes_into(&mut buf) {
+        Ok(()) => {}
+        // The parent is gone before we started: nothing to do.
+        Err(RecvError::Disconnected) => return 0,
+        Err(e) => {
+            eprintln!("shmproc: child {} could not read its start frame: {e}", sys::pid());
+            return EXIT_BROKEN;
+        }
+    }
+    let start = match buf.split_first() {
+        Some((&START, rest)) => match postcard::from_bytes::<Start>(rest) {
+            Ok(s) => s,
+            Err(e) => return refuse(&conn, format!("undecodable start frame: {e}")),
+        },
+        _ => return refuse(&conn, "the first frame is not a start frame".to_owned()),
+    };
+    match Fingerprint::current() {
+        Ok(mine) if mine == start.fingerprint => {}
+        Ok(mine) => {
+            return refuse(
+                &conn,
+                format!(
+                    "the child runs another build of the program than its parent (parent {:?}, \
+                     child {mine:?})",
+                    start.fingerprint
+                ),
+            );
+        }
+        Err(e) => return refuse(&conn, e),
+    }
+    if start.daemon && sys::parent_pid() != start.parent {
+        // The parent died before our parent-death signal was armed.
+        return 0;
+    }
+    if let Some(n) = &start.name {
+        sys::set_process_name(n);
+    }
+    // Jobs may start processes of their own.
+    super::INITIALIZED.store(true, std::sync::atomic::Ordering::Release);
+    install_panic_hook(start.print_panics);
+    let mut ready = vec![READY];
+    ready.extend_from_slice(&sys::pid().to_le_bytes());
+    if conn.send_bytes(&ready).is_err() {
+        return 0;
+    }
+    let mut out = Vec::new();
+    loop {
+        match conn.recv_bytes_into(&mut buf) {
+            Ok(()) => {}
+            // The parent (or pool) is gone: stop.
+            Err(RecvError::Disconnected) => return 0,
+            Err(e) => {
+                eprintln!("shmproc: child {} could not read a task: {e}", sys::pid());
+                return EXIT_BROKEN;
+            }
+        }
+        match buf.first() {
+            Some(&TASK) => {
+                let outcome = run_task(&conn, &buf, &mut out);
+                match outcome {
+                    Outcome::ParentGone => return 0,
+                    Outcome::Broken => return EXIT_BROKEN,
+                    Outcome::Done { panicked } if start.one_shot => return i32::from(panicked),
+                    Outcome::Done { .. } => {}
+                }
+            }
+            Some(&EXIT) => return 0,
+            _ => {
+                eprintln!("shmproc: child {} got a frame it does not know", sys::pid());
+                return EXIT_BROKEN;
+            }
+        }
+    }
+}
+
+fn refuse(conn: &Connection, reason: String) -> i32 {
+    eprintln!("shmproc: child {} refuses its job: {reason}", sys::pid());
+    let mut frame = vec![REFUSED];
+    frame.extend_from_slice(reason.as_bytes());
+    frame.truncate(conn.max_message_size());
+    let _ = conn.send_bytes(&frame);
+    EXIT_BROKEN
+}
+
+enum Outcome {
+    Done { panicked: bool },
+    ParentGone,
+    Broken,
+}
+
+/// Runs every item of the task frame `frame`, sending results at least every
+/// [`FLUSH_EVERY`] and whenever a frame would outgrow the pipe's maximum message size.
+fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let task = match wire::parse_task(frame) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("shmproc: child {} got a malformed task: {e}", sys::pid());
+            return Outcome::Broken;
+        }
+    };
+    let max = conn.max_message_size();
+    let tramp = task.f.trampoline();
+    let mut results = ResultsFrame::new(std::mem::take(out), task.id, 0);
+    let mut panicked = false;
+    let mut last_flush = Instant::now();
+    let mut item_out = Vec::new();
+    let mut items = task.items.enumerate().peekable();
+    while let Some((index, item)) = items.next() {
+        let item = match item {
+            Ok((_, bytes)) => bytes,
+            Err(e) => {
+                eprintln!("shmproc: child {} got a malformed task: {e}", sys::pid());
+                return Outcome::Broken;
+            }
+        };
+        item_out.clear();
+        let run = match tramp {
+            Ok(t) => {
+                IN_TASK.with(|c| c.set(true));
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| t(task.f.func, item, &mut item_out)));
+                IN_TASK.with(|c| c.set(false));
+                r
+            }
+            Err(ref e) => Ok(Err(Failure::BadFunction(e.clone()))),
+        };
+        let (mut tag, mut owned): (u8, Option<Vec<u8>>) = match run {
+            Ok(Ok(())) => (ITEM_OK, None),
+            Ok(Err(f)) => (ITEM_FAILED, Some(encode_failure(&f))),
+            Err(payload) => {
+                panicked = true;
+                let caught = CAUGHT.with(|c| c.borrow_mut().take());
+                let (message, location) =
+                    caught.unwrap_or_else(|| (payload_message(&*payload), "unknown location".to_owned()));
+                // Dropping a panic payload can itself panic; keep it out of our way.
+                std::mem::forget(payload);
+                let report = postcard::to_allocvec(&(message, location)).unwrap_or_default();
+                (ITEM_PANICKED, Some(report))
+            }
+        };
+        let len = owned.as_ref().map_or(item_out.len(), Vec::len);
+        if RESULTS_HEADER + RESULT_HEADER + len > max {
+            let f = Failure::ResultTooLarge {
+                size: len as u64,
+                max: max.saturating_sub(RESULTS_HEADER + RESULT_HEADER) as u64,
+            };
+            (tag, owned) = (ITEM_FAILED, Some(encode_failure(&f)));
+        }
+        let payload: &[u8] = owned.as_deref().unwrap_or(&item_out);
+        if results.count > 0 && results.buf.len() + RESULT_HEADER + payload.len() > max {
+            if !flush(conn, &mut results) {
+                return Outcome::ParentGone;
+            }
+            results = ResultsFrame::new(std::mem::take(&mut results.buf), task.id, index as u32);
+            last_flush = Instant::now();
+        }
+        results.push(tag, payload);
+        let last = items.peek().is_none();
+        if last || last_flush.elapsed() >= FLUSH_EVERY {
+            if !flush(conn, &mut results) {
+                return Outcome::ParentGone;
+            }
+            results = ResultsFrame::new(std::mem::take(&mut results.buf), task.id, index as u32 + 1);
+            last_flush = Instant::now();
+        }
+    }
+    if results.count > 0 || results.first() == 0 {
+        // A task of no items still gets its (empty) answer.
+        if !flush(conn, &mut results) {
+            return Outcome::ParentGone;
+        }
+    }
+    *out = std::mem::take(&mut results.buf);
+    Outcome::Done { panicked }
+}
+
+/// Sends a results frame; `false` if the parent is gone.
+fn flush(conn: &Connection, results: &mut ResultsFrame) -> bool {
+    // What the task printed comes before its result.
+    let _ = std::io::stdout().flush();
+    match conn.send_bytes(results.seal()) {
+        Ok(()) => true,
+        Err(e) => {
+            if !matches!(e, crate::SendError::Disconnected) {
+                eprintln!("shmproc: child {} could not send results: {e}", sys::pid());
+            }
+            false
+        }
+    }
+}
+
+fn encode_failure(f: &Failure) -> Vec<u8> {
+    postcard::to_allocvec(f).unwrap_or_default()
+}
+
+fn install_panic_hook(print: bool) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_task = IN_TASK.with(Cell::get);
+        if in_task {
+            let message = payload_message(info.payload());
+            let location = info
+                .location()
+                .map_or_else(|| "unknown location".to_owned(), ToString::to_string);
+            CAUGHT.with(|c| *c.borrow_mut() = Some((message, location)));
+        }
+        if print || !in_task {
+            previous(info);
+        }
+    }));
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any> (a panic payload that is not a string)".to_owned()
+    }
+}
