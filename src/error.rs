@@ -256,7 +256,7 @@ pub enum RecvError {
     SendOnly,
 }
 
-/// Why a [`Process`](crate::Process) or a `Pool` task gave no result.
+/// Why a [`Process`](crate::Process) or a [`Pool`](crate::Pool) task gave no result.
 ///
 /// Variants about one task's fate (`Panicked`, `Killed`, `NoResult`, `WorkerDied`, `Timeout`,
 /// `Terminated`) leave everything else working: a pool carries on with its other tasks.
@@ -377,6 +377,51 @@ pub enum ProcessError {
         /// What is wrong.
         what: String,
     },
+}
+
+impl ProcessError {
+    /// A copy of this error, for delivering one cause to several tasks (`io::Error` is not
+    /// `Clone`: it is copied as its kind and message).
+    pub(crate) fn replicate(&self) -> ProcessError {
+        use ProcessError as E;
+        match self {
+            E::NotInitialized => E::NotInitialized,
+            E::UnsupportedFunction { reason } => E::UnsupportedFunction { reason: reason.clone() },
+            E::TooLarge { what, size, max } => E::TooLarge {
+                what,
+                size: *size,
+                max: *max,
+            },
+            E::Encode { what, reason } => E::Encode {
+                what,
+                reason: reason.clone(),
+            },
+            E::Decode { what, reason } => E::Decode {
+                what,
+                reason: reason.clone(),
+            },
+            E::Pipe(e) => E::Ipc { reason: e.to_string() },
+            E::Spawn(e) => E::Spawn(io::Error::new(e.kind(), e.to_string())),
+            E::Ipc { reason } => E::Ipc { reason: reason.clone() },
+            E::Refused { reason } => E::Refused { reason: reason.clone() },
+            E::Panicked { message, location } => E::Panicked {
+                message: message.clone(),
+                location: location.clone(),
+            },
+            E::Killed { signal } => E::Killed { signal: *signal },
+            E::NoResult { status } => E::NoResult { status: *status },
+            E::WorkerDied { pid, signal, code } => E::WorkerDied {
+                pid: *pid,
+                signal: *signal,
+                code: *code,
+            },
+            E::Timeout => E::Timeout,
+            E::AlreadyJoined => E::AlreadyJoined,
+            E::PoolClosed => E::PoolClosed,
+            E::Terminated => E::Terminated,
+            E::InvalidArgument { what } => E::InvalidArgument { what: what.clone() },
+        }
+    }
 }
 
 /// The usual name of a signal number, for messages.

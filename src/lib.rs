@@ -103,6 +103,8 @@ mod os;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
+pub mod pool;
+#[cfg(not(loom))]
 pub mod process;
 #[cfg(not(loom))]
 mod queue;
@@ -119,6 +121,8 @@ pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RecvErro
 pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageWriter};
 #[cfg(not(loom))]
 pub use pipe::{Connection, PEER_CHECK, Pipe};
+#[cfg(not(loom))]
+pub use pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder};
 #[cfg(not(loom))]
 pub use process::{DEFAULT_PROCESS_MESSAGE_SIZE, Process, ProcessBuilder, init};
 #[cfg(not(loom))]

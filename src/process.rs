@@ -25,7 +25,7 @@
 //! `__shmproc_child_entry --exact --nocapture --test-threads=1 -q __shmproc_job=<pipe>`.
 //! [`init`], called first thing in `main`, sees them, runs the job and exits the process:
 //! `main` never goes on in a child. In the parent, `init` only records that it was called;
-//! without it [`Process::spawn`] and `Pool::new` fail with
+//! without it [`Process::spawn`] and [`Pool::new`](crate::Pool::new) fail with
 //! [`ProcessError::NotInitialized`], so forgetting it can never start a second copy of your
 //! program. Whatever runs before `init` in `main` runs in every child too: call it first.
 //! The marker is an argument rather than an environment variable, so programs that a job
@@ -36,7 +36,7 @@
 //! u32`). A closure that captures nothing coerces to such a pointer; one that captures its
 //! environment does not compile, because its state could not reach the child:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! let offset = 10;
 //! let p = shmproc::Process::spawn(move |x: u32| x + offset, 1);
 //! ```
@@ -93,7 +93,7 @@
 //! (`PR_SET_PDEATHSIG`, checked against the parent's pid to close the race with a parent
 //! that dies during the spawn). Linux fires this signal when the **thread** that spawned the
 //! child exits, not only the process: spawn daemon children from a thread that lives as
-//! long as they should (such as `main`). `Pool` spawns its workers from its
+//! long as they should (such as `main`). [`Pool`](crate::Pool) spawns its workers from its
 //! own long-lived threads for this reason.
 //!
 //! # Trust
@@ -120,7 +120,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wire::{FnRef, READY, REFUSED, RESULTS, TaskFrame};
 
-use spawn::{Launch, Spawned};
+pub(crate) use spawn::{Launch, Spawned, launch};
 
 /// Default largest message between a parent and a child (arguments, results): 1 MiB.
 ///
@@ -137,7 +137,7 @@ static INITIALIZED: AtomicBool = AtomicBool::new(false);
 /// Makes this program able to serve as a child process. **Call it first thing in `main`**
 /// (and at the start of each test that starts processes).
 ///
-/// In a child started by [`Process::spawn`] or a `Pool`, it runs the job
+/// In a child started by [`Process::spawn`] or a [`Pool`](crate::Pool), it runs the job
 /// and exits the process: it never returns there. Anywhere else it records that it was
 /// called and returns at once. See the [module documentation](crate::process) for how the
 /// child is recognised and for the [`test_support!`](crate::test_support) line that test
@@ -161,7 +161,8 @@ pub fn init() {
     INITIALIZED.store(true, Ordering::Release);
 }
 
-fn ensure_initialized() -> Result<(), ProcessError> {
+/// `NotInitialized` unless [`init`] ran in this process.
+pub(crate) fn ensure_initialized() -> Result<(), ProcessError> {
     if INITIALIZED.load(Ordering::Acquire) {
         Ok(())
     } else {
@@ -286,6 +287,7 @@ impl ProcessBuilder {
     }
 }
 
+/// Checks a maximum message size given to a builder.
 pub(crate) fn check_message_size(bytes: usize) -> Result<(), ProcessError> {
     if (MIN_MESSAGE_SIZE..=crate::MAX_MESSAGE_SIZE).contains(&bytes) {
         Ok(())
@@ -540,7 +542,8 @@ impl<R> Process<R> {
     }
 }
 
-fn exit_error(status: Option<ExitStatus>) -> ProcessError {
+/// The error for a child that exited (`status`) without a result.
+pub(crate) fn exit_error(status: Option<ExitStatus>) -> ProcessError {
     match status {
         Some(st) => match st.signal() {
             Some(signal) => ProcessError::Killed { signal },

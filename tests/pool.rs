@@ -1,0 +1,300 @@
+//! `Pool`: real worker processes of this test binary, real SIGKILLs.
+
+mod common;
+
+use common::Name;
+use shmproc::{MessageQueue, Pool, ProcessError};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+shmproc::test_support!();
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add((a, b): (u64, u64)) -> u64 {
+    a + b
+}
+
+fn pid_of(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn panics_on_5(x: u32) -> u32 {
+    assert_ne!(x, 5, "five is not allowed");
+    x
+}
+
+/// SIGKILLs its own worker on 3.
+fn dies_on_3(x: u32) -> u32 {
+    if x == 3 {
+        // SAFETY: kill(2) on our own pid.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        std::thread::sleep(Duration::from_secs(60));
+    }
+    x * 10
+}
+
+fn exits_on_2(x: u32) -> u32 {
+    if x == 2 {
+        std::process::exit(3);
+    }
+    x
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Reports its pid on the queue `name`, then hangs.
+fn report_and_hang(name: String) -> u32 {
+    let q = MessageQueue::<u32>::open(&name).expect("open");
+    q.put(&std::process::id()).expect("put");
+    std::thread::sleep(Duration::from_secs(600));
+    0
+}
+
+fn byte_sum(v: Vec<u8>) -> u64 {
+    v.iter().map(|&b| u64::from(b)).sum()
+}
+
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_until(bound: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok()
+}
+
+#[test]
+fn results_come_in_input_order() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let expected: Vec<u64> = (0..200).map(|x| x * x).collect();
+    assert_eq!(pool.map(square, 0..200).expect("map"), expected);
+    assert_eq!(pool.chunksize(7).map(square, 0..200).expect("map"), expected);
+    assert_eq!(pool.map(square, Vec::new()).expect("map"), Vec::<u64>::new());
+    let imap: Vec<u64> = pool.imap(square, 0..200).map(Result::unwrap).collect();
+    assert_eq!(imap, expected);
+    let imap: Vec<u64> = pool.chunksize(16).imap(square, 0..200).map(Result::unwrap).collect();
+    assert_eq!(imap, expected);
+    let mut unordered: Vec<u64> = pool.imap_unordered(square, 0..200).map(Result::unwrap).collect();
+    unordered.sort_unstable();
+    assert_eq!(unordered, expected);
+    // An endless input: imap takes only what it needs.
+    let first: Vec<u64> = pool.imap(square, 0..).take(5).map(Result::unwrap).collect();
+    assert_eq!(first, [0, 1, 4, 9, 16]);
+    assert_eq!(
+        pool.starmap(add, (0..10).map(|i| (i, 100 * i))).expect("starmap"),
+        (0..10).map(|i| 101 * i).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.apply(square, 12).expect("apply"), 144);
+    let handles: Vec<_> = (0..10).map(|i| pool.apply_async(square, i)).collect();
+    let results: Vec<u64> = handles.iter().map(|h| h.get().expect("get")).collect();
+    assert_eq!(results, (0..10).map(|i| i * i).collect::<Vec<_>>());
+    assert!(handles.iter().all(|h| h.ready() && h.successful() == Some(true)));
+    // `get` may be called again.
+    assert_eq!(handles[3].get().expect("again"), 9);
+    // Work was spread over both workers.
+    let pids: BTreeSet<u32> = pool.chunksize(1).map(pid_of, 0..50).expect("map").into_iter().collect();
+    assert!(
+        pids.iter().all(|p| pool.pids().contains(p)),
+        "{pids:?} vs {:?}",
+        pool.pids()
+    );
+    pool.join();
+}
+
+#[test]
+fn a_panicking_task_fails_alone() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let pids = pool.pids();
+    let out: Vec<_> = pool.imap(panics_on_5, 0..10).collect();
+    for (i, r) in out.into_iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(v as usize, i),
+            Err(ProcessError::Panicked { message, location }) => {
+                assert_eq!(i, 5);
+                assert!(message.contains("five is not allowed"), "{message}");
+                assert!(location.starts_with("tests/pool.rs:"), "{location}");
+            }
+            Err(e) => panic!("item {i}: {e}"),
+        }
+    }
+    // `map` reports the first error; the workers live on.
+    assert!(matches!(
+        pool.chunksize(3).map(panics_on_5, 0..10),
+        Err(ProcessError::Panicked { .. })
+    ));
+    let r = pool.apply_async(panics_on_5, 5);
+    assert!(matches!(r.get(), Err(ProcessError::Panicked { .. })));
+    assert_eq!(r.successful(), Some(false));
+    assert_eq!(pool.pids(), pids);
+}
+
+#[test]
+fn a_worker_killed_mid_task_fails_that_task_only() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let before = pool.pids();
+    let out: Vec<_> = pool.imap(dies_on_3, 0..12).collect();
+    for (i, r) in out.into_iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(v as usize, 10 * i),
+            Err(ProcessError::WorkerDied { pid, signal, .. }) => {
+                assert_eq!(i, 3, "only the task that killed its worker fails");
+                assert_eq!(signal, Some(libc::SIGKILL));
+                assert!(before.contains(&pid), "{pid} was one of {before:?}");
+            }
+            Err(e) => panic!("item {i}: {e}"),
+        }
+    }
+    // The pool keeps working, with a new worker in the dead one's place.
+    assert_eq!(
+        pool.map(square, 0..20).expect("map"),
+        (0..20).map(|x| x * x).collect::<Vec<_>>()
+    );
+    assert!(wait_until(Duration::from_secs(30), || pool.pids().len() == 2));
+    assert_ne!(pool.pids(), before);
+    // A worker that exits in the middle of a task.
+    let r = pool.apply_async(exits_on_2, 2);
+    match r.get() {
+        Err(ProcessError::WorkerDied { signal, code, .. }) => assert_eq!((signal, code), (None, Some(3))),
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert_eq!(pool.apply(exits_on_2, 7).expect("apply"), 7);
+}
+
+#[test]
+fn a_worker_killed_from_outside_fails_its_task_and_the_rest_complete() {
+    shmproc::init();
+    let name = Name::new("pool");
+    let q = MessageQueue::<u32>::create(&name, 4).expect("queue");
+    let pool = Pool::builder().processes(2).prefetch(1).build().expect("pool");
+    let hung = pool.apply_async(report_and_hang, name.to_string());
+    let victim = q.get_timeout(Duration::from_secs(60)).expect("victim pid");
+    let others: Vec<_> = (0..6).map(|_| pool.apply_async(sleep_ms, 20)).collect();
+    // SAFETY: kill(2) on a worker of our pool, which its slot thread has not reaped.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    match hung.get_timeout(Duration::from_secs(60)) {
+        Err(ProcessError::WorkerDied { pid, signal, .. }) => {
+            assert_eq!(pid, victim);
+            assert_eq!(signal, Some(libc::SIGKILL));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    for o in &others {
+        assert_eq!(o.get().expect("other task"), 20);
+    }
+    pool.join();
+}
+
+#[test]
+fn terminate_stops_a_busy_pool() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let pids = pool.pids();
+    let busy: Vec<_> = (0..5).map(|_| pool.apply_async(sleep_ms, 60_000)).collect();
+    assert!(!busy[0].wait_timeout(Duration::from_millis(200)));
+    let t0 = Instant::now();
+    pool.terminate();
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "terminate took {:?}",
+        t0.elapsed()
+    );
+    for b in &busy {
+        assert!(matches!(b.get(), Err(ProcessError::Terminated)));
+    }
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} survived terminate");
+    }
+    assert!(matches!(pool.apply(square, 2), Err(ProcessError::Terminated)));
+}
+
+#[test]
+fn close_then_join_finishes_queued_work() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let pids = pool.pids();
+    let queued: Vec<_> = (0..8).map(|i| pool.apply_async(sleep_ms, 10 * i)).collect();
+    pool.close();
+    assert!(matches!(pool.apply(square, 2), Err(ProcessError::PoolClosed)));
+    pool.join();
+    for (i, q) in queued.iter().enumerate() {
+        assert!(q.ready());
+        assert_eq!(q.get().expect("queued task"), 10 * i as u64);
+    }
+    for pid in pids {
+        assert!(gone(pid), "worker {pid} still runs after join");
+    }
+}
+
+#[test]
+fn max_tasks_per_child_replaces_workers() {
+    shmproc::init();
+    let pool = Pool::builder()
+        .processes(1)
+        .max_tasks_per_child(2)
+        .build()
+        .expect("pool");
+    let pids: Vec<u32> = pool.chunksize(1).map(pid_of, 0..6).expect("map");
+    let distinct: BTreeSet<u32> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 3, "{pids:?}");
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2]);
+}
+
+#[test]
+fn large_items_and_too_large_items() {
+    shmproc::init();
+    let pool = Pool::builder()
+        .processes(2)
+        .max_message_size(256 << 10)
+        .build()
+        .expect("pool");
+    let items: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 64 << 10]).collect();
+    let sums = pool.map(byte_sum, items).expect("map");
+    assert_eq!(sums, (0..40u64).map(|i| i * (64 << 10)).collect::<Vec<_>>());
+    let mixed = vec![vec![1u8; 10], vec![2u8; 300 << 10], vec![3u8; 10]];
+    let out: Vec<_> = pool.chunksize(3).imap(byte_sum, mixed).collect();
+    assert_eq!(out[0].as_ref().ok(), Some(&10));
+    assert!(
+        matches!(
+            out[1],
+            Err(ProcessError::TooLarge {
+                what: "the arguments",
+                ..
+            })
+        ),
+        "{:?}",
+        out[1]
+    );
+    assert_eq!(out[2].as_ref().ok(), Some(&30));
+}
+
+#[test]
+fn invalid_arguments_are_refused() {
+    shmproc::init();
+    assert!(matches!(Pool::new(0), Err(ProcessError::InvalidArgument { .. })));
+    assert!(matches!(
+        Pool::builder().processes(1).prefetch(0).build(),
+        Err(ProcessError::InvalidArgument { .. })
+    ));
+}
