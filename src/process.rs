@@ -85,7 +85,8 @@
 //! panic as usual), it was killed by a signal ([`ProcessError::Killed`]), or it exited
 //! without a result ([`ProcessError::NoResult`]). Children are always reaped: a handle
 //! dropped while its child runs hands the child to a background reaper thread, so no zombie
-//! is left. Dropping the handle of a *daemon* child kills it.
+//! is left, and the child still runs its job (as in Python; the result is dropped).
+//! Dropping the handle of a *daemon* child kills it.
 //!
 //! # Daemon children
 //!
@@ -277,7 +278,7 @@ impl ProcessBuilder {
         Ok(Process {
             pid: child.id(),
             child: Some(child),
-            conn,
+            conn: Some(conn),
             name: self.name.clone(),
             daemon: self.daemon,
             status: None,
@@ -330,7 +331,8 @@ pub(crate) fn check_message_size(bytes: usize) -> Result<(), ProcessError> {
 pub struct Process<R> {
     /// `None` once dropped into the reaper.
     child: Option<Child>,
-    conn: Connection,
+    /// `None` once dropped into the reaper.
+    conn: Option<Connection>,
     pid: u32,
     name: Option<String>,
     daemon: bool,
@@ -394,13 +396,22 @@ impl<R: DeserializeOwned> Process<R> {
         if self.taken {
             return Err(ProcessError::AlreadyJoined);
         }
+        let Some(conn) = self.conn.take() else {
+            return Err(ProcessError::AlreadyJoined);
+        };
+        let outcome = self.wait_on(&conn, deadline);
+        self.conn = Some(conn);
+        outcome
+    }
+
+    fn wait_on(&mut self, conn: &Connection, deadline: Option<Instant>) -> Result<R, ProcessError> {
         let mut buf = Vec::new();
         loop {
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(crate::PEER_CHECK),
                 None => crate::PEER_CHECK,
             };
-            match self.conn.recv_bytes_into_timeout(&mut buf, slice) {
+            match conn.recv_bytes_into_timeout(&mut buf, slice) {
                 Ok(()) => {
                     if let Some(outcome) = self.frame(&buf) {
                         return outcome;
@@ -409,7 +420,7 @@ impl<R: DeserializeOwned> Process<R> {
                 Err(RecvError::Timeout) => {
                     if self.try_reap().is_some() {
                         // It exited: take anything it sent just before, then say how.
-                        while self.conn.recv_bytes_into_timeout(&mut buf, Duration::ZERO).is_ok() {
+                        while conn.recv_bytes_into_timeout(&mut buf, Duration::ZERO).is_ok() {
                             if let Some(outcome) = self.frame(&buf) {
                                 return outcome;
                             }
@@ -560,13 +571,15 @@ impl<R> Drop for Process<R> {
         if self.status.is_some() {
             return;
         }
-        if let Some(mut child) = self.child.take() {
-            if self.daemon {
-                let _ = child.kill();
-                let _ = child.wait();
-            } else if let Ok(None) = child.try_wait() {
-                spawn::reap_later(child);
-            }
+        let Some(mut child) = self.child.take() else { return };
+        if self.daemon {
+            let _ = child.kill();
+            let _ = child.wait();
+        } else if let Ok(None) = child.try_wait() {
+            // Like Python, the child goes on with its job; its result is dropped. Our end of
+            // the pipe stays open until it exits, so that it finds the job even if it has
+            // not connected yet.
+            spawn::reap_later(child, self.conn.take());
         }
     }
 }

@@ -253,19 +253,35 @@ fn spawn_without_init_is_refused() {
     c.wait_ok(Duration::from_secs(60));
 }
 
+/// Reports this process's pid on the queue `name`.
+fn report_pid(name: String) {
+    let q = MessageQueue::<u32>::open(&name).expect("open queue");
+    q.put(&std::process::id()).expect("put pid");
+}
+
 #[test]
-fn a_dropped_handle_is_reaped() {
+fn a_dropped_handle_still_runs_its_job_and_is_reaped() {
     shmproc::init();
-    let p = Process::spawn(sleep_secs, 0).expect("spawn");
-    let pid = p.pid();
-    drop(p);
-    // Gone means reaped: a zombie would keep /proc/PID with state Z, and `gone` accepts
-    // that, so look for the directory itself.
+    let name = Name::new("dropped");
+    let q = MessageQueue::<u32>::create(&name, 4).expect("queue");
+    // Dropped at once, before the child can have connected: it still finds its job.
+    drop(Process::spawn(report_pid, name.to_string()).expect("spawn"));
+    let pid = q.get_timeout(Duration::from_secs(60)).expect("the job ran");
+    // Reaped: a zombie would keep /proc/PID.
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(Instant::now() < deadline, "child {pid} was not reaped");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn handles_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Process<String>>();
+    send_sync::<shmproc::Pool>();
+    send_sync::<shmproc::AsyncResult<String>>();
+    send_sync::<ProcessError>();
 }
 
 #[test]

@@ -102,15 +102,18 @@ static REAPER: Mutex<Reaper> = Mutex::new(Reaper {
 });
 
 struct Reaper {
-    children: Vec<Child>,
+    /// Each child with our end of its pipe, kept until the child exits so that a child that
+    /// has not connected yet still finds its job.
+    children: Vec<(Child, Option<Connection>)>,
     running: bool,
 }
 
 /// Waits for `child` in the background (one thread for all such children, started when
-/// needed and gone when none is left), so that it never stays a zombie.
-pub(crate) fn reap_later(child: Child) {
+/// needed and gone when none is left), so that it never stays a zombie; `conn` is dropped
+/// once it has exited.
+pub(crate) fn reap_later(child: Child, conn: Option<Connection>) {
     let mut r = REAPER.lock().unwrap_or_else(|p| p.into_inner());
-    r.children.push(child);
+    r.children.push((child, conn));
     if r.running {
         return;
     }
@@ -128,7 +131,7 @@ fn reaper_loop() {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
         let mut r = REAPER.lock().unwrap_or_else(|p| p.into_inner());
-        r.children.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        r.children.retain_mut(|(c, _)| matches!(c.try_wait(), Ok(None)));
         if r.children.is_empty() {
             r.running = false;
             return;
