@@ -224,7 +224,8 @@ impl MsgRing {
         let fill = |w: &mut MessageWriter<'_>| {
             // Two halves, so that crash tests can kill a producer with half a message
             // written (`message.put.half_written`); the same copy otherwise.
-            let (first, second) = data.split_at(data.len() / 2);
+            // Split at a multiple of 8, so that both halves are copied word by word.
+            let (first, second) = data.split_at((data.len() / 2) & !7);
             w.write_at(0, first);
             crate::fault::hit("message.put.half_written");
             w.write_at(first.len(), second);
