@@ -61,9 +61,10 @@ mod supervisor;
 use crate::error::ProcessError;
 use crate::process::wire::{self, FnRef, ITEM_HEADER, TASK_HEADER, TaskFrame};
 use crate::process::{DEFAULT_PROCESS_MESSAGE_SIZE, check_message_size, ensure_initialized};
-use job::{Item, Job};
+use job::Job;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -439,7 +440,8 @@ struct Submitter<'s, A> {
     chunksize: usize,
     max: usize,
     frame: Option<(u64, TaskFrame, usize)>,
-    scratch: Vec<u8>,
+    /// Index in `job` of the next item.
+    next_index: usize,
     ready: Vec<Chunk>,
     /// Set once queueing failed: every later item gets this error.
     failed: Option<ProcessError>,
@@ -459,61 +461,104 @@ impl<'s, A: Serialize> Submitter<'s, A> {
             chunksize,
             max: shared.config.max_message_size,
             frame: None,
-            scratch: Vec::new(),
+            next_index: 0,
             ready: Vec::new(),
             failed: None,
             _args: PhantomData,
         }
     }
 
-    /// Adds one item (index: the job's next).
+    /// Adds one item (index: the job's next), encoding it straight into the open chunk.
     fn add(&mut self, item: &A) {
-        let index = self.job.grow(1);
+        let index = self.next_index;
+        self.next_index += 1;
         let fref = match (&self.failed, &self.f) {
             (Some(e), _) | (None, Err(e)) => {
-                self.job.deliver(index, Item::Failed(e.replicate()));
+                let e = e.replicate();
+                self.fail_now(index, e);
                 return;
             }
             (None, Ok(f)) => *f,
         };
-        if let Err(e) = wire::encode_into(item, &mut self.scratch, "the arguments") {
-            self.close_frame();
-            self.job.deliver(index, Item::Failed(e));
+        let (max, chunksize) = (self.max, self.chunksize);
+        let (frame, mark) = self.open_frame(fref, index);
+        let encoded = wire::append(item, &mut frame.buf);
+        let size = frame.item_size(mark);
+        let failure = match encoded {
+            Err(reason) => Some(ProcessError::Encode {
+                what: "the arguments",
+                reason,
+            }),
+            Ok(()) if TASK_HEADER + ITEM_HEADER + size > max => Some(ProcessError::TooLarge {
+                what: "the arguments",
+                size,
+                max: max - TASK_HEADER - ITEM_HEADER,
+            }),
+            Ok(()) => None,
+        };
+        if let Some(e) = failure {
+            frame.take_item(mark);
+            // Chunks are runs of consecutive items: the chunk before this item ends here
+            // (one opened for it alone is dropped).
+            if frame.count == 0 {
+                self.frame = None;
+            } else {
+                self.close_frame();
+            }
+            self.fail_now(index, e);
             return;
         }
-        let size = self.scratch.len();
-        if TASK_HEADER + ITEM_HEADER + size > self.max {
-            // Too large even alone: this item fails, and the chunk before it ends here so
-            // that chunks stay runs of consecutive items.
+        if frame.buf.len() > max {
+            // It does not fit after the items before it: they go as one chunk, and this one
+            // starts the next.
+            let bytes = frame.take_item(mark);
             self.close_frame();
-            let max = self.max - TASK_HEADER - ITEM_HEADER;
-            self.job.deliver(
-                index,
-                Item::Failed(ProcessError::TooLarge {
-                    what: "the arguments",
-                    size,
-                    max,
-                }),
-            );
-            return;
+            let (frame, mark) = self.open_frame(fref, index);
+            frame.buf.truncate(mark);
+            frame.push(&bytes);
+        } else {
+            frame.end_item(mark);
+            if frame.count == 1 {
+                // Room for a whole chunk of items like this one, within the maximum.
+                let guess = chunksize.saturating_mul(ITEM_HEADER + size);
+                frame.buf.reserve(guess.min(max).saturating_sub(frame.buf.len()));
+            }
         }
-        if let Some((_, frame, _)) = &self.frame
-            && (frame.count as usize >= self.chunksize || frame.buf.len() + ITEM_HEADER + size > self.max)
+        if self
+            .frame
+            .as_ref()
+            .is_some_and(|(_, f, _)| f.count as usize >= chunksize)
         {
             self.close_frame();
         }
+    }
+
+    /// The open chunk (opened for item `index` if there is none) and where the next item
+    /// begins in it.
+    fn open_frame(&mut self, fref: FnRef, index: usize) -> (&mut TaskFrame, usize) {
         if self.frame.is_none() {
             let id = self.shared.next_id();
             self.frame = Some((id, TaskFrame::new(id, fref), index));
         }
-        if let Some((_, frame, _)) = &mut self.frame {
-            frame.push(&self.scratch);
+        match &mut self.frame {
+            Some((_, frame, _)) => {
+                let mark = frame.begin_item();
+                (frame, mark)
+            }
+            None => unreachable!("opened above"),
         }
+    }
+
+    /// Item `index` fails before it is sent.
+    fn fail_now(&self, index: usize, e: ProcessError) {
+        self.job.grow_to(index + 1);
+        self.job.fail(index, e);
     }
 
     fn close_frame(&mut self) {
         if let Some((id, frame, base)) = self.frame.take() {
             let count = frame.count;
+            self.job.grow_to(base + count as usize);
             self.ready.push(Chunk {
                 id,
                 frame: frame.finish(),
@@ -539,9 +584,7 @@ impl<'s, A: Serialize> Submitter<'s, A> {
         let chunks = std::mem::take(&mut self.ready);
         if let Err((e, failed)) = self.shared.submit(chunks) {
             for c in failed {
-                for k in 0..c.count {
-                    self.job.deliver(c.base + k as usize, Item::Failed(e.replicate()));
-                }
+                self.job.fail_many(c.base, c.count as usize, |_| e.replicate());
             }
             self.failed = Some(e);
         }
@@ -577,32 +620,26 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<R, ProcessError> {
-        self.job
-            .with_item(0, deadline, |slot| match slot {
-                Some(item) => item.decode(),
-                None => Err(ProcessError::Timeout),
-            })
-            .unwrap_or(Err(ProcessError::Timeout))
+        self.job.peek(0, deadline).unwrap_or(Err(ProcessError::Timeout))
     }
 }
 
 impl<R> AsyncResult<R> {
     /// Whether the result is there (Python's `ready`).
     pub fn ready(&self) -> bool {
-        self.job.is_ready(0)
+        self.job.succeeded(0).is_some()
     }
 
     /// Waits until the result is there, at most `timeout`; whether it is.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
-        self.job.with_item(0, Some(deadline), |_| ()).is_some()
+        self.job.wait(0, Some(deadline))
     }
 
     /// `Some(true)` if the task returned a value, `Some(false)` if it failed, `None` while it
     /// runs (Python's `successful`, which raises instead of `None`).
     pub fn successful(&self) -> Option<bool> {
-        self.job
-            .with_item(0, Some(Instant::now()), |slot| slot.as_ref().is_some_and(Item::is_ok))
+        self.job.succeeded(0)
     }
 }
 
@@ -623,12 +660,15 @@ pub struct Imap<'p, I, A, R> {
     exhausted: bool,
     /// Items taken from `input`.
     taken: usize,
+    /// Results taken from the job (into `ready`).
+    fetched: usize,
     /// Results handed out.
     yielded: usize,
+    /// Results decoded and not handed out yet.
+    ready: VecDeque<Result<R, ProcessError>>,
     window: usize,
     unordered: bool,
     _pool: PhantomData<&'p Pool>,
-    _result: PhantomData<fn() -> R>,
 }
 
 impl<'p, I, A, R> Imap<'p, I, A, R>
@@ -644,11 +684,12 @@ where
             input: input.fuse(),
             exhausted: false,
             taken: 0,
+            fetched: 0,
             yielded: 0,
+            ready: VecDeque::new(),
             window: window.max(chunksize),
             unordered,
             _pool: PhantomData,
-            _result: PhantomData,
         }
     }
 
@@ -684,22 +725,31 @@ where
     type Item = Result<R, ProcessError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.top_up();
-        if self.yielded == self.taken {
-            return None;
+        if self.ready.is_empty() {
+            self.top_up();
+            if self.fetched == self.taken {
+                return None;
+            }
+            let max = self.taken - self.fetched;
+            let before = self.ready.len();
+            if self.unordered {
+                self.sub.job.take_arrived(max, &mut self.ready);
+            } else {
+                self.sub.job.take_run(self.fetched, max, &mut self.ready);
+            }
+            let got = self.ready.len() - before;
+            if got == 0 {
+                // Not expected: every taken item has room in the job before it is sent.
+                self.ready.push_back(Err(ProcessError::Ipc {
+                    reason: "a result went missing".to_owned(),
+                }));
+                self.fetched += 1;
+            } else {
+                self.fetched += got;
+            }
         }
-        let item = if self.unordered {
-            self.sub.job.take_arrived(None)
-        } else {
-            self.sub.job.with_item(self.yielded, None, Option::take)?
-        };
         self.yielded += 1;
-        Some(match item {
-            Some(item) => item.decode(),
-            None => Err(ProcessError::Ipc {
-                reason: "a result went missing".to_owned(),
-            }),
-        })
+        self.ready.pop_front()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

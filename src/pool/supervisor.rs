@@ -15,7 +15,7 @@
 //! - its other chunks go back to the front of the pending queue, in order;
 //! - the slot starts a new worker; nothing else is affected.
 
-use super::job::{Item, Job};
+use super::job::Job;
 use crate::error::ProcessError;
 use crate::process::wire::{self, EXIT, READY, REFUSED, RESULTS};
 use crate::process::{Launch, Spawned, exit_error, launch};
@@ -58,9 +58,9 @@ pub(crate) struct Chunk {
 impl Chunk {
     /// Gives every item not answered yet the error `e()`.
     fn fail_rest(&self, e: impl Fn() -> ProcessError) {
-        for k in self.answered..self.count {
-            self.job.deliver(self.base + k as usize, Item::Failed(e()));
-        }
+        let first = self.base + self.answered as usize;
+        self.job
+            .fail_many(first, (self.count - self.answered) as usize, |_| e());
     }
 }
 
@@ -378,8 +378,7 @@ fn serve(shared: &Shared, i: usize, conn: &Connection) {
     loop {
         match conn.recv_bytes_into_timeout(&mut buf, POLL) {
             Ok(()) => {
-                let frame = Arc::new(std::mem::take(&mut buf));
-                if !answer(shared, i, &frame) {
+                if !answer(shared, i, std::mem::take(&mut buf)) {
                     // A worker that sends nonsense is as good as dead.
                     status = kill_and_reap(shared, i);
                     break;
@@ -390,8 +389,7 @@ fn serve(shared: &Shared, i: usize, conn: &Connection) {
                 if status.is_some() || shared.lock().terminated {
                     // Take what it sent before it went.
                     while conn.recv_bytes_into_timeout(&mut buf, Duration::ZERO).is_ok() {
-                        let frame = Arc::new(std::mem::take(&mut buf));
-                        if !answer(shared, i, &frame) {
+                        if !answer(shared, i, std::mem::take(&mut buf)) {
                             break;
                         }
                     }
@@ -425,11 +423,11 @@ fn serve(shared: &Shared, i: usize, conn: &Connection) {
 }
 
 /// Handles one frame from slot `i`'s worker; `false` if the worker is misbehaving.
-fn answer(shared: &Shared, i: usize, frame: &Arc<Vec<u8>>) -> bool {
+fn answer(shared: &Shared, i: usize, frame: Vec<u8>) -> bool {
     if frame.first() != Some(&RESULTS) {
         return false;
     }
-    let Ok(results) = wire::parse_results(frame) else {
+    let Ok(results) = wire::parse_results(&frame) else {
         return false;
     };
     let (job, base) = {
@@ -451,21 +449,7 @@ fn answer(shared: &Shared, i: usize, frame: &Arc<Vec<u8>>) -> bool {
         }
         (job, base)
     };
-    let start = frame.as_ptr() as usize;
-    for (k, entry) in results.entries.enumerate() {
-        let item = match entry {
-            Ok((tag, bytes)) => {
-                let at = bytes.as_ptr() as usize - start;
-                Item::Entry {
-                    tag,
-                    frame: frame.clone(),
-                    range: at..at + bytes.len(),
-                }
-            }
-            Err(reason) => Item::Failed(ProcessError::Ipc { reason }),
-        };
-        job.deliver(base + k, item);
-    }
+    job.deliver_frame(base, frame);
     true
 }
 

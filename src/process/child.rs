@@ -99,8 +99,19 @@ fn serve(name: &str) -> i32 {
         // The parent died before our parent-death signal was armed.
         return 0;
     }
-    if let Some(n) = &start.name {
-        sys::set_process_name(n);
+    // Started from `/proc/self/exe`, we would show as `exe` in `ps`: take the program's
+    // name, or the one the parent chose.
+    match &start.name {
+        Some(n) => sys::set_process_name(n),
+        None => {
+            if let Some(n) = std::env::current_exe()
+                .ok()
+                .as_deref()
+                .and_then(std::path::Path::file_name)
+            {
+                sys::set_process_name(&n.to_string_lossy());
+            }
+        }
     }
     // Jobs may start processes of their own.
     super::INITIALIZED.store(true, std::sync::atomic::Ordering::Release);
@@ -170,8 +181,13 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     let mut results = ResultsFrame::new(std::mem::take(out), task.id, 0);
     let mut panicked = false;
     let mut last_flush = Instant::now();
+    // Reading the clock costs as much as a trivial item: read it about once per millisecond
+    // of work, every item for slow items, every 1024 at most for fast ones.
+    let (mut check_every, mut since_check, mut checked_at) = (1u32, 0u32, last_flush);
     let mut item_out = Vec::new();
     let mut items = task.items.enumerate().peekable();
+    // Panics on this thread from here to the end of the task are the task's.
+    let _in_task = InTask::enter();
     while let Some((index, item)) = items.next() {
         let item = match item {
             Ok((_, bytes)) => bytes,
@@ -183,10 +199,11 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
         item_out.clear();
         let run = match tramp {
             Ok(t) => {
-                IN_TASK.with(|c| c.set(true));
-                let r = std::panic::catch_unwind(AssertUnwindSafe(|| t(task.f.func, item, &mut item_out)));
-                IN_TASK.with(|c| c.set(false));
-                r
+                // SAFETY: `trampoline()` checked that both offsets lie in this executable's
+                // code, and the parent, a process of the same build (fingerprint checked at
+                // start), made them with `FnRef::new` from a `fn(A) -> R` and the trampoline
+                // for that `A` and `R`.
+                std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { t(task.f.func, item, &mut item_out) }))
             }
             Err(ref e) => Ok(Err(Failure::BadFunction(e.clone()))),
         };
@@ -221,8 +238,16 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
             last_flush = Instant::now();
         }
         results.push(tag, payload);
-        let last = items.peek().is_none();
-        if last || last_flush.elapsed() >= FLUSH_EVERY {
+        let mut due = items.peek().is_none();
+        since_check += 1;
+        if !due && since_check >= check_every {
+            let now = Instant::now();
+            let spent = now.duration_since(checked_at).as_nanos().max(1);
+            check_every = (u128::from(since_check) * 1_000_000 / spent).clamp(1, 1024) as u32;
+            (since_check, checked_at) = (0, now);
+            due = now.duration_since(last_flush) >= FLUSH_EVERY;
+        }
+        if due {
             if !flush(conn, &mut results) {
                 return Outcome::ParentGone;
             }
@@ -252,6 +277,22 @@ fn flush(conn: &Connection, results: &mut ResultsFrame) -> bool {
             }
             false
         }
+    }
+}
+
+/// Marks this thread as running a task until dropped.
+struct InTask;
+
+impl InTask {
+    fn enter() -> InTask {
+        IN_TASK.with(|c| c.set(true));
+        InTask
+    }
+}
+
+impl Drop for InTask {
+    fn drop(&mut self) {
+        IN_TASK.with(|c| c.set(false));
     }
 }
 

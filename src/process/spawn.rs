@@ -44,9 +44,9 @@ pub(crate) fn launch(l: &Launch<'_>, first: Option<&[u8]>) -> Result<Spawned, Pr
         print_panics: l.print_panics,
     };
     let mut frame = vec![START];
-    frame = postcard::to_extend(&start, frame).map_err(|e| ProcessError::Encode {
+    super::wire::append(&start, &mut frame).map_err(|reason| ProcessError::Encode {
         what: "the start frame",
-        reason: e.to_string(),
+        reason,
     })?;
     let ipc = |e: crate::SendError| ProcessError::Ipc {
         reason: format!("could not queue the job for the child: {e}"),

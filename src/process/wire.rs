@@ -121,7 +121,12 @@ fn anchor_addr() -> usize {
 
 /// Runs the function at `func` (an offset) on the postcard-encoded `input`, appending the
 /// encoded result to `out`. Panics of the function propagate.
-pub(crate) type Trampoline = fn(func: u64, input: &[u8], out: &mut Vec<u8>) -> Result<(), Failure>;
+///
+/// # Safety
+/// `func` is the offset (from the anchor) of a `fn(A) -> R` of this executable, with the
+/// `A` and `R` this trampoline was instantiated for: [`FnRef::trampoline`] checked the
+/// offsets of a pair that [`FnRef::new`] made in a process of the same build.
+pub(crate) type Trampoline = unsafe fn(func: u64, input: &[u8], out: &mut Vec<u8>) -> Result<(), Failure>;
 
 /// Why a task item gave no value, other than a panic (sent as a failed result).
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -158,25 +163,24 @@ impl From<Failure> for ProcessError {
 }
 
 /// Decodes an `A`, calls the `fn(A) -> R` at offset `func` from the anchor, encodes the `R`.
-fn trampoline<A: DeserializeOwned, R: Serialize>(func: u64, input: &[u8], out: &mut Vec<u8>) -> Result<(), Failure> {
+///
+/// # Safety
+/// As [`Trampoline`].
+unsafe fn trampoline<A: DeserializeOwned, R: Serialize>(
+    func: u64,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Failure> {
     let ptr = (anchor as fn() -> u64 as *const ()).wrapping_byte_add(func as usize);
-    if !sys::in_exe_code(ptr as usize) {
-        return Err(Failure::BadFunction(format!(
-            "function offset {func:#x} is outside the executable's code"
-        )));
-    }
-    // SAFETY: the parent computed `func` from a `fn(A) -> R` of this same executable (the
-    // child runs the parent's executable inode and checked the build fingerprint before
-    // taking any task, `spawn::child_main`), and this trampoline was instantiated by the
-    // parent for exactly this `A` and `R` (`FnRef::new`), so `ptr` is that function.
+    // SAFETY: the caller guarantees that `func` is the offset of a `fn(A) -> R` of this
+    // executable (the child runs the parent's executable inode, checked the build
+    // fingerprint before taking any task, and `FnRef::trampoline` checked the offset), so
+    // `ptr` is that function.
     let f = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(ptr) };
     let args: A = postcard::from_bytes(input)
         .map_err(|e| Failure::DecodeArgs(format!("{} bytes as {}: {e}", input.len(), std::any::type_name::<A>())))?;
     let result = f(args);
-    let buf = std::mem::take(out);
-    *out = postcard::to_extend(&result, buf)
-        .map_err(|e| Failure::EncodeResult(format!("{}: {e}", std::any::type_name::<R>())))?;
-    Ok(())
+    append(&result, out).map_err(|e| Failure::EncodeResult(format!("{}: {e}", std::any::type_name::<R>())))
 }
 
 /// A function as a child finds it: offsets of its trampoline and of itself.
@@ -212,8 +216,16 @@ impl FnRef {
         })
     }
 
-    /// In the child: the trampoline this names, if it lies in the executable's code.
+    /// In the child: the trampoline this names, if it and the function lie in the
+    /// executable's code.
     pub(crate) fn trampoline(self) -> Result<Trampoline, String> {
+        let func = (anchor as fn() -> u64 as *const ()).wrapping_byte_add(self.func as usize);
+        if !sys::in_exe_code(func as usize) {
+            return Err(format!(
+                "function offset {:#x} is outside the executable's code",
+                self.func
+            ));
+        }
         let ptr = (anchor as fn() -> u64 as *const ()).wrapping_byte_add(self.tramp as usize);
         if !sys::in_exe_code(ptr as usize) {
             return Err(format!(
@@ -249,6 +261,32 @@ impl TaskFrame {
         self.buf.extend_from_slice(&(item.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(item);
         self.count += 1;
+    }
+
+    /// Starts an item to be encoded straight into `buf`: returns where it starts.
+    pub(crate) fn begin_item(&mut self) -> usize {
+        let mark = self.buf.len();
+        self.buf.extend_from_slice(&[0; ITEM_HEADER]);
+        mark
+    }
+
+    /// Size of the item begun at `mark` so far.
+    pub(crate) fn item_size(&self, mark: usize) -> usize {
+        self.buf.len() - mark - ITEM_HEADER
+    }
+
+    /// Completes the item begun at `mark`.
+    pub(crate) fn end_item(&mut self, mark: usize) {
+        let len = self.item_size(mark) as u32;
+        self.buf[mark..mark + ITEM_HEADER].copy_from_slice(&len.to_le_bytes());
+        self.count += 1;
+    }
+
+    /// Removes the item begun at `mark` and returns its encoded bytes.
+    pub(crate) fn take_item(&mut self, mark: usize) -> Vec<u8> {
+        let item = self.buf.split_off(mark + ITEM_HEADER);
+        self.buf.truncate(mark);
+        item
     }
 
     /// The frame with its item count filled in.
@@ -417,6 +455,37 @@ pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(a)
 }
 
+/// A postcard output that appends to a `Vec` with `extend_from_slice` (postcard's own
+/// `to_extend` copies byte strings one byte at a time).
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `value`, postcard-encoded, to `out`; on failure `out` is left as it was.
+pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    let len = out.len();
+    postcard::serialize_with_flavor(value, Append(out)).map_err(|e| {
+        out.truncate(len);
+        e.to_string()
+    })
+}
+
 /// Encodes `value` into `buf` (cleared first).
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
@@ -424,17 +493,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     what: &'static str,
 ) -> Result<(), ProcessError> {
     buf.clear();
-    let out = std::mem::take(buf);
-    match postcard::to_extend(value, out) {
-        Ok(out) => {
-            *buf = out;
-            Ok(())
-        }
-        Err(e) => Err(ProcessError::Encode {
-            what,
-            reason: e.to_string(),
-        }),
-    }
+    append(value, buf).map_err(|reason| ProcessError::Encode { what, reason })
 }
 
 #[cfg(test)]
@@ -490,9 +549,11 @@ mod tests {
         let t = f.trampoline().unwrap();
         let input = postcard::to_allocvec(&21u32).unwrap();
         let mut out = Vec::new();
-        t(f.func, &input, &mut out).unwrap();
+        // SAFETY: `f` was made by `FnRef::new` in this very process.
+        unsafe { t(f.func, &input, &mut out) }.unwrap();
         assert_eq!(postcard::from_bytes::<u64>(&out).unwrap(), 42);
-        match t(f.func, &[], &mut out) {
+        // SAFETY: as above.
+        match unsafe { t(f.func, &[], &mut out) } {
             Err(Failure::DecodeArgs(e)) => assert!(e.contains("as u32"), "{e}"),
             other => panic!("{other:?}"),
         }
@@ -500,11 +561,19 @@ mod tests {
 
     #[test]
     fn offsets_outside_the_code_are_refused() {
-        let f = FnRef {
-            tramp: u64::MAX / 2,
-            func: 0,
-        };
-        assert!(f.trampoline().is_err());
+        let good = FnRef::new(double).unwrap();
+        for f in [
+            FnRef {
+                tramp: u64::MAX / 2,
+                func: good.func,
+            },
+            FnRef {
+                tramp: good.tramp,
+                func: u64::MAX / 2,
+            },
+        ] {
+            assert!(f.trampoline().is_err());
+        }
     }
 
     #[test]
