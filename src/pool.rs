@@ -679,6 +679,7 @@ where
 {
     fn new(pool: &'p Pool, f: fn(A) -> R, input: I, chunksize: usize, window: usize, unordered: bool) -> Self {
         let job = Job::new(unordered);
+        job.reserve(input.size_hint().0.min(window));
         Imap {
             sub: Submitter::new(&pool.shared, f, job, chunksize),
             input: input.fuse(),

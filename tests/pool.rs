@@ -36,6 +36,12 @@ fn dies_on_3(x: u32) -> u32 {
     x * 10
 }
 
+/// Takes 30 ms; SIGKILLs its own worker on 2.
+fn slow_dies_on_2(x: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(30));
+    dies_on_3(x + u32::from(x == 2))
+}
+
 fn exits_on_2(x: u32) -> u32 {
     if x == 2 {
         std::process::exit(3);
@@ -179,6 +185,21 @@ fn a_worker_killed_mid_task_fails_that_task_only() {
         other => panic!("expected WorkerDied, got {other:?}"),
     }
     assert_eq!(pool.apply(exits_on_2, 7).expect("apply"), 7);
+}
+
+#[test]
+fn a_death_in_a_chunk_costs_only_the_unreported_items() {
+    shmproc::init();
+    let pool = Pool::new(1).expect("pool");
+    // One chunk of 4 slow items: items 0 and 1 are reported (a worker reports at least
+    // every 10 ms) before item 2 kills the worker; 2 and 3 never ran to completion.
+    let out: Vec<_> = pool.chunksize(4).imap(slow_dies_on_2, 0..4).collect();
+    assert_eq!(out[0].as_ref().ok(), Some(&0));
+    assert_eq!(out[1].as_ref().ok(), Some(&10));
+    for r in &out[2..] {
+        assert!(matches!(r, Err(ProcessError::WorkerDied { .. })), "{r:?}");
+    }
+    assert_eq!(pool.apply(square, 3).expect("apply"), 9);
 }
 
 #[test]

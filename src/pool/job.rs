@@ -111,6 +111,11 @@ impl Job {
         }
     }
 
+    /// Makes room in memory for `n` more items (without making them part of the job).
+    pub(crate) fn reserve(&self, n: usize) {
+        self.lock().items.reserve(n);
+    }
+
     /// Item `index` failed with `e` (unless it has an outcome already).
     pub(crate) fn fail(&self, index: usize, e: ProcessError) {
         self.fail_many(index, 1, |_| e.replicate());

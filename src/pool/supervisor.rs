@@ -267,12 +267,28 @@ impl Shared {
 /// Body of slot `i`'s thread: keeps a worker running in the slot until the pool is closed
 /// and drained, or terminated.
 pub(crate) fn slot_main(shared: Arc<Shared>, i: usize) {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_slot(&shared, i)));
+    if run.is_err() {
+        // A bug of ours: make sure nobody waits for this slot forever.
+        let _ = kill_and_reap(&shared, i);
+        let e = ProcessError::Ipc {
+            reason: format!("the pool's thread for worker slot {i} panicked"),
+        };
+        if shared.lock().started {
+            give_up(&shared, i, e);
+        } else {
+            shared.set_startup(i, Startup::Failed(e));
+        }
+    }
+}
+
+fn run_slot(shared: &Shared, i: usize) {
     let mut failures = 0;
     while shared.wanted(i) {
-        match start_worker(&shared, i) {
+        match start_worker(shared, i) {
             Ok(conn) => {
                 failures = 0;
-                serve(&shared, i, &conn);
+                serve(shared, i, &conn);
             }
             Err(e) => {
                 failures += 1;
@@ -283,7 +299,7 @@ pub(crate) fn slot_main(shared: Arc<Shared>, i: usize) {
                     return;
                 }
                 if failures >= MAX_START_FAILURES {
-                    give_up(&shared, i, e);
+                    give_up(shared, i, e);
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50 << failures));
@@ -456,18 +472,26 @@ fn answer(shared: &Shared, i: usize, frame: Vec<u8>) -> bool {
 /// Slot `i` cannot start a worker: if no slot can, fail everything queued.
 fn give_up(shared: &Shared, i: usize, e: ProcessError) {
     let mut failed = Vec::new();
-    let reason = {
+    {
         let mut st = shared.lock();
-        st.slots[i].startup = Startup::Failed(e.replicate());
+        let slot = &mut st.slots[i];
+        slot.startup = Startup::Failed(e.replicate());
+        slot.conn = None;
+        // Chunks it still held go to the other slots.
+        let held = std::mem::take(&mut slot.in_flight);
+        for chunk in held.into_iter().rev() {
+            st.pending.push_front(chunk);
+        }
         let all_failed = st.slots.iter().all(|s| matches!(s.startup, Startup::Failed(_)));
         if all_failed {
             st.broken = Some(e.replicate());
             failed.extend(st.pending.drain(..));
+        } else {
+            shared.dispatch(&mut st);
         }
-        e
-    };
+    }
     for chunk in failed {
-        chunk.fail_rest(|| reason.replicate());
+        chunk.fail_rest(|| e.replicate());
     }
 }
 
