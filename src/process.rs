@@ -86,7 +86,9 @@
 //! without a result ([`ProcessError::NoResult`]). Children are always reaped: a handle
 //! dropped while its child runs hands the child to a background reaper thread, so no zombie
 //! is left, and the child still runs its job (as in Python; the result is dropped).
-//! Dropping the handle of a *daemon* child kills it.
+//! Dropping the handle of a *daemon* child kills it. In a build with `panic = "abort"` a
+//! panic cannot be caught: the child aborts and `join` reports `Killed { signal: 6 }`
+//! (SIGABRT), and a pool reports `WorkerDied`.
 //!
 //! # Daemon children
 //!
