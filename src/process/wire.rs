@@ -552,6 +552,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "dl_iterate_phdr and /proc are not available under Miri")]
     fn trampoline_calls_the_function_in_this_process() {
         let f = FnRef::new(double).unwrap();
         let t = f.trampoline().unwrap();
@@ -568,6 +569,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "dl_iterate_phdr and /proc are not available under Miri")]
     fn offsets_outside_the_code_are_refused() {
         let good = FnRef::new(double).unwrap();
         for f in [
@@ -585,6 +587,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "dl_iterate_phdr and /proc are not available under Miri")]
     fn fingerprint_is_stable() {
         assert_eq!(Fingerprint::current(), Fingerprint::current());
         assert!(Fingerprint::current().is_ok());
