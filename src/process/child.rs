@@ -215,8 +215,8 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
                 let caught = CAUGHT.with(|c| c.borrow_mut().take());
                 let (message, location) =
                     caught.unwrap_or_else(|| (payload_message(&*payload), "unknown location".to_owned()));
-                // Dropping a panic payload can itself panic; keep it out of our way.
-                std::mem::forget(payload);
+                // Dropping a panic payload can itself panic: catch that too.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 let report = postcard::to_allocvec(&(message, location)).unwrap_or_default();
                 (ITEM_PANICKED, Some(report))
             }
