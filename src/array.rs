@@ -196,6 +196,37 @@ impl<T: Pod> Array<T> {
     }
 }
 
+/// Heap-backed arrays and simulated deaths, for the conformance tests (`conformance.rs`).
+#[cfg(test)]
+impl<T: Pod> Array<T> {
+    /// `len` copies of `fill` on heap memory laid out like a segment: no system call, so
+    /// Miri can run it.
+    pub(crate) fn heap(len: usize, fill: T) -> Result<Self, OpenError> {
+        check_len::<T>(len)?;
+        let init = move |p: *mut T| {
+            for i in 0..len {
+                // SAFETY: the fresh body holds `len` aligned elements starting at `p`.
+                unsafe { crate::raw::copy::store(p.add(i), fill) }
+            }
+        };
+        Ok(Array {
+            inner: Locked::heap(Kind::Array, len as u64, &init)?,
+        })
+    }
+
+    /// Another handle on this array, as another process would open it.
+    pub(crate) fn peer(&self) -> Result<Self, OpenError> {
+        Ok(Array {
+            inner: self.inner.peer(Kind::Array)?,
+        })
+    }
+
+    /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
+    pub(crate) fn simulate_crash(self) {
+        self.inner.simulate_crash();
+    }
+}
+
 fn check_len<T>(len: usize) -> Result<(), OpenError> {
     if len == 0 {
         return Err(OpenError::InvalidSize {

@@ -90,6 +90,8 @@ pub(crate) mod raw;
 
 #[cfg(not(loom))]
 mod array;
+#[cfg(all(test, not(loom)))]
+mod conformance;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]

@@ -4,7 +4,6 @@
 //! at `data_offset(align_of::<T>())`.
 
 use crate::error::{LockError, OpenError};
-use crate::os;
 use crate::raw::lock::{Acquired, LockFailure, LockState};
 use crate::raw::{Liveness, Owner};
 use crate::segment::header::{Kind, TypeDesc};
@@ -137,7 +136,7 @@ impl<T: Pod> Locked<T> {
     #[inline(always)]
     pub(crate) fn acquire<G>(&self, deadline: Option<Instant>, blocking: bool) -> Result<bool, LockError<G>> {
         let r = if blocking {
-            self.lock_state().lock(deadline, &self.seg, &os::Futex)
+            self.lock_state().lock(deadline, &self.seg, &self.seg)
         } else {
             self.lock_state().try_lock(&self.seg)
         };
@@ -156,7 +155,30 @@ impl<T: Pod> Locked<T> {
 
     #[inline(always)]
     pub(crate) fn release(&self) {
-        self.lock_state().unlock(self.me(), &os::Futex);
+        self.lock_state().unlock(self.me(), &self.seg);
+    }
+}
+
+/// Heap-backed values and arrays and simulated deaths, for the conformance tests.
+#[cfg(test)]
+impl<T: Pod> Locked<T> {
+    /// `count` elements on heap memory laid out like a segment (`Segment::heap`).
+    pub(crate) fn heap(kind: Kind, count: u64, fill: &dyn Fn(*mut T)) -> Result<Self, OpenError> {
+        let opts = Options::new();
+        let (desc, body) = Self::spec(kind, &opts);
+        let init = |b: *mut u8| fill(b.wrapping_add(data_offset(core::mem::align_of::<T>()) as usize).cast());
+        Self::wrap(Segment::heap(&Spec { desc, body_size: &body }, count, &opts, &init)?)
+    }
+
+    /// Another handle on the same segment, as another process would open it.
+    pub(crate) fn peer(&self, kind: Kind) -> Result<Self, OpenError> {
+        let (desc, body) = Self::spec(kind, &Options::new());
+        Self::wrap(self.seg.peer(&Spec { desc, body_size: &body })?)
+    }
+
+    /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
+    pub(crate) fn simulate_crash(self) {
+        self.seg.simulate_crash();
     }
 }
 

@@ -12,7 +12,6 @@
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
-use crate::os;
 use crate::raw::Liveness;
 use crate::raw::ring::{Payload, Ring, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
@@ -242,7 +241,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Closed(item)` if the queue is (or gets) closed; `Lost(item)` (see [`PutError`]).
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.ring().put(item, None, &self.seg, &os::Futex)
+        self.ring().put(item, None, &self.seg, &self.seg)
     }
 
     /// Puts `item` if there is room now (Python's `put_nowait`).
@@ -250,7 +249,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Full(item)`, `Closed(item)`, `Lost(item)`.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.ring().try_put(item, &self.seg, &os::Futex)
+        self.ring().try_put(item, &self.seg, &self.seg)
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -259,7 +258,7 @@ impl<T: Pod> Queue<T> {
     /// `Timeout(item)`, `Closed(item)`, `Lost(item)`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
         self.ring()
-            .put(item, Some(Instant::now() + timeout), &self.seg, &os::Futex)
+            .put(item, Some(Instant::now() + timeout), &self.seg, &self.seg)
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -267,7 +266,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Closed`] once the queue is closed and drained.
     pub fn get(&self) -> Result<T, GetError> {
-        self.ring().get(None, &self.seg, self.in_hand(), &os::Futex)
+        self.ring().get(None, &self.seg, self.in_hand(), &self.seg)
     }
 
     /// Takes the oldest item if there is one now (Python's `get_nowait`).
@@ -275,7 +274,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Empty`], [`GetError::Closed`].
     pub fn try_get(&self) -> Result<T, GetError> {
-        self.ring().try_get(&self.seg, self.in_hand(), &os::Futex)
+        self.ring().try_get(&self.seg, self.in_hand(), &self.seg)
     }
 
     /// Takes the oldest item, waiting at most `timeout`.
@@ -284,7 +283,7 @@ impl<T: Pod> Queue<T> {
     /// [`GetError::Timeout`], [`GetError::Closed`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
         self.ring()
-            .get(Some(Instant::now() + timeout), &self.seg, self.in_hand(), &os::Futex)
+            .get(Some(Instant::now() + timeout), &self.seg, self.in_hand(), &self.seg)
     }
 
     /// Number of items in the queue (exact when nobody is putting or getting).
@@ -313,7 +312,7 @@ impl<T: Pod> Queue<T> {
     /// left and then fail with [`GetError::Closed`], and every blocked caller wakes up.
     /// Replaces the "put a `None` sentinel" pattern.
     pub fn close(&self) {
-        self.ring().close(&os::Futex);
+        self.ring().close(&self.seg);
     }
 
     /// Whether [`close`](Queue::close) was called, by any process.
@@ -328,7 +327,7 @@ impl<T: Pod> Queue<T> {
     /// [`TaskError::TooManyTaskDone`] when called more times than this handle took items.
     pub fn task_done(&self) -> Result<(), TaskError> {
         self.ring()
-            .task_done(self.in_hand(), &os::Futex)
+            .task_done(self.in_hand(), &self.seg)
             .map_err(|_| TaskError::TooManyTaskDone)
     }
 
@@ -361,7 +360,7 @@ impl<T: Pod> Queue<T> {
             }
         };
         self.ring()
-            .join(deadline, &self.seg, &participants, &os::Futex)
+            .join(deadline, &self.seg, &participants, &self.seg)
             .map_err(|_| TaskError::Timeout)
     }
 
@@ -378,6 +377,49 @@ impl<T: Pod> Queue<T> {
     /// Whether dropping this handle unlinks the name.
     pub fn owns_name(&self) -> bool {
         self.seg.owns_name()
+    }
+}
+
+/// Heap-backed queues and simulated deaths, for the conformance tests (`conformance.rs`).
+#[cfg(test)]
+impl<T: Pod> Queue<T> {
+    /// A queue of `capacity` items on heap memory laid out like a segment
+    /// (`Segment::heap`): no system call, so Miri can run it.
+    pub(crate) fn heap(capacity: usize) -> Result<Self, OpenError> {
+        let cap = Self::check_capacity(capacity)?;
+        let opts = Options::new();
+        let spec = Spec {
+            desc: Self::spec(&opts),
+            body_size: &|count, _| body_size::<T>(count),
+        };
+        Self::wrap(Segment::heap(&spec, cap, &opts, &|_| {})?)
+    }
+
+    /// Another handle on this queue, as another process would open it.
+    pub(crate) fn peer(&self) -> Result<Self, OpenError> {
+        let spec = Spec {
+            desc: Self::spec(&Options::new()),
+            body_size: &|count, _| body_size::<T>(count),
+        };
+        Self::wrap(self.seg.peer(&spec)?)
+    }
+
+    /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
+    pub(crate) fn simulate_crash(self) {
+        self.seg.simulate_crash();
+    }
+
+    /// Claims the tail position for a put and stops there for good, as a producer stopped at
+    /// the `queue.put.after_claim` fault point (then `simulate_crash` for a killed one).
+    /// `false` if there was no room to claim.
+    pub(crate) fn stall_after_put_claim(&self) -> bool {
+        self.ring().claim_put_and_stop(&self.seg)
+    }
+
+    /// Claims the head item and stops holding it, as a consumer stopped at the
+    /// `queue.get.after_claim` fault point. `false` if there was no item to claim.
+    pub(crate) fn stall_after_get_claim(&self) -> bool {
+        self.ring().claim_get_and_stop(&self.seg, self.in_hand(), &self.seg)
     }
 }
 

@@ -174,6 +174,33 @@ impl<T: Pod> Value<T> {
     }
 }
 
+/// Heap-backed values and simulated deaths, for the conformance tests (`conformance.rs`).
+#[cfg(test)]
+impl<T: Pod> Value<T> {
+    /// A value on heap memory laid out like a segment: no system call, so Miri can run it.
+    pub(crate) fn heap(initial: T) -> Result<Self, OpenError> {
+        let fill = |p: *mut T| {
+            // SAFETY: `p` points at the one element of the fresh, zeroed body.
+            unsafe { crate::raw::copy::store(p, initial) }
+        };
+        Ok(Value {
+            inner: Locked::heap(Kind::Value, 1, &fill)?,
+        })
+    }
+
+    /// Another handle on this value, as another process would open it.
+    pub(crate) fn peer(&self) -> Result<Self, OpenError> {
+        Ok(Value {
+            inner: self.inner.peer(Kind::Value)?,
+        })
+    }
+
+    /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
+    pub(crate) fn simulate_crash(self) {
+        self.inner.simulate_crash();
+    }
+}
+
 impl<T> std::fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Value").field("segment", self.inner.segment()).finish()

@@ -1295,6 +1295,29 @@ impl<'a, P: Payload> Ring<'a, P> {
     }
 }
 
+/// Single steps for the conformance tests of the public queue: a participant that stops for
+/// good right after its claim, as one SIGKILLed at the `queue.put.after_claim` or
+/// `queue.get.after_claim` fault point does.
+#[cfg(test)]
+impl RawRing<'_> {
+    /// Claims the tail position as `live` and returns without writing or publishing it.
+    /// `false` when there was no room to claim.
+    pub(crate) fn claim_put_and_stop<L: Liveness + ?Sized>(&self, live: &L) -> bool {
+        self.claim_put(live).is_ok()
+    }
+
+    /// Claims the head item as `live` (counting it in `in_hand`) and returns without moving
+    /// head, reading or releasing it. `false` when there was no item to claim.
+    pub(crate) fn claim_get_and_stop<L, W>(&self, live: &L, in_hand: &AtomicU64, wait: &W) -> bool
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let mut budget = ATTEMPTS;
+        self.claim_get(live, in_hand, wait, &mut budget).is_ok()
+    }
+}
+
 /// Runs `attempt` until it returns `Some`: a few spinning rounds, then rounds that announce
 /// themselves on `ec`, re-check, and sleep. `None` once `deadline` has passed.
 fn block_on<R, W: Wait + ?Sized>(

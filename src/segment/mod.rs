@@ -2,13 +2,15 @@
 //! participant registration that gives every handle a liveness-checked identity.
 
 pub(crate) mod header;
+#[cfg(test)]
+pub(crate) mod heap;
 pub(crate) mod name;
 pub(crate) mod participants;
 
 use crate::error::OpenError;
 use crate::os;
 use crate::primitive::{AtomicU32, Ordering};
-use crate::raw::{Liveness, Owner};
+use crate::raw::{Liveness, Owner, Wait};
 use header::{HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, Layout, TypeDesc};
 use participants::{INIT_BEACON, Participant};
 use rustix::fd::{AsFd, OwnedFd};
@@ -151,6 +153,54 @@ fn unlink_if_same(os_name: &str, inode: u64) {
 /// Body size for an element count and element size; `None` if either is out of range.
 pub(crate) type BodySize = fn(u64, u64) -> Option<u64>;
 
+/// The header's `init_state` word (offset 8).
+///
+/// # Safety
+/// `base` is the start of at least `HEADER_SIZE` bytes of segment memory, valid for `'a`.
+unsafe fn init_state<'a>(base: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: offset 8 is inside the header and 4-aligned (const assertions in `header`);
+    // an atomic is valid for any bytes and may be shared.
+    unsafe { &*base.add(8).cast::<AtomicU32>() }
+}
+
+/// Writes the header for `spec`, `count` and `layout` at `base`, runs `init` on the body, then
+/// publishes the segment (`INIT_READY`, release). Both backings create through here.
+///
+/// # Safety
+/// `base` is the start of `layout.total_size` zeroed bytes, page-aligned, that nobody else
+/// accesses except atomically.
+unsafe fn write_and_publish(
+    base: *mut u8,
+    spec: &Spec<'_>,
+    count: u64,
+    opts: &Options,
+    layout: &Layout,
+    init: &dyn Fn(*mut u8),
+) {
+    let h = header::new_header(&spec.desc, count, opts.participants, layout, os::pid());
+    // SAFETY: the memory is `total_size >= HEADER_SIZE` bytes, page-aligned, and `Header` is
+    // plain data; the word-wise atomic store does not race with readers in the UB sense.
+    unsafe { atomic_memcpy::atomic_store(base.cast::<Header>(), h, Ordering::Relaxed) };
+    // SAFETY: `body_offset + body_size == total_size` was checked by `Layout::compute`.
+    init(unsafe { base.add(layout.body_offset as usize) });
+    // SAFETY: the memory outlives this call.
+    let state = unsafe { init_state(base) };
+    // Release: pairs with the opener's acquire load; everything above is visible to it.
+    state.store(INIT_READY, Ordering::Release);
+}
+
+/// Copies the header out of the segment memory at `base`.
+///
+/// # Safety
+/// `base` is valid for reads of `HEADER_SIZE` bytes, 8-aligned, for the duration of the call.
+unsafe fn read_header(base: *mut u8) -> Header {
+    // SAFETY: the caller's range; the copy is word-wise atomic, so a peer writing the header
+    // concurrently gives us garbage to reject, not a data race.
+    let h = unsafe { atomic_memcpy::atomic_load(base.cast::<Header>(), Ordering::Relaxed) };
+    // SAFETY: every bit pattern is a valid `Header` (it is `Pod`).
+    unsafe { h.assume_init() }
+}
+
 /// What the kind-specific code tells the segment layer.
 pub(crate) struct Spec<'a> {
     pub(crate) desc: TypeDesc,
@@ -159,10 +209,13 @@ pub(crate) struct Spec<'a> {
     pub(crate) body_size: &'a dyn Fn(u64, u64) -> Option<u64>,
 }
 
-/// An open segment: descriptor, mapping, validated layout, and our participant record.
+/// An open segment: its memory (mapping and descriptor), validated layout, and our
+/// participant record.
 pub(crate) struct Segment {
-    map: memmap2::MmapRaw,
-    fd: OwnedFd,
+    /// Start of the memory: the mapping's address (or the heap backing's allocation). Kept
+    /// here so that `body()` is one add, whatever the backing.
+    base: *mut u8,
+    backing: Backing,
     layout: Layout,
     count: u64,
     /// Element size from the validated header (the cell size of a message queue).
@@ -174,6 +227,24 @@ pub(crate) struct Segment {
     /// Unlink the name on drop (we created it and were not told to persist).
     unlink_on_drop: bool,
     inode: u64,
+    /// `simulate_crash` was called: drop like a killed process (no deregistration).
+    #[cfg(test)]
+    crashed: bool,
+}
+
+/// What holds a segment's bytes and its participants' liveness beacons.
+///
+/// Production builds have only `Shm`, so every `match` on it compiles to nothing; test builds
+/// add `Heap`, and the matches (none on a fast path: liveness questions, sleeps and wake-ups
+/// only) become one predictable branch.
+enum Backing {
+    /// A `/dev/shm` object: the shared mapping (kept for its `Drop`, which unmaps), and the
+    /// descriptor whose OFD locks are the beacons.
+    Shm { _map: memmap2::MmapRaw, fd: OwnedFd },
+    /// Heap memory laid out like a segment, shared by the handles of this process
+    /// (`heap.rs`): beacon bits instead of OFD locks, sleeping instead of futexes.
+    #[cfg(test)]
+    Heap(std::sync::Arc<heap::HeapMem>),
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics and byte-wise atomic
@@ -233,8 +304,8 @@ impl Segment {
                 }
             };
             let mut seg = Segment::finish(
-                map,
-                fd,
+                map.as_mut_ptr(),
+                Backing::Shm { _map: map, fd },
                 layout,
                 (count, spec.desc.size),
                 opts.participants,
@@ -284,19 +355,10 @@ impl Segment {
         os::set_len(fd.as_fd(), layout.total_size).map_err(|e| OpenError::io("ftruncate", e))?;
         crate::fault::hit("segment.create.after_truncate");
         let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
-        let h = header::new_header(&spec.desc, count, opts.participants, layout, os::pid());
-        let base = map.as_mut_ptr();
-        // SAFETY: the mapping is `total_size >= HEADER_SIZE` bytes, page-aligned, and `Header`
-        // is plain data; the word-wise atomic store does not race with readers in the UB sense.
-        unsafe { atomic_memcpy::atomic_store(base.cast::<Header>(), h, Ordering::Relaxed) };
-        // SAFETY: `body_offset + body_size == total_size` was checked by `Layout::compute`.
-        init(unsafe { base.add(layout.body_offset as usize) });
-        // SAFETY: offset 8 is inside the header, 4-aligned (checked by const assertions).
-        let state = unsafe { &*base.add(8).cast::<AtomicU32>() };
-        // Release: pairs with the opener's acquire load; everything above is visible to it.
-        state.store(INIT_READY, Ordering::Release);
-        use crate::raw::Wait;
-        os::Futex.wake_all(state);
+        // SAFETY: the fresh mapping is `total_size` zeroed, page-aligned bytes.
+        unsafe { write_and_publish(map.as_mut_ptr(), spec, count, opts, layout, init) };
+        // SAFETY: the mapping outlives `state`.
+        os::Futex.wake_all(unsafe { init_state(map.as_mut_ptr()) });
         os::beacon_unlock(fd.as_fd(), INIT_BEACON);
         Ok(Some(map))
     }
@@ -362,8 +424,8 @@ impl Segment {
             let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else {
                 return;
             };
-            // SAFETY: the mapping is HEADER_SIZE bytes, offset 8 is 4-aligned and in bounds.
-            let state = unsafe { &*map.as_mut_ptr().add(8).cast::<AtomicU32>() };
+            // SAFETY: the mapping is HEADER_SIZE bytes and outlives `state`.
+            let state = unsafe { init_state(map.as_mut_ptr()) };
             state
                 .compare_exchange(header::INIT_EMPTY, INIT_ABANDONED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
@@ -404,8 +466,9 @@ impl Segment {
             size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
         }
         let hmap = os::map(fd.as_fd(), HEADER_SIZE as usize).map_err(|e| OpenError::io("mmap", e))?;
-        // SAFETY: the mapping is HEADER_SIZE bytes, offset 8 is 4-aligned and in bounds.
-        let state = unsafe { &*hmap.as_mut_ptr().add(8).cast::<AtomicU32>() };
+        let hbase = hmap.as_mut_ptr();
+        // SAFETY: the mapping is HEADER_SIZE bytes and outlives `state` (dropped below).
+        let state = unsafe { init_state(hbase) };
         loop {
             // Acquire: pairs with the creator's release store of INIT_READY.
             match state.load(Ordering::Acquire) {
@@ -415,23 +478,19 @@ impl Segment {
                     if Instant::now() >= deadline {
                         return Err(OpenFail::InitTimeout(fd));
                     }
-                    use crate::raw::Wait;
                     os::Futex.wait(state, s, Some(deadline));
                 }
             }
         }
-        // SAFETY: HEADER_SIZE bytes are mapped; the copy is word-wise atomic, so a peer
-        // writing the header concurrently gives us garbage to reject, not a data race.
-        let h = unsafe { atomic_memcpy::atomic_load(hmap.as_ptr().cast::<Header>(), Ordering::Relaxed) };
-        // SAFETY: every bit pattern is a valid `Header` (it is `Pod`).
-        let h: Header = unsafe { h.assume_init() };
+        // SAFETY: HEADER_SIZE bytes are mapped.
+        let h = unsafe { read_header(hbase) };
         drop(hmap);
         let size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
         let layout = header::validate(&h, size, &spec.desc, spec.body_size)?;
         let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
         Ok(Segment::finish(
-            map,
-            fd,
+            map.as_mut_ptr(),
+            Backing::Shm { _map: map, fd },
             layout,
             (h.count, h.elem_size),
             h.participants,
@@ -441,10 +500,11 @@ impl Segment {
         )?)
     }
 
+    /// Wraps memory whose header was validated into `layout`, and registers a participant.
     #[allow(clippy::too_many_arguments)]
     fn finish(
-        map: memmap2::MmapRaw,
-        fd: OwnedFd,
+        base: *mut u8,
+        backing: Backing,
         layout: Layout,
         (count, elem_size): (u64, u64),
         participants: u32,
@@ -453,8 +513,8 @@ impl Segment {
         inode: u64,
     ) -> Result<Segment, OpenError> {
         let mut seg = Segment {
-            map,
-            fd,
+            base,
+            backing,
             layout,
             count,
             elem_size,
@@ -464,20 +524,24 @@ impl Segment {
             os_name,
             unlink_on_drop: false,
             inode,
+            #[cfg(test)]
+            crashed: false,
         };
-        let me = participants::register(seg.participant_table(), seg.fd.as_fd())
-            .map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?
-            .ok_or(OpenError::TooManyParticipants { max: participants })?;
+        let table = seg.participant_table();
+        let me = match &seg.backing {
+            Backing::Shm { fd, .. } => participants::register(table, &fd.as_fd()),
+            #[cfg(test)]
+            Backing::Heap(mem) => participants::register(table, &**mem),
+        }
+        .map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?
+        .ok_or(OpenError::TooManyParticipants { max: participants })?;
         seg.me = me;
         Ok(seg)
     }
 
     /// The participant table.
     pub(crate) fn participant_table(&self) -> &[Participant] {
-        let p = self
-            .map
-            .as_mut_ptr()
-            .wrapping_add(self.layout.participants_offset as usize);
+        let p = self.base.wrapping_add(self.layout.participants_offset as usize);
         // SAFETY: `participants * PARTICIPANT_SIZE` bytes from `participants_offset` lie in
         // the mapping (validated layout), the offset is 8-aligned, and `Participant` is all
         // atomics, valid for any bytes and safe to share.
@@ -487,7 +551,7 @@ impl Segment {
     /// Start of the kind-specific body (`body_size()` bytes, aligned to at least 64).
     #[inline]
     pub(crate) fn body(&self) -> *mut u8 {
-        self.map.as_mut_ptr().wrapping_add(self.layout.body_offset as usize)
+        self.base.wrapping_add(self.layout.body_offset as usize)
     }
 
     /// Size of the body in bytes.
@@ -523,19 +587,131 @@ impl Segment {
     }
 }
 
+/// Heap-backed segments and simulated deaths, for the conformance tests (`conformance.rs`).
+#[cfg(test)]
+impl Segment {
+    /// A segment on the heap: laid out, initialised (`init` on the body) and published like a
+    /// created `/dev/shm` segment, then validated and registered in like an opened one.
+    pub(crate) fn heap(
+        spec: &Spec<'_>,
+        count: u64,
+        opts: &Options,
+        init: &dyn Fn(*mut u8),
+    ) -> Result<Segment, OpenError> {
+        let body = (spec.body_size)(count, spec.desc.size).ok_or_else(|| OpenError::InvalidSize {
+            what: format!("element count {count} is out of range"),
+        })?;
+        let layout = Layout::compute(opts.participants, spec.desc.align, body)
+            .map_err(|what| OpenError::InvalidSize { what })?;
+        let mem = std::sync::Arc::new(heap::HeapMem::new(layout.total_size as usize));
+        // SAFETY: a fresh, zeroed, page-aligned allocation of `total_size` bytes.
+        unsafe { write_and_publish(mem.base(), spec, count, opts, &layout, init) };
+        Segment::heap_attach(mem, spec)
+    }
+
+    /// Another handle on the heap segment `mem`: checks and copies its header as `open` does.
+    fn heap_attach(mem: std::sync::Arc<heap::HeapMem>, spec: &Spec<'_>) -> Result<Segment, OpenError> {
+        let base = mem.base();
+        // SAFETY: the allocation is at least HEADER_SIZE bytes (validated below) and lives as
+        // long as `mem`.
+        if unsafe { init_state(base) }.load(Ordering::Acquire) != INIT_READY {
+            return Err(OpenError::corrupted("heap segment not initialised"));
+        }
+        // SAFETY: as above; page-aligned.
+        let h = unsafe { read_header(base) };
+        let layout = header::validate(&h, mem.len(), &spec.desc, spec.body_size)?;
+        Segment::finish(
+            base,
+            Backing::Heap(mem),
+            layout,
+            (h.count, h.elem_size),
+            h.participants,
+            "heap",
+            String::new(),
+            0,
+        )
+    }
+
+    /// A second handle on the same segment, as another process would have: opened by name on
+    /// `/dev/shm` (its own descriptor, so its own OFD beacon), attached on the heap.
+    pub(crate) fn peer(&self, spec: &Spec<'_>) -> Result<Segment, OpenError> {
+        match &self.backing {
+            Backing::Shm { .. } => Segment::open(&self.name, spec, &Options::new()),
+            Backing::Heap(mem) => Segment::heap_attach(mem.clone(), spec),
+        }
+    }
+
+    /// Drops this handle the way SIGKILL ends a process: no deregistration and no unlink; its
+    /// beacon is released (on `/dev/shm` by closing its descriptor, which drops its OFD locks
+    /// exactly as the kernel does at death), so peers find it dead.
+    pub(crate) fn simulate_crash(mut self) {
+        self.crashed = true;
+    }
+}
+
 impl Liveness for Segment {
     #[inline]
     fn me(&self) -> Owner {
         self.me
     }
     fn is_alive(&self, owner: Owner) -> bool {
-        participants::is_alive(self.participant_table(), self.fd.as_fd(), self.me, owner)
+        let table = self.participant_table();
+        match &self.backing {
+            Backing::Shm { fd, .. } => participants::is_alive(table, &fd.as_fd(), self.me, owner),
+            #[cfg(test)]
+            Backing::Heap(mem) => participants::is_alive(table, &**mem, self.me, owner),
+        }
+    }
+}
+
+/// The waiter that suits the backing: shared futexes for `/dev/shm`, short sleeps on the
+/// heap (where Miri runs without system calls). Called only to sleep and to wake sleepers.
+impl Wait for Segment {
+    #[inline]
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+        match self.backing {
+            Backing::Shm { .. } => os::Futex.wait(word, expected, deadline),
+            #[cfg(test)]
+            Backing::Heap(_) => heap::Sleep.wait(word, expected, deadline),
+        }
+    }
+
+    #[inline]
+    fn wake_all(&self, word: &AtomicU32) {
+        match self.backing {
+            Backing::Shm { .. } => os::Futex.wake_all(word),
+            #[cfg(test)]
+            Backing::Heap(_) => heap::Sleep.wake_all(word),
+        }
+    }
+
+    #[inline]
+    fn wake_one(&self, word: &AtomicU32) {
+        match self.backing {
+            Backing::Shm { .. } => os::Futex.wake_one(word),
+            #[cfg(test)]
+            Backing::Heap(_) => heap::Sleep.wake_one(word),
+        }
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        participants::deregister(self.participant_table(), self.fd.as_fd(), self.me);
+        let table = self.participant_table();
+        #[cfg(test)]
+        if self.crashed {
+            // As the kernel does for a killed process: the beacon goes (on shm, closing our
+            // descriptor right after this drops its OFD locks), the record stays taken.
+            if let Backing::Heap(mem) = &self.backing {
+                participants::Beacons::unlock(&**mem, participants::BEACON_BASE + u64::from(self.me.index()));
+            }
+            return;
+        }
+        match &self.backing {
+            Backing::Shm { fd, .. } => participants::deregister(table, &fd.as_fd(), self.me),
+            #[cfg(test)]
+            Backing::Heap(mem) => participants::deregister(table, &**mem, self.me),
+        }
         if self.unlink_on_drop {
             // Only if the name still refers to our object (someone may have removed it and
             // created a new one under the same name).

@@ -6,11 +6,15 @@
 //! is reaped), so "record taken, beacon free" means "owner dead". Owner identity everywhere
 //! is the [`Owner`] token `(index, generation)`, which a recycled record never reproduces
 //! (until the 22-bit generation wraps), so PID reuse and record reuse cannot fool it.
+//!
+//! The beacons are reached through [`Beacons`]: OFD locks on the segment's descriptor, or
+//! (tests) bits in a heap-backed segment, so both backings run the same table code.
 
 use crate::os;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::{Owner, next_generation};
 use rustix::fd::BorrowedFd;
+use std::io;
 
 /// Byte offset of participant 0's beacon. Far past any segment's end: OFD locks may cover
 /// bytes beyond EOF, and these never overlap data.
@@ -49,18 +53,47 @@ impl Participant {
     }
 }
 
-/// Registers in `table` through `fd`; returns the token, or `None` if every record is held
-/// by a live handle.
-pub(crate) fn register(table: &[Participant], fd: BorrowedFd<'_>) -> std::io::Result<Option<Owner>> {
+/// Exclusive liveness beacons, one per participant record, named by byte offsets
+/// (`BEACON_BASE + index`), each held by its occupant for as long as it lives and dropped
+/// when it dies, whatever kills it.
+pub(crate) trait Beacons {
+    /// Takes the beacon at `offset` without waiting; `Ok(false)`: somebody else holds it.
+    fn try_lock(&self, offset: u64) -> io::Result<bool>;
+    /// Releases the beacon at `offset` (a no-op if we do not hold it).
+    fn unlock(&self, offset: u64);
+    /// Whether somebody *else* holds the beacon at `offset`.
+    fn is_held(&self, offset: u64) -> io::Result<bool>;
+}
+
+/// OFD byte-range locks on the segment's descriptor: the kernel drops them when the process
+/// dies (or closes the descriptor).
+impl Beacons for BorrowedFd<'_> {
+    #[inline]
+    fn try_lock(&self, offset: u64) -> io::Result<bool> {
+        os::beacon_try_lock(*self, offset)
+    }
+    #[inline]
+    fn unlock(&self, offset: u64) {
+        os::beacon_unlock(*self, offset)
+    }
+    #[inline]
+    fn is_held(&self, offset: u64) -> io::Result<bool> {
+        os::beacon_is_held(*self, offset)
+    }
+}
+
+/// Registers in `table`, taking a beacon of `beacons`; returns the token, or `None` if every
+/// record is held by a live handle.
+pub(crate) fn register(table: &[Participant], beacons: &impl Beacons) -> io::Result<Option<Owner>> {
     for (i, rec) in table.iter().enumerate() {
         let i = i as u32;
         let s = rec.state.load(Ordering::Acquire);
         let beacon = BEACON_BASE + u64::from(i);
-        if s & TAKEN != 0 && os::beacon_is_held(fd, beacon)? {
+        if s & TAKEN != 0 && beacons.is_held(beacon)? {
             continue; // a live occupant
         }
         // Free, or taken by a dead owner: the beacon decides who may have it.
-        if !os::beacon_try_lock(fd, beacon)? {
+        if !beacons.try_lock(beacon)? {
             continue;
         }
         let g = next_generation(s as u32);
@@ -75,13 +108,13 @@ pub(crate) fn register(table: &[Participant], fd: BorrowedFd<'_>) -> std::io::Re
             rec.pid.store(os::pid(), Ordering::Relaxed);
             return Ok(Some(Owner::new(i, g)));
         }
-        os::beacon_unlock(fd, beacon);
+        beacons.unlock(beacon);
     }
     Ok(None)
 }
 
 /// Gives the record back (state free, same generation), then drops the beacon.
-pub(crate) fn deregister(table: &[Participant], fd: BorrowedFd<'_>, me: Owner) {
+pub(crate) fn deregister(table: &[Participant], beacons: &impl Beacons, me: Owner) {
     if let Some(rec) = table.get(me.index() as usize) {
         let mine = TAKEN | u64::from(me.generation());
         // Release: everything we did with the segment happens before the record reads free.
@@ -89,11 +122,11 @@ pub(crate) fn deregister(table: &[Participant], fd: BorrowedFd<'_>, me: Owner) {
             .state
             .compare_exchange(mine, u64::from(me.generation()), Ordering::Release, Ordering::Relaxed);
     }
-    os::beacon_unlock(fd, BEACON_BASE + u64::from(me.index()));
+    beacons.unlock(BEACON_BASE + u64::from(me.index()));
 }
 
-/// Whether `owner` is alive, asked through `fd` (our own descriptor; `me` is our token).
-pub(crate) fn is_alive(table: &[Participant], fd: BorrowedFd<'_>, me: Owner, owner: Owner) -> bool {
+/// Whether `owner` is alive, asked through our own `beacons` (`me` is our token).
+pub(crate) fn is_alive(table: &[Participant], beacons: &impl Beacons, me: Owner, owner: Owner) -> bool {
     if owner == me {
         return true;
     }
@@ -105,5 +138,5 @@ pub(crate) fn is_alive(table: &[Participant], fd: BorrowedFd<'_>, me: Owner, own
     }
     // An error from F_OFD_GETLK is answered "alive": a false "dead" could let two
     // processes into one critical section, a false "alive" only delays recovery.
-    os::beacon_is_held(fd, BEACON_BASE + u64::from(owner.index())).unwrap_or(true)
+    beacons.is_held(BEACON_BASE + u64::from(owner.index())).unwrap_or(true)
 }

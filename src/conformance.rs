@@ -1,0 +1,676 @@
+//! The conformance suite: one set of behavioural tests of the public types, run on two
+//! backings.
+//!
+//! Each test is a function generic over [`Backend`]; `conformance_tests!` instantiates every
+//! one twice:
+//! - `conformance::heap::NAME`: heap memory laid out like a segment (`Segment::heap`: the
+//!   same header, participant table and body, written and validated by the same code), with
+//!   beacon bits for liveness and short sleeps for waiting. No system call, so `.ci/miri.sh`
+//!   runs these under Miri.
+//! - `conformance::shm::NAME`: real `/dev/shm` segments under unique names, unlinked when
+//!   the creating handle drops. Ignored under Miri, which cannot run `shm_open` or `mmap`.
+//!
+//! "Another process" is a peer handle (`peer()`): its own participant record and beacon, on
+//! `/dev/shm` its own descriptor. A death is `simulate_crash()`: no deregistration, the
+//! beacon dropped; on `/dev/shm` that is closing the peer's descriptor, which releases its
+//! OFD lock exactly as the kernel does when a process dies, so the crash cases run on both
+//! backings. A process stopped at a fault point is `stall_after_put_claim()` /
+//! `stall_after_get_claim()`. Real SIGKILL/SIGSTOP tests are in `tests/queue_crash.rs` and
+//! `tests/value_array.rs`.
+//!
+//! Counts shrink under Miri (`cfg!(miri)`), which interprets every step.
+
+use crate::{Array, GetError, LockError, PutError, Queue, TaskError, Value};
+use bytemuck::Pod;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+/// Where the objects under test live.
+trait Backend {
+    fn queue<T: Pod>(capacity: usize) -> Queue<T>;
+    fn value<T: Pod>(initial: T) -> Value<T>;
+    fn array<T: Pod>(len: usize, fill: T) -> Array<T>;
+}
+
+/// Heap memory laid out like a segment.
+struct Heap;
+
+impl Backend for Heap {
+    fn queue<T: Pod>(capacity: usize) -> Queue<T> {
+        Queue::heap(capacity).expect("heap queue")
+    }
+    fn value<T: Pod>(initial: T) -> Value<T> {
+        Value::heap(initial).expect("heap value")
+    }
+    fn array<T: Pod>(len: usize, fill: T) -> Array<T> {
+        Array::heap(len, fill).expect("heap array")
+    }
+}
+
+/// Named segments in `/dev/shm`.
+struct Shm;
+
+/// A name no other test or process uses (our pid, then a counter); anything a killed earlier
+/// run of this pid left behind is removed first.
+fn unique_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!("cf{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let _ = crate::remove(&name);
+    name
+}
+
+impl Backend for Shm {
+    fn queue<T: Pod>(capacity: usize) -> Queue<T> {
+        Queue::create(&unique_name(), capacity).expect("shm queue")
+    }
+    fn value<T: Pod>(initial: T) -> Value<T> {
+        Value::create(&unique_name(), initial).expect("shm value")
+    }
+    fn array<T: Pod>(len: usize, fill: T) -> Array<T> {
+        Array::create(&unique_name(), len, fill).expect("shm array")
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A wait that should end at once; the bound only keeps a failing run from hanging.
+const LONG: Duration = Duration::from_secs(60);
+
+/// Runs every listed test on both backings: `heap::NAME` and `shm::NAME`.
+macro_rules! conformance_tests {
+    ($($test:ident),* $(,)?) => {
+        mod heap {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test::<super::Heap>();
+                }
+            )*
+        }
+        mod shm {
+            $(
+                #[test]
+                #[cfg_attr(miri, ignore = "Miri cannot run shm_open or mmap")]
+                fn $test() {
+                    super::$test::<super::Shm>();
+                }
+            )*
+        }
+    };
+}
+
+conformance_tests!(
+    queue_is_fifo,
+    queue_carries_items_of_odd_size_and_alignment,
+    queue_try_put_full_and_try_get_empty,
+    queue_close_drains_then_reports_closed,
+    queue_close_wakes_blocked_callers,
+    queue_timeouts,
+    queue_len_is_empty_is_full,
+    queue_capacity_1_and_7_wrap_around_many_laps,
+    queue_task_done_and_join,
+    queue_dead_producers_position_is_skipped_and_capacity_kept,
+    queue_dead_consumers_slot_is_repaired_and_capacity_kept,
+    queue_put_blocked_by_a_consumer_wakes_when_it_dies,
+    queue_two_producers_two_consumers_deliver_each_item_once_in_order,
+    dead_handles_records_are_reused,
+    value_lock_load_store,
+    value_try_lock_would_block_and_lock_timeout,
+    value_owner_died_then_repaired,
+    value_blocked_locker_sees_owner_died,
+    value_declined_repair_is_unrecoverable,
+    array_get_set_read_into_write_from,
+    array_bounds_are_checked,
+    array_owner_died_then_repaired,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+fn queue_is_fifo<B: Backend>() {
+    let q = B::queue::<u64>(7);
+    assert_eq!(q.capacity(), 7);
+    let peer = q.peer().unwrap();
+    assert_eq!(peer.capacity(), 7);
+    for i in 0..7 {
+        q.put(i).unwrap();
+    }
+    for i in 0..7 {
+        assert_eq!(peer.get(), Ok(i));
+    }
+}
+
+fn queue_carries_items_of_odd_size_and_alignment<B: Backend>() {
+    let q = B::queue::<[u16; 3]>(3);
+    let bytes = B::queue::<u8>(2);
+    for round in 0..5u16 {
+        q.put([round, round + 1, u16::MAX - round]).unwrap();
+        bytes.put(round as u8).unwrap();
+        assert_eq!(q.get(), Ok([round, round + 1, u16::MAX - round]));
+        assert_eq!(bytes.get(), Ok(round as u8));
+    }
+}
+
+fn queue_try_put_full_and_try_get_empty<B: Backend>() {
+    let q = B::queue::<u64>(2);
+    assert_eq!(q.try_get(), Err(GetError::Empty));
+    q.try_put(1).unwrap();
+    q.try_put(2).unwrap();
+    assert_eq!(q.try_put(3), Err(PutError::Full(3)), "Full hands the item back");
+    assert_eq!(q.try_get(), Ok(1));
+    q.try_put(3).unwrap();
+    assert_eq!(q.try_get(), Ok(2));
+    assert_eq!(q.try_get(), Ok(3));
+    assert_eq!(q.try_get(), Err(GetError::Empty));
+}
+
+fn queue_close_drains_then_reports_closed<B: Backend>() {
+    let q = B::queue::<u64>(4);
+    let peer = q.peer().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert!(!peer.is_closed());
+    peer.close();
+    assert!(q.is_closed(), "close is seen through every handle");
+    assert_eq!(q.put(3), Err(PutError::Closed(3)), "a put after close returns the item");
+    assert_eq!(q.try_put(4), Err(PutError::Closed(4)));
+    assert_eq!(q.put_timeout(5, ms(10)), Err(PutError::Closed(5)));
+    assert_eq!(q.len(), 2);
+    assert_eq!(q.get(), Ok(1), "consumers drain what is left");
+    assert_eq!(peer.try_get(), Ok(2));
+    assert_eq!(q.get(), Err(GetError::Closed));
+    assert_eq!(q.try_get(), Err(GetError::Closed));
+    assert_eq!(peer.get_timeout(ms(10)), Err(GetError::Closed));
+    assert!(q.is_empty());
+    q.close(); // closing twice is harmless
+    assert!(q.is_closed());
+}
+
+fn queue_close_wakes_blocked_callers<B: Backend>() {
+    let empty = B::queue::<u64>(1);
+    let full = B::queue::<u64>(1);
+    full.put(1).unwrap();
+    let (consumer, producer) = (empty.peer().unwrap(), full.peer().unwrap());
+    std::thread::scope(|s| {
+        let get = s.spawn(move || consumer.get_timeout(LONG));
+        let put = s.spawn(move || producer.put_timeout(2, LONG));
+        empty.close();
+        full.close();
+        assert_eq!(get.join().unwrap(), Err(GetError::Closed));
+        assert_eq!(put.join().unwrap(), Err(PutError::Closed(2)));
+    });
+    assert_eq!(full.get(), Ok(1));
+}
+
+fn queue_timeouts<B: Backend>() {
+    let q = B::queue::<u64>(1);
+    assert_eq!(q.get_timeout(ms(20)), Err(GetError::Timeout));
+    q.put_timeout(1, ms(20)).unwrap();
+    assert_eq!(
+        q.put_timeout(2, ms(20)),
+        Err(PutError::Timeout(2)),
+        "Timeout hands the item back"
+    );
+    assert_eq!(q.join_timeout(ms(20)), Err(TaskError::Timeout), "an item is queued");
+    assert_eq!(q.get_timeout(ms(20)), Ok(1));
+    assert_eq!(q.join_timeout(ms(20)), Err(TaskError::Timeout), "an item is in hand");
+    q.task_done().unwrap();
+    assert_eq!(q.join_timeout(ms(20)), Ok(()));
+    assert_eq!(q.put_timeout(3, Duration::ZERO), Ok(()), "room now: no waiting needed");
+    assert_eq!(q.get_timeout(Duration::ZERO), Ok(3));
+}
+
+fn queue_len_is_empty_is_full<B: Backend>() {
+    let q = B::queue::<u64>(3);
+    let peer = q.peer().unwrap();
+    assert_eq!((q.len(), q.is_empty(), q.is_full()), (0, true, false));
+    q.put(1).unwrap();
+    assert_eq!((q.len(), q.is_empty(), q.is_full()), (1, false, false));
+    q.put(2).unwrap();
+    q.put(3).unwrap();
+    assert_eq!((q.len(), q.is_empty(), q.is_full()), (3, false, true));
+    assert_eq!(
+        (peer.len(), peer.is_full()),
+        (3, true),
+        "every handle sees the same queue"
+    );
+    assert_eq!(peer.get(), Ok(1));
+    assert_eq!((q.len(), q.is_empty(), q.is_full()), (2, false, false));
+    q.get().unwrap();
+    q.get().unwrap();
+    assert_eq!((q.len(), q.is_empty(), q.is_full()), (0, true, false));
+}
+
+fn queue_capacity_1_and_7_wrap_around_many_laps<B: Backend>() {
+    let rounds: u64 = if cfg!(miri) { 12 } else { 500 };
+    for cap in [1u64, 7] {
+        let q = B::queue::<u64>(cap as usize);
+        let (mut next_in, mut next_out) = (0u64, 0u64);
+        for round in 0..rounds {
+            // Fill completely, check Full, then drain: the ring turns one whole lap.
+            for _ in 0..cap {
+                q.try_put(next_in).unwrap();
+                next_in += 1;
+            }
+            assert_eq!(q.try_put(u64::MAX), Err(PutError::Full(u64::MAX)));
+            assert!(q.is_full());
+            assert_eq!(q.len(), cap as usize);
+            for _ in 0..cap {
+                assert_eq!(q.try_get(), Ok(next_out));
+                next_out += 1;
+            }
+            assert_eq!(q.try_get(), Err(GetError::Empty));
+            // Then a partial lap of varying length, so head and tail meet at every slot.
+            let k = round % cap + 1;
+            for _ in 0..k {
+                q.put(next_in).unwrap();
+                next_in += 1;
+            }
+            assert_eq!(q.len(), k as usize);
+            for _ in 0..k {
+                assert_eq!(q.get(), Ok(next_out));
+                next_out += 1;
+            }
+            assert!(q.is_empty());
+        }
+        assert!(next_in / cap >= rounds, "at least `rounds` laps");
+    }
+}
+
+fn queue_task_done_and_join<B: Backend>() {
+    let q = B::queue::<u64>(4);
+    let worker = q.peer().unwrap();
+    assert_eq!(q.join(), Ok(()), "nothing put, nothing to wait for");
+    assert_eq!(q.task_done(), Err(TaskError::TooManyTaskDone));
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.put(3).unwrap();
+    assert_eq!(q.join_timeout(ms(10)), Err(TaskError::Timeout));
+    assert_eq!(worker.get(), Ok(1));
+    assert_eq!(worker.get(), Ok(2));
+    assert_eq!(
+        q.task_done(),
+        Err(TaskError::TooManyTaskDone),
+        "task_done is per handle"
+    );
+    worker.task_done().unwrap();
+    assert_eq!(
+        q.join_timeout(ms(10)),
+        Err(TaskError::Timeout),
+        "one in hand, one queued"
+    );
+    worker.task_done().unwrap();
+    assert_eq!(worker.task_done(), Err(TaskError::TooManyTaskDone));
+    // A consumer that dies with an item in hand: that work died with it.
+    let doomed = q.peer().unwrap();
+    assert_eq!(doomed.get(), Ok(3));
+    assert_eq!(q.join_timeout(ms(10)), Err(TaskError::Timeout));
+    doomed.simulate_crash();
+    assert_eq!(q.join_timeout(LONG), Ok(()));
+    // join wakes up when the last task is done elsewhere.
+    q.put(4).unwrap();
+    std::thread::scope(|s| {
+        let joiner = s.spawn(|| q.join_timeout(LONG));
+        assert_eq!(worker.get(), Ok(4));
+        worker.task_done().unwrap();
+        assert_eq!(joiner.join().unwrap(), Ok(()));
+    });
+}
+
+fn queue_dead_producers_position_is_skipped_and_capacity_kept<B: Backend>() {
+    let q = B::queue::<u64>(3);
+    let consumer = q.peer().unwrap();
+    q.put(1).unwrap();
+    let producer = q.peer().unwrap();
+    assert!(producer.stall_after_put_claim());
+    q.put(2).unwrap();
+    assert_eq!(consumer.get(), Ok(1));
+    assert_eq!(
+        consumer.try_get(),
+        Err(GetError::Empty),
+        "FIFO waits behind a live producer's claimed position"
+    );
+    assert_eq!(q.len(), 2, "a live producer's claim counts as an item");
+    producer.simulate_crash();
+    assert_eq!(q.len(), 1, "a dead producer's position holds nothing");
+    assert_eq!(
+        consumer.get(),
+        Ok(2),
+        "consumers step over the dead producer's position"
+    );
+    assert_eq!(consumer.try_get(), Err(GetError::Empty));
+    assert!(q.is_empty());
+    // Capacity is kept: exactly 3 items fit, in order, for several laps.
+    for lap in 0..3u64 {
+        for i in 0..3 {
+            q.try_put(10 * lap + i).unwrap();
+        }
+        assert_eq!(q.try_put(99), Err(PutError::Full(99)));
+        for i in 0..3 {
+            assert_eq!(consumer.try_get(), Ok(10 * lap + i));
+        }
+    }
+    for _ in 0..11 {
+        consumer.task_done().unwrap();
+    }
+    assert_eq!(q.join_timeout(LONG), Ok(()));
+    // A producer that dies at the tail of an otherwise empty queue.
+    let producer = q.peer().unwrap();
+    assert!(producer.stall_after_put_claim());
+    producer.simulate_crash();
+    assert_eq!(
+        q.join_timeout(LONG),
+        Ok(()),
+        "a dead producer's claim is no work to wait for"
+    );
+    assert_eq!(consumer.try_get(), Err(GetError::Empty));
+    assert_eq!(consumer.get_timeout(ms(10)), Err(GetError::Timeout));
+    for i in 0..3 {
+        q.try_put(i).unwrap();
+    }
+    assert_eq!(q.try_put(99), Err(PutError::Full(99)));
+    for i in 0..3 {
+        assert_eq!(consumer.get(), Ok(i));
+    }
+}
+
+fn queue_dead_consumers_slot_is_repaired_and_capacity_kept<B: Backend>() {
+    let q = B::queue::<u64>(2);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let consumer = q.peer().unwrap();
+    assert!(consumer.stall_after_get_claim(), "takes item 1 and stops");
+    assert_eq!(q.get(), Ok(2));
+    q.task_done().unwrap();
+    assert_eq!(
+        q.try_put(3),
+        Err(PutError::Full(3)),
+        "a live consumer still holds its slot (the next lap's first)"
+    );
+    assert_eq!(
+        q.join_timeout(ms(10)),
+        Err(TaskError::Timeout),
+        "the live consumer's item is in hand"
+    );
+    consumer.simulate_crash();
+    assert_eq!(q.join_timeout(LONG), Ok(()), "its item died with it");
+    // Its slot is repaired on the next lap: the full capacity is back.
+    q.try_put(3).unwrap();
+    q.try_put(4).unwrap();
+    assert_eq!(q.try_put(5), Err(PutError::Full(5)));
+    assert!(q.is_full());
+    assert_eq!(q.get(), Ok(3));
+    assert_eq!(q.get(), Ok(4));
+    assert!(q.is_empty());
+}
+
+fn queue_put_blocked_by_a_consumer_wakes_when_it_dies<B: Backend>() {
+    let q = B::queue::<u64>(1);
+    q.put(1).unwrap();
+    let consumer = q.peer().unwrap();
+    assert!(consumer.stall_after_get_claim());
+    let producer = q.peer().unwrap();
+    std::thread::scope(|s| {
+        // Blocks (the one slot is held by a live consumer) until the consumer dies; the
+        // timeout only bounds a failing run.
+        let put = s.spawn(move || producer.put_timeout(2, LONG));
+        consumer.simulate_crash();
+        assert_eq!(put.join().unwrap(), Ok(()));
+    });
+    assert_eq!(q.get(), Ok(2));
+}
+
+fn queue_two_producers_two_consumers_deliver_each_item_once_in_order<B: Backend>() {
+    const PRODUCERS: u64 = 2;
+    let per_producer: u64 = if cfg!(miri) { 25 } else { 5_000 };
+    let q = B::queue::<u64>(4);
+    let producers: Vec<_> = (0..PRODUCERS).map(|_| q.peer().unwrap()).collect();
+    let consumers: Vec<_> = (0..2).map(|_| q.peer().unwrap()).collect();
+    let taken: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let puts: Vec<_> = producers
+            .into_iter()
+            .enumerate()
+            .map(|(id, p)| {
+                s.spawn(move || {
+                    for n in 0..per_producer {
+                        p.put(((id as u64) << 32) | n).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let gets: Vec<_> = consumers
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        match c.get() {
+                            Ok(v) => {
+                                got.push(v);
+                                c.task_done().unwrap();
+                            }
+                            Err(GetError::Closed) => return got,
+                            Err(e) => panic!("get: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for p in puts {
+            p.join().unwrap();
+        }
+        assert_eq!(q.join_timeout(LONG), Ok(()), "every item taken and marked done");
+        q.close();
+        gets.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    // Each consumer sees each producer's items in the order they were put...
+    for got in &taken {
+        for id in 0..PRODUCERS {
+            let mine: Vec<u64> = got.iter().filter(|v| *v >> 32 == id).map(|v| v & 0xffff_ffff).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "producer {id} out of order");
+        }
+    }
+    // ...and every item arrives exactly once.
+    let mut all: Vec<u64> = taken.concat();
+    all.sort_unstable();
+    let want: Vec<u64> = (0..PRODUCERS)
+        .flat_map(|id| (0..per_producer).map(move |n| (id << 32) | n))
+        .collect();
+    assert_eq!(all, want);
+    assert!(q.is_empty());
+}
+
+/// A dead handle's participant record is taken by the next handle: more handles than the
+/// table has records can come and die.
+fn dead_handles_records_are_reused<B: Backend>() {
+    let q = B::queue::<u64>(2);
+    let v = B::value::<u64>(0);
+    for i in 0..70 {
+        let p = q.peer().unwrap();
+        p.put(i).unwrap();
+        p.simulate_crash();
+        assert_eq!(q.get(), Ok(i));
+        let w = v.peer().unwrap();
+        w.store(i).unwrap();
+        w.simulate_crash();
+    }
+    assert_eq!(v.load().unwrap(), 69);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value
+
+fn value_lock_load_store<B: Backend>() {
+    let v = B::value::<u64>(7);
+    let peer = v.peer().unwrap();
+    assert_eq!(v.load().unwrap(), 7);
+    v.store(8).unwrap();
+    assert_eq!(peer.load().unwrap(), 8);
+    {
+        let mut g = peer.lock().unwrap();
+        assert!(!g.is_owner_died());
+        *g += 1;
+    }
+    assert_eq!(v.load().unwrap(), 9);
+    {
+        let mut g = v.lock().unwrap();
+        *g = 10;
+        g.flush();
+        assert_eq!(*g, 10);
+    }
+    assert_eq!(peer.load().unwrap(), 10);
+
+    let pair = B::value::<[u16; 3]>([1, 2, 3]);
+    pair.store([4, 5, 6]).unwrap();
+    assert_eq!(pair.peer().unwrap().load().unwrap(), [4, 5, 6]);
+}
+
+fn value_try_lock_would_block_and_lock_timeout<B: Backend>() {
+    let v = B::value::<u64>(0);
+    let peer = v.peer().unwrap();
+    let g = v.lock().unwrap();
+    assert!(matches!(peer.try_lock(), Err(LockError::WouldBlock)));
+    assert!(matches!(peer.lock_timeout(ms(20)), Err(LockError::Timeout)));
+    drop(g);
+    let mut g = peer.try_lock().unwrap();
+    *g = 1;
+    drop(g);
+    assert_eq!(*v.lock_timeout(ms(20)).unwrap(), 1);
+}
+
+fn value_owner_died_then_repaired<B: Backend>() {
+    let v = B::value::<u64>(1);
+    let dying = v.peer().unwrap();
+    {
+        let mut g = dying.lock().unwrap();
+        *g = 2;
+        g.flush(); // a half-done update reached shared memory...
+        std::mem::forget(g); // ...and the process died holding the lock
+    }
+    dying.simulate_crash();
+    match v.lock() {
+        Err(LockError::OwnerDied(mut g)) => {
+            assert!(g.is_owner_died());
+            assert_eq!(*g, 2, "the dead owner's writes are visible");
+            *g = 3;
+            g.mark_consistent();
+            assert!(!g.is_owner_died());
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert_eq!(v.load().unwrap(), 3, "clean again after mark_consistent");
+    assert_eq!(v.peer().unwrap().load().unwrap(), 3);
+}
+
+fn value_blocked_locker_sees_owner_died<B: Backend>() {
+    let v = B::value::<u64>(0);
+    let dying = v.peer().unwrap();
+    std::mem::forget(dying.lock().unwrap());
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| match v.lock_timeout(LONG) {
+            Err(LockError::OwnerDied(mut g)) => {
+                *g += 1;
+                g.mark_consistent();
+            }
+            other => panic!("expected OwnerDied, got {other:?}"),
+        });
+        dying.simulate_crash();
+        waiter.join().unwrap();
+    });
+    assert_eq!(v.load().unwrap(), 1);
+}
+
+fn value_declined_repair_is_unrecoverable<B: Backend>() {
+    let v = B::value::<u64>(1);
+    let dying = v.peer().unwrap();
+    std::mem::forget(dying.lock().unwrap());
+    dying.simulate_crash();
+    match v.lock() {
+        Err(LockError::OwnerDied(g)) => drop(g), // no mark_consistent: repair declined
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(matches!(v.lock(), Err(LockError::Unrecoverable)));
+    assert!(matches!(v.try_lock(), Err(LockError::Unrecoverable)));
+    assert!(matches!(v.lock_timeout(ms(10)), Err(LockError::Unrecoverable)));
+    let other = v.peer().unwrap();
+    assert!(matches!(other.load(), Err(LockError::Unrecoverable)));
+    assert!(matches!(other.store(2), Err(LockError::Unrecoverable)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Array
+
+fn array_get_set_read_into_write_from<B: Backend>() {
+    let a = B::array::<u32>(5, 7);
+    assert_eq!(a.len(), 5);
+    assert!(!a.is_empty());
+    assert_eq!(a.to_vec().unwrap(), vec![7; 5]);
+    let peer = a.peer().unwrap();
+    assert_eq!(peer.len(), 5);
+    {
+        let mut g = a.lock().unwrap();
+        g.set(0, 1);
+        assert_eq!(g.get(0), 1);
+        g.write_from(2, &[20, 30, 40]);
+        let mut out = [0; 3];
+        g.read_into(1, &mut out);
+        assert_eq!(out, [7, 20, 30]);
+        g[4] += 1; // through a snapshot, written back when the guard drops
+        assert_eq!(g.get(4), 41);
+        assert_eq!(&g[..], &[1, 7, 20, 30, 41]);
+        g.set(1, 8); // keeps the snapshot in step
+        assert_eq!(g[1], 8);
+    }
+    assert_eq!(peer.to_vec().unwrap(), vec![1, 8, 20, 30, 41]);
+    let wide = B::array::<u64>(3, u64::MAX);
+    wide.lock().unwrap().write_from(0, &[1, 2]);
+    assert_eq!(wide.peer().unwrap().to_vec().unwrap(), vec![1, 2, u64::MAX]);
+}
+
+fn array_bounds_are_checked<B: Backend>() {
+    let a = B::array::<u32>(4, 0);
+    a.lock().unwrap().write_from(0, &[1, 2, 3, 4]);
+    let mut g = a.lock().unwrap();
+    let panics = |f: &mut dyn FnMut()| catch_unwind(AssertUnwindSafe(f)).is_err();
+    assert!(panics(&mut || {
+        g.get(4);
+    }));
+    assert!(panics(&mut || g.set(4, 9)));
+    assert!(panics(&mut || g.read_into(2, &mut [0; 3])));
+    assert!(panics(&mut || g.write_from(2, &[9, 9, 9])));
+    assert!(panics(&mut || g.write_from(usize::MAX, &[9])));
+    // Edges are fine: the last element, and empty ranges at the end.
+    assert_eq!(g.get(3), 4);
+    g.read_into(4, &mut []);
+    g.write_from(4, &[]);
+    drop(g);
+    assert_eq!(
+        a.to_vec().unwrap(),
+        vec![1, 2, 3, 4],
+        "a refused write_from writes nothing"
+    );
+}
+
+fn array_owner_died_then_repaired<B: Backend>() {
+    let a = B::array::<u64>(3, 0);
+    let dying = a.peer().unwrap();
+    {
+        let mut g = dying.lock().unwrap();
+        g.set(0, 5); // set writes through at once: a half-done update
+        std::mem::forget(g);
+    }
+    dying.simulate_crash();
+    match a.lock() {
+        Err(LockError::OwnerDied(mut g)) => {
+            assert_eq!(g.to_vec(), vec![5, 0, 0]);
+            g.set(1, 5);
+            g.set(2, 5);
+            g.mark_consistent();
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert_eq!(a.to_vec().unwrap(), vec![5, 5, 5]);
+}

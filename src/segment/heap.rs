@@ -1,0 +1,126 @@
+//! Heap backing for segments (test builds only): the header, participant table and body of a
+//! `/dev/shm` segment, written and validated by the same code, in one zeroed, page-aligned
+//! heap allocation that the handles of one process share.
+//!
+//! Liveness beacons are bits here instead of OFD locks: a handle holds its bit from
+//! registration until it deregisters, and a handle that "crashes"
+//! (`Segment::simulate_crash`) drops its bit without deregistering, as the kernel drops a
+//! killed process's OFD locks. Waiting sleeps in short slices instead of using a futex. No
+//! system call is made, which is what lets Miri run the public types on this backing.
+
+use super::participants::{BEACON_BASE, Beacons};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::raw::{MAX_PARTICIPANTS, Wait};
+use std::alloc::Layout;
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Alignment of the allocation: a page, as `mmap` gives (`header::MAX_ALIGN`).
+const PAGE: usize = super::header::MAX_ALIGN as usize;
+
+/// A zeroed, page-aligned allocation laid out like a segment, plus its beacon bits.
+pub(crate) struct HeapMem {
+    /// From `alloc_zeroed`: every access goes through pointers derived from this one (never
+    /// from a reference), so atomics through them are fine under Stacked and Tree Borrows.
+    base: *mut u8,
+    layout: Layout,
+    /// Bit `i % 64` of word `i / 64`: participant `i`'s beacon is held.
+    beacons: Box<[AtomicU64]>,
+}
+
+// SAFETY: the allocation is owned by this value and accessed only through atomics and
+// byte-wise atomic copies (as a shared mapping is); the beacons are atomics.
+unsafe impl Send for HeapMem {}
+// SAFETY: as above.
+unsafe impl Sync for HeapMem {}
+
+impl HeapMem {
+    /// `len` zero bytes (at least 1), page-aligned.
+    pub(crate) fn new(len: usize) -> HeapMem {
+        let layout = match Layout::from_size_align(len.max(1), PAGE) {
+            Ok(l) => l,
+            Err(e) => panic!("heap segment of {len} bytes: {e}"),
+        };
+        // SAFETY: `layout` has a non-zero size.
+        let base = unsafe { std::alloc::alloc_zeroed(layout) };
+        if base.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let words = (MAX_PARTICIPANTS as usize).div_ceil(64);
+        HeapMem {
+            base,
+            layout,
+            beacons: (0..words).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Start of the allocation (where the header goes).
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// Size of the allocation in bytes (the "file size" the header is validated against).
+    pub(crate) fn len(&self) -> u64 {
+        self.layout.size() as u64
+    }
+
+    /// Word and bit of the beacon at `offset`, `None` for offsets that name no participant.
+    fn bit(&self, offset: u64) -> Option<(&AtomicU64, u64)> {
+        let i = offset.checked_sub(BEACON_BASE)?;
+        let word = self.beacons.get(usize::try_from(i / 64).ok()?)?;
+        Some((word, 1 << (i % 64)))
+    }
+}
+
+impl Drop for HeapMem {
+    fn drop(&mut self) {
+        // SAFETY: `base` came from `alloc_zeroed(layout)` and is freed once, here.
+        unsafe { std::alloc::dealloc(self.base, self.layout) }
+    }
+}
+
+/// Beacon bits. "Somebody else" cannot be told from ourselves here, but no caller asks about
+/// its own beacon (`participants::is_alive` answers for `me` first).
+impl Beacons for HeapMem {
+    fn try_lock(&self, offset: u64) -> io::Result<bool> {
+        Ok(self
+            .bit(offset)
+            .is_some_and(|(w, b)| w.fetch_or(b, Ordering::SeqCst) & b == 0))
+    }
+
+    fn unlock(&self, offset: u64) {
+        if let Some((w, b)) = self.bit(offset) {
+            w.fetch_and(!b, Ordering::SeqCst);
+        }
+    }
+
+    fn is_held(&self, offset: u64) -> io::Result<bool> {
+        Ok(self.bit(offset).is_some_and(|(w, b)| w.load(Ordering::SeqCst) & b != 0))
+    }
+}
+
+/// Longest sleep of one [`Sleep::wait`]; callers re-check their condition after each.
+const SLICE: Duration = Duration::from_micros(100);
+
+/// [`Wait`] for heap segments: sleeps a short slice while the word is unchanged. Wakers do
+/// nothing; sleepers notice within a slice. Miri runs `thread::sleep` on its virtual clock.
+pub(crate) struct Sleep;
+
+impl Wait for Sleep {
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+        if word.load(Ordering::Acquire) != expected {
+            return;
+        }
+        let mut slice = SLICE;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            slice = slice.min(left);
+        }
+        std::thread::sleep(slice);
+    }
+
+    fn wake_all(&self, _word: &AtomicU32) {}
+}
