@@ -124,3 +124,42 @@ impl Wait for Sleep {
 
     fn wake_all(&self, _word: &AtomicU32) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::header::{Kind, Layout, TypeDesc};
+    use super::super::{INIT_READY, Options, Spec, init_state, read_header, write_and_publish};
+    use super::HeapMem;
+    use crate::primitive::Ordering;
+
+    /// An opener in the same process waits on `init_state` while its creator writes the
+    /// header. Regression test: the header copy used to cover `init_state` with 8-byte atomic
+    /// stores while openers load it as 4 bytes, a mixed-size race that Miri stops on.
+    #[test]
+    fn an_opener_racing_its_creator_reads_a_whole_header() {
+        let spec = Spec {
+            desc: TypeDesc::of::<u64>(Kind::Value, 0),
+            body_size: &|_, _| Some(72),
+        };
+        let opts = Options::new().participants(4);
+        let layout = Layout::compute(4, 8, 72).unwrap();
+        let mem = HeapMem::new(layout.total_size as usize);
+        std::thread::scope(|s| {
+            let opener = s.spawn(|| {
+                let base = mem.base();
+                // SAFETY: `mem` is `total_size` bytes and outlives the thread.
+                let state = unsafe { init_state(base) };
+                while state.load(Ordering::Acquire) != INIT_READY {
+                    std::thread::yield_now();
+                }
+                // SAFETY: as above.
+                let h = unsafe { read_header(base) };
+                let desc = TypeDesc::of::<u64>(Kind::Value, 0);
+                super::super::header::validate(&h, mem.len(), &desc, |_, _| Some(72)).unwrap()
+            });
+            // SAFETY: fresh, zeroed, page-aligned, `total_size` bytes.
+            unsafe { write_and_publish(mem.base(), &spec, 1, &opts, &layout, &|_| {}) };
+            assert_eq!(opener.join().unwrap(), layout);
+        });
+    }
+}

@@ -10,6 +10,7 @@ pub(crate) mod participants;
 use crate::error::OpenError;
 use crate::os;
 use crate::primitive::{AtomicU32, Ordering};
+use crate::raw::copy;
 use crate::raw::{Liveness, Owner, Wait};
 use header::{HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, Layout, TypeDesc};
 use participants::{INIT_BEACON, Participant};
@@ -163,6 +164,17 @@ unsafe fn init_state<'a>(base: *mut u8) -> &'a AtomicU32 {
     unsafe { &*base.add(8).cast::<AtomicU32>() }
 }
 
+// The header is copied in and out in three pieces that leave out `init_state` (bytes 8..12):
+// the magic (one u64), the version (one u32) and the rest (u64 words). `init_state` is only
+// ever accessed as one `AtomicU32` (the creator's release store, openers' acquire loads and
+// futex waits, the abandon CAS). Copying it inside a wider word would make mixed-size atomic
+// accesses to it, which the memory model does not allow to race, and an opener in the same
+// process does race with its creator (Miri stopped on this once the heap backing ran there).
+const HEADER_REST: usize = 16;
+const _: () = assert!(core::mem::offset_of!(Header, version) == 12);
+const _: () = assert!((HEADER_SIZE as usize - HEADER_REST) % 8 == 0);
+type HeaderRest = [u64; (HEADER_SIZE as usize - HEADER_REST) / 8];
+
 /// Writes the header for `spec`, `count` and `layout` at `base`, runs `init` on the body, then
 /// publishes the segment (`INIT_READY`, release). Both backings create through here.
 ///
@@ -178,9 +190,20 @@ unsafe fn write_and_publish(
     init: &dyn Fn(*mut u8),
 ) {
     let h = header::new_header(&spec.desc, count, opts.participants, layout, os::pid());
-    // SAFETY: the memory is `total_size >= HEADER_SIZE` bytes, page-aligned, and `Header` is
-    // plain data; the word-wise atomic store does not race with readers in the UB sense.
-    unsafe { atomic_memcpy::atomic_store(base.cast::<Header>(), h, Ordering::Relaxed) };
+    let b: &[u8] = bytemuck::bytes_of(&h);
+    // SAFETY: the memory is `total_size >= HEADER_SIZE` bytes and page-aligned, so each of the
+    // three pieces is in bounds and aligned for its type; the stores are (word-wise) atomic,
+    // so readers racing with them read garbage to reject, never a data race.
+    unsafe { copy::store(base.cast::<u64>(), h.magic) };
+    // SAFETY: as above.
+    unsafe { copy::store(base.add(12).cast::<u32>(), h.version) };
+    // SAFETY: as above.
+    unsafe {
+        copy::store(
+            base.add(HEADER_REST).cast::<HeaderRest>(),
+            bytemuck::pod_read_unaligned(&b[HEADER_REST..]),
+        )
+    };
     // SAFETY: `body_offset + body_size == total_size` was checked by `Layout::compute`.
     init(unsafe { base.add(layout.body_offset as usize) });
     // SAFETY: the memory outlives this call.
@@ -189,16 +212,28 @@ unsafe fn write_and_publish(
     state.store(INIT_READY, Ordering::Release);
 }
 
-/// Copies the header out of the segment memory at `base`.
+/// Copies the header out of the segment memory at `base`, in the pieces `write_and_publish`
+/// wrote.
 ///
 /// # Safety
 /// `base` is valid for reads of `HEADER_SIZE` bytes, 8-aligned, for the duration of the call.
 unsafe fn read_header(base: *mut u8) -> Header {
-    // SAFETY: the caller's range; the copy is word-wise atomic, so a peer writing the header
-    // concurrently gives us garbage to reject, not a data race.
-    let h = unsafe { atomic_memcpy::atomic_load(base.cast::<Header>(), Ordering::Relaxed) };
-    // SAFETY: every bit pattern is a valid `Header` (it is `Pod`).
-    unsafe { h.assume_init() }
+    let mut b = [0u8; HEADER_SIZE as usize];
+    // SAFETY: the caller's range, aligned for each of the three pieces; the loads are
+    // (word-wise) atomic, so a peer writing the header concurrently gives us garbage to
+    // reject, not a data race.
+    let magic: u64 = unsafe { copy::load(base.cast::<u64>()) };
+    b[..8].copy_from_slice(bytemuck::bytes_of(&magic));
+    // SAFETY: the caller's range.
+    let state = unsafe { init_state(base) }.load(Ordering::Relaxed);
+    b[8..12].copy_from_slice(bytemuck::bytes_of(&state));
+    // SAFETY: as for the magic.
+    let version: u32 = unsafe { copy::load(base.add(12).cast::<u32>()) };
+    b[12..16].copy_from_slice(bytemuck::bytes_of(&version));
+    // SAFETY: as for the magic.
+    let rest: HeaderRest = unsafe { copy::load(base.add(HEADER_REST).cast::<HeaderRest>()) };
+    b[HEADER_REST..].copy_from_slice(bytemuck::bytes_of(&rest));
+    bytemuck::pod_read_unaligned(&b)
 }
 
 /// What the kind-specific code tells the segment layer.
