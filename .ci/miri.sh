@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Miri: the library's unit tests (raw::lock, raw::ring, raw, segment::header, segment::name)
-# under the interpreter, which reports undefined behaviour: data races on the heap-backed
-# ring payload (`UnsafeCell` cells, see ring.rs `heap`), out-of-bounds or misaligned access,
-# invalid values, aliasing violations, leaks.
+# Miri: the library's unit tests under the interpreter, which reports undefined behaviour:
+# data races (on the heap-backed ring payload's `UnsafeCell` cells, see ring.rs `heap`, and
+# mixed-size or non-atomic accesses to shared words), out-of-bounds or misaligned access,
+# invalid values, aliasing violations, leaks. That is:
+# - the raw algorithms' tests (raw::lock, raw::ring, raw, segment::header, segment::name),
+#   pure code over heap memory;
+# - the conformance suite (src/conformance.rs): the public Queue, Value and Array, end to end,
+#   on heap memory laid out exactly like a segment (`conformance::heap::*`, `segment::heap`:
+#   same header, participant table and body; liveness beacons are bits, waiting sleeps).
 #
-# These tests are pure code over heap memory: none opens a segment, maps memory or spawns a
+# Nothing here opens a segment, maps memory, takes an OFD lock, waits on a futex or spawns a
 # process, and Miri's isolation (left on) proves it, since any such call would stop the test.
-# Stress tests scale themselves down with `cfg!(miri)`. Integration tests (tests/*.rs) need
-# shm_open and a shared mmap, which Miri cannot run, so this is `--lib` only.
+# The suite's real-/dev/shm instantiation (`conformance::shm::*`) is `#[cfg_attr(miri, ignore)]`,
+# and the integration tests (tests/*.rs) need shm_open and a shared mmap, hence `--lib` only.
+# Stress tests scale themselves down with `cfg!(miri)`.
 #
 # MIRIFLAGS:
 #   -Zmiri-strict-provenance        no integer-to-pointer casts anywhere (there are none)
@@ -50,7 +56,10 @@ echo "miri: MIRIFLAGS=\"$flags\" cargo +$toolchain miri test --lib"
 MIRIFLAGS="$flags ${MIRIFLAGS:-}" cargo "+$toolchain" miri test --lib || failed=1
 
 threaded=(raw::lock::tests::threads_exclude_each_other
-    raw::ring::tests::two_producers_two_consumers_deliver_every_item_once_in_order)
+    raw::ring::tests::two_producers_two_consumers_deliver_every_item_once_in_order
+    conformance::heap::queue_two_producers_two_consumers_deliver_each_item_once_in_order
+    conformance::heap::value_blocked_locker_sees_owner_died
+    segment::heap::tests::an_opener_racing_its_creator_reads_a_whole_header)
 echo "miri: seeds 1..4 of the multi-threaded tests"
 MIRIFLAGS="$flags -Zmiri-many-seeds=1..5 ${MIRIFLAGS:-}" \
     cargo "+$toolchain" miri test --lib -- --exact "${threaded[@]}" || failed=1
