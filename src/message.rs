@@ -35,7 +35,6 @@
 //! cell, panic or race.
 
 use crate::error::{OpenError, RecvError, SendError, TaskError};
-use crate::os;
 use crate::primitive::{AtomicU64, Ordering};
 use crate::queue::MAX_CAPACITY;
 use crate::raw::Liveness;
@@ -44,6 +43,7 @@ use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
@@ -354,7 +354,7 @@ pub(crate) fn join_until(seg: &Segment, ring: &RawRing<'_>, deadline: Option<Ins
             }
         }
     };
-    ring.join(deadline, seg, &participants, &os::Futex)
+    ring.join(deadline, seg, &participants, seg)
         .map_err(|_| TaskError::Timeout)
 }
 
@@ -521,7 +521,7 @@ impl ByteQueue {
     /// # Errors
     /// `TooLarge` (nothing was sent), `Closed`, `Lost`.
     pub fn put(&self, message: &[u8]) -> Result<(), SendError> {
-        self.ring.put(Block::Until(None), message, &self.seg, &os::Futex)
+        self.ring.put(Block::Until(None), message, &self.seg, &self.seg)
     }
 
     /// Sends `message` if there is room now.
@@ -529,7 +529,7 @@ impl ByteQueue {
     /// # Errors
     /// `Full`, `TooLarge`, `Closed`, `Lost`.
     pub fn try_put(&self, message: &[u8]) -> Result<(), SendError> {
-        self.ring.put(Block::No, message, &self.seg, &os::Futex)
+        self.ring.put(Block::No, message, &self.seg, &self.seg)
     }
 
     /// Sends `message`, waiting at most `timeout` for room.
@@ -537,7 +537,7 @@ impl ByteQueue {
     /// # Errors
     /// `Timeout`, `TooLarge`, `Closed`, `Lost`.
     pub fn put_timeout(&self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.ring.put(until(timeout), message, &self.seg, &os::Futex)
+        self.ring.put(until(timeout), message, &self.seg, &self.seg)
     }
 
     /// Sends a message of `len` bytes that `fill` writes straight into the slot (no
@@ -560,7 +560,7 @@ impl ByteQueue {
     /// `TooLarge` (before claiming anything; `fill` does not run), `Closed`, `Lost`. If
     /// `fill` panics, the slot is given back and nothing is sent.
     pub fn put_with(&self, len: usize, fill: impl FnOnce(&mut MessageWriter<'_>)) -> Result<(), SendError> {
-        self.ring.put_with(Block::Until(None), len, fill, &self.seg, &os::Futex)
+        self.ring.put_with(Block::Until(None), len, fill, &self.seg, &self.seg)
     }
 
     /// [`put_with`](ByteQueue::put_with) if there is room now.
@@ -568,7 +568,7 @@ impl ByteQueue {
     /// # Errors
     /// `Full`, `TooLarge`, `Closed`, `Lost`.
     pub fn try_put_with(&self, len: usize, fill: impl FnOnce(&mut MessageWriter<'_>)) -> Result<(), SendError> {
-        self.ring.put_with(Block::No, len, fill, &self.seg, &os::Futex)
+        self.ring.put_with(Block::No, len, fill, &self.seg, &self.seg)
     }
 
     /// Receives the oldest message, waiting while the queue is empty.
@@ -624,8 +624,7 @@ impl ByteQueue {
     }
 
     pub(crate) fn recv(&self, block: Block, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.ring
-            .get_into(block, buf, &self.seg, in_hand(&self.seg), &os::Futex)
+        self.ring.get_into(block, buf, &self.seg, in_hand(&self.seg), &self.seg)
     }
 
     /// Number of messages in the queue (exact when nobody is sending or receiving).
@@ -656,7 +655,7 @@ impl ByteQueue {
     /// Closes the queue for every process: sends fail with `Closed`, receives drain what
     /// is left and then fail with `Closed`, and every blocked caller wakes up.
     pub fn close(&self) {
-        self.ring.raw().close(&os::Futex);
+        self.ring.raw().close(&self.seg);
     }
 
     /// Whether [`close`](ByteQueue::close) was called, by any process.
@@ -673,7 +672,7 @@ impl ByteQueue {
     pub fn task_done(&self) -> Result<(), TaskError> {
         self.ring
             .raw()
-            .task_done(in_hand(&self.seg), &os::Futex)
+            .task_done(in_hand(&self.seg), &self.seg)
             .map_err(|_| TaskError::TooManyTaskDone)
     }
 
@@ -838,10 +837,13 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         ByteQueue::open_or_create_typed(name, std::any::type_name::<T>(), capacity, opts).map(Self::wrap)
     }
 
-    fn send(&self, block: Block, value: &(impl Serialize + ?Sized)) -> Result<(), SendError> {
+    fn send<Q: Serialize + ?Sized>(&self, block: Block, value: &Q) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
         with_scratch(|buf| {
             encode(value, buf)?;
-            self.bytes.ring.put(block, buf, &self.bytes.seg, &os::Futex)
+            self.bytes.ring.put(block, buf, &self.bytes.seg, &self.bytes.seg)
         })
     }
 
@@ -852,12 +854,23 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         })
     }
 
-    /// Sends `value`, waiting while the queue is full. Takes anything that serializes the
-    /// way `T` does (`&str` for `String`, `[u8]` for `Vec<u8>`...).
+    /// Sends `value`, waiting while the queue is full. Takes a `&T` or anything `T`
+    /// borrows as (`&str` for `String`, `&[u8]` for `Vec<u8>`), which serialize the same
+    /// way; any other type is a compile error, so an `i32` cannot slip into a queue of
+    /// `u32`.
+    ///
+    /// ```compile_fail
+    /// # let name = format!("doc-msgq-cf-{}", std::process::id());
+    /// let q = shmproc::MessageQueue::<Option<u32>>::create(&name, 4).unwrap();
+    /// q.put(&Some(-1i32)).unwrap(); // not an Option<u32>
+    /// ```
     ///
     /// # Errors
     /// `TooLarge` (the encoded size and the limit), `Encode`, `Closed`, `Lost`.
-    pub fn put(&self, value: &(impl Serialize + ?Sized)) -> Result<(), SendError> {
+    pub fn put<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
         self.send(Block::Until(None), value)
     }
 
@@ -865,7 +878,10 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
     ///
     /// # Errors
     /// `Full`, and as [`put`](MessageQueue::put).
-    pub fn try_put(&self, value: &(impl Serialize + ?Sized)) -> Result<(), SendError> {
+    pub fn try_put<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
         self.send(Block::No, value)
     }
 
@@ -873,7 +889,10 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
     ///
     /// # Errors
     /// `Timeout`, and as [`put`](MessageQueue::put).
-    pub fn put_timeout(&self, value: &(impl Serialize + ?Sized), timeout: Duration) -> Result<(), SendError> {
+    pub fn put_timeout<Q: Serialize + ?Sized>(&self, value: &Q, timeout: Duration) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
         self.send(until(timeout), value)
     }
 

@@ -23,7 +23,6 @@
 
 use crate::error::{OpenError, RecvError, SendError};
 use crate::message::{MsgRing, RingLayout, check_sizes, decode, encode, in_hand, with_scratch};
-use crate::os;
 use crate::primitive::{AtomicU64, Ordering};
 use crate::raw::ring::Block;
 use crate::raw::{Liveness, Owner};
@@ -271,7 +270,7 @@ impl Connection {
                 return Err(SendError::Disconnected);
             }
             let block = slice(deadline);
-            match self.out.put(block, message, &self.seg, &os::Futex) {
+            match self.out.put(block, message, &self.seg, &self.seg) {
                 // The peer closes the ring it receives from when it is dropped.
                 Err(SendError::Closed) => return Err(SendError::Disconnected),
                 Err(SendError::Timeout) if !past(deadline) => continue,
@@ -289,7 +288,7 @@ impl Connection {
             // already in the ring, and an empty ring means it will stay empty.
             let gone = self.peer_gone();
             let block = if gone { Block::No } else { slice(deadline) };
-            match self.inc.get_into(block, buf, &self.seg, in_hand(&self.seg), &os::Futex) {
+            match self.inc.get_into(block, buf, &self.seg, in_hand(&self.seg), &self.seg) {
                 Err(RecvError::Closed) => return Err(RecvError::Disconnected),
                 Err(RecvError::Empty) if gone => return Err(RecvError::Disconnected),
                 Err(RecvError::Timeout) if !past(deadline) => continue,
@@ -402,7 +401,7 @@ impl Connection {
                 Some(d) => d.min(now + PEER_CHECK),
                 None => now + PEER_CHECK,
             };
-            if self.inc.raw().wait_readable(Some(end), &self.seg, &os::Futex) {
+            if self.inc.raw().wait_readable(Some(end), &self.seg, &self.seg) {
                 return true;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -460,8 +459,8 @@ impl Drop for Connection {
         // gets `Disconnected`, and its sends fail at once instead of filling a ring that
         // nobody reads. Closing wakes everyone blocked on either ring.
         self.word(self.end).fetch_or(GONE, Ordering::SeqCst);
-        self.out.raw().close(&os::Futex);
-        self.inc.raw().close(&os::Futex);
+        self.out.raw().close(&self.seg);
+        self.inc.raw().close(&self.seg);
     }
 }
 
