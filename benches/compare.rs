@@ -18,7 +18,7 @@
 
 use bytemuck::Pod;
 use crossbeam_queue::ArrayQueue;
-use shmproc::{GetError, PutError, Queue, Value};
+use shmproc::{ByteQueue, GetError, MessageQueue, Options, PutError, Queue, Value};
 use std::ffi::CString;
 use std::fs::File;
 use std::hint::{black_box, spin_loop};
@@ -716,6 +716,8 @@ fn child_main(role: &str, args: &[String]) -> ChildResult {
         "lat-futex" => child_lat_futex(),
         // name
         "val-inc" => child_val_inc(arg(0)),
+        // name size bytes|string
+        "msg-prod" => child_msg_prod(arg(0), num(1), arg(2) == "string"),
         _ => Err(format!("unknown role {role:?}").into()),
     }
 }
@@ -741,6 +743,46 @@ fn child_q_prod<T: Pod>(name: &str, mode: &str) -> ChildResult {
         }
         String::new()
     })
+}
+
+/// Message `i` of the `MessageQueue<String>` rows: `i` in 20 decimal digits, then `x` up to
+/// `size` bytes.
+fn fill_string(s: &mut String, size: usize, i: u64) {
+    use std::fmt::Write as _;
+    s.clear();
+    let _ = write!(s, "{i:020}");
+    while s.len() < size {
+        s.push('x');
+    }
+}
+
+fn string_stamp(s: &str, size: usize) -> u64 {
+    assert_eq!(s.len(), size, "message length");
+    s[..20].parse().expect("stamp")
+}
+
+fn child_msg_prod(name: &str, size: usize, typed: bool) -> ChildResult {
+    if typed {
+        let q = MessageQueue::<String>::open(name)?;
+        let mut s = String::with_capacity(size);
+        serve(|n| {
+            for i in 0..n {
+                fill_string(&mut s, size, i);
+                q.put(&s).expect("put");
+            }
+            String::new()
+        })
+    } else {
+        let q = ByteQueue::open(name)?;
+        let mut buf = vec![0u8; size];
+        serve(|n| {
+            for i in 0..n {
+                stamp_bytes(&mut buf, i);
+                q.put(&buf).expect("put");
+            }
+            String::new()
+        })
+    }
 }
 
 fn child_q_cons<T: Pod>(name: &str) -> ChildResult {
@@ -922,6 +964,49 @@ fn shm_1p1c<T: Pod>(cfg: &Cfg, spin: bool) -> Stats {
                 q.get().expect("get")
             };
             sum = sum.wrapping_add(check(&item));
+        }
+        let dt = t0.elapsed();
+        kid.done();
+        assert_eq!(sum, stamps_sum(n), "checksum");
+        (dt, n)
+    })
+}
+
+/// 1 producer process and 1 consumer (this process) through a `ByteQueue` (`put` of a
+/// stamped buffer, `get_into` a reused one) or a `MessageQueue<String>` (postcard encoding,
+/// one `String` allocated per message received).
+fn msg_1p1c(cfg: &Cfg, size: usize, typed: bool) -> Stats {
+    enum Q {
+        Bytes(ByteQueue),
+        Strings(MessageQueue<String>),
+    }
+    let name = seg_name();
+    // Room for postcard's length prefix in the typed rows.
+    let opts = Options::new().max_message_size(size + 16);
+    let q = if typed {
+        Q::Strings(MessageQueue::create_with(&name, CAPACITY, &opts).expect("create queue"))
+    } else {
+        Q::Bytes(ByteQueue::create_with(&name, CAPACITY, &opts).expect("create queue"))
+    };
+    let kind = if typed { "string" } else { "bytes" };
+    let mut kid = Kid::spawn("msg-prod", &[name.clone(), size.to_string(), kind.into()], &[]);
+    kid.ready();
+    unlink(&name);
+    let mut buf = Vec::new();
+    measure(cfg, start_count(size), |n| {
+        let t0 = Instant::now();
+        kid.run(n);
+        let mut sum = 0u64;
+        for _ in 0..n {
+            let v = match &q {
+                Q::Bytes(q) => {
+                    q.get_into(&mut buf).expect("get");
+                    assert_eq!(buf.len(), size, "message length");
+                    check_bytes(&buf)
+                }
+                Q::Strings(q) => string_stamp(&q.get().expect("get"), size),
+            };
+            sum = sum.wrapping_add(v);
         }
         let dt = t0.elapsed();
         kid.done();
@@ -2038,6 +2123,10 @@ const G_OPEN: &str = "open by name";
 
 const SHM_Q: &str = "shmproc Queue (put/get)";
 const SHM_Q_SPIN: &str = "shmproc Queue (spinning try_put/try_get)";
+const BYTEQ: &str = "shmproc ByteQueue (put/get_into)";
+const MSGQ_STRING: &str = "shmproc MessageQueue<String>";
+/// Message sizes of the `ByteQueue` and `MessageQueue<String>` rows.
+const MSG_SIZES: [usize; 3] = [64, 1024, 65536];
 const CROSSBEAM: &str = "crossbeam ArrayQueue (2 threads)";
 const CROSSBEAM4: &str = "crossbeam ArrayQueue (4 threads)";
 const PIPE: &str = "unix pipe";
@@ -2077,6 +2166,10 @@ fn run_all(b: &mut Bench) {
         b.row((G_1P1C, SOCK64, size), Per::Msg, Some(SHM_Q), |c| {
             stream_1p1c(c, size, Link::Socket, BATCH)
         });
+    }
+    for size in MSG_SIZES {
+        b.row((G_1P1C, BYTEQ, size), Per::Msg, None, |c| msg_1p1c(c, size, false));
+        b.row((G_1P1C, MSGQ_STRING, size), Per::Msg, None, |c| msg_1p1c(c, size, true));
     }
     b.row((G_1P1C, MEMCPY_HOT, 65536), Per::Copy, Some(SHM_Q), memcpy_hot);
     b.row((G_1P1C, MEMCPY_RING, 65536), Per::Copy, Some(SHM_Q), memcpy_ring);
@@ -2169,6 +2262,32 @@ fn print_targets(b: &Bench) {
                 65536e3 / shm,
                 65536e3 / mc,
                 fmt_ratio(mc / shm)
+            ),
+        );
+    }
+    for size in MSG_SIZES {
+        if let (Some(bq), Some(sock)) = (ns(G_1P1C, BYTEQ, size), ns(G_1P1C, SOCK1, size)) {
+            judge(
+                &format!("ByteQueue {size} B messages >= 10x unix socket, 1 msg/write"),
+                sock / bq >= 10.0,
+                format!(
+                    "{} vs {} msgs/s = {}",
+                    fmt_rate(1e9 / bq),
+                    fmt_rate(1e9 / sock),
+                    fmt_ratio(sock / bq)
+                ),
+            );
+        }
+    }
+    if let (Some(bq), Some(mc)) = (ns(G_1P1C, BYTEQ, 65536), ns(G_1P1C, MEMCPY_HOT, 65536)) {
+        judge(
+            "ByteQueue 64 KiB messages >= 1/2 single-core memcpy bandwidth",
+            bq <= 2.0 * mc,
+            format!(
+                "{:.0} vs {:.0} MB/s = {}",
+                65536e3 / bq,
+                65536e3 / mc,
+                fmt_ratio(mc / bq)
             ),
         );
     }
