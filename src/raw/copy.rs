@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 /// Above this size, `load` and `store` use the unrolled word loops below ([`load_bytes`],
 /// [`store_bytes`]), which run at `memcpy` speed; `atomic-memcpy` is kept for small values,
 /// where its single atomic access per word is the shortest code.
-const BULK: usize = 64;
+const BULK: usize = 8;
 
 /// Reads a `T` from `src`.
 ///
@@ -227,5 +227,25 @@ mod speed {
         }
         let pod = t.elapsed() / n;
         println!("64 KiB: store_bytes {st:?}, load_bytes {ld:?}, memcpy {mc:?}, Pod load {pod:?}");
+        let m = 10_000_000u32;
+        let t = Instant::now();
+        for _ in 0..m {
+            // SAFETY: as above.
+            let v: [u8; 64] = unsafe {
+                atomic_memcpy::atomic_load(black_box(base.cast::<[u8; 64]>()), std::sync::atomic::Ordering::Relaxed)
+                    .assume_init()
+            };
+            black_box(&v);
+        }
+        let am = t.elapsed() / m;
+        let t = Instant::now();
+        for _ in 0..m {
+            let mut v = [0u8; 64];
+            // SAFETY: as above.
+            unsafe { super::load_bytes(v.as_mut_ptr(), black_box(base), 64) };
+            black_box(&v);
+        }
+        let lb = t.elapsed() / m;
+        println!("64 B: atomic-memcpy load {am:?}, load_bytes {lb:?}");
     }
 }
