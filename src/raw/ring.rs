@@ -1738,12 +1738,21 @@ mod tests {
             Err(TaskDoneError),
             "more task_done than gets"
         );
-        // A put still being written by a live producer is work too; a dead one's is not.
-        let _claim = ring.claim_put(&other).ok().unwrap();
+        // A put still being written by a live producer is work too once it has moved the
+        // tail (before that, its `put` has not returned, so a join may go either way); a dead
+        // one's is not. Participant 3's record is reused by a live process: its count starts
+        // at 0, so only the claimed slot can keep the join waiting.
+        hands[1].store(0, SC);
         dead.store(0, SC);
-        assert!(!ring.join_ready(&producer, &participants));
+        let claim = ring.claim_put(&other).ok().unwrap();
+        assert!(
+            ring.join_ready(&producer, &participants),
+            "the claim is not in [head, tail) yet"
+        );
+        ring.help_tail(claim.t);
+        assert!(!ring.join_ready(&producer, &participants), "a live writer's slot");
         kill(&dead, 3);
-        assert!(ring.join_ready(&producer, &participants));
+        assert!(ring.join_ready(&producer, &participants), "a dead writer's slot");
     }
 
     #[test]
