@@ -336,28 +336,6 @@ impl std::io::Write for MessageWriter<'_> {
     }
 }
 
-/// This handle's `in_hand` counter (items taken and not yet `task_done`).
-pub(crate) fn in_hand(seg: &Segment) -> &AtomicU64 {
-    let me = seg.me();
-    &seg.participant_table()[me.index() as usize].in_hand
-}
-
-/// Waits until every message of `ring` was taken and marked done ([`ByteQueue::join`]).
-pub(crate) fn join_until(seg: &Segment, ring: &RawRing<'_>, deadline: Option<Instant>) -> Result<(), TaskError> {
-    let table = seg.participant_table();
-    let participants = |visit: &mut dyn FnMut(crate::raw::Owner, u64) -> bool| {
-        for (i, rec) in table.iter().enumerate() {
-            if let Some(owner) = rec.occupant(i as u32)
-                && !visit(owner, rec.in_hand.load(Ordering::Relaxed))
-            {
-                return;
-            }
-        }
-    };
-    ring.join(deadline, seg, &participants, seg)
-        .map_err(|_| TaskError::Timeout)
-}
-
 fn until(timeout: Duration) -> Block {
     Block::Until(Instant::now().checked_add(timeout))
 }
@@ -624,7 +602,7 @@ impl ByteQueue {
     }
 
     pub(crate) fn recv(&self, block: Block, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.ring.get_into(block, buf, &self.seg, in_hand(&self.seg), &self.seg)
+        self.ring.get_into(block, buf, &self.seg, self.seg.in_hand(), &self.seg)
     }
 
     /// Number of messages in the queue (exact when nobody is sending or receiving).
@@ -672,7 +650,7 @@ impl ByteQueue {
     pub fn task_done(&self) -> Result<(), TaskError> {
         self.ring
             .raw()
-            .task_done(in_hand(&self.seg), &self.seg)
+            .task_done(self.seg.in_hand(), &self.seg)
             .map_err(|_| TaskError::TooManyTaskDone)
     }
 
@@ -682,7 +660,7 @@ impl ByteQueue {
     /// # Errors
     /// None in practice; the signature matches [`join_timeout`](ByteQueue::join_timeout).
     pub fn join(&self) -> Result<(), TaskError> {
-        join_until(&self.seg, &self.ring.raw(), None)
+        self.seg.join_ring(&self.ring.raw(), None)
     }
 
     /// [`join`](ByteQueue::join), waiting at most `timeout`.
@@ -690,7 +668,8 @@ impl ByteQueue {
     /// # Errors
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
-        join_until(&self.seg, &self.ring.raw(), Instant::now().checked_add(timeout))
+        self.seg
+            .join_ring(&self.ring.raw(), Instant::now().checked_add(timeout))
     }
 
     /// The name this handle was opened or created under.

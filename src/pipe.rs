@@ -22,7 +22,7 @@
 //! a peer that dies without a word is noticed within that time.
 
 use crate::error::{OpenError, RecvError, SendError};
-use crate::message::{MsgRing, RingLayout, check_sizes, decode, encode, in_hand, with_scratch};
+use crate::message::{MsgRing, RingLayout, check_sizes, decode, encode, with_scratch};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::raw::ring::Block;
 use crate::raw::{Liveness, Owner};
@@ -288,7 +288,7 @@ impl Connection {
             // already in the ring, and an empty ring means it will stay empty.
             let gone = self.peer_gone();
             let block = if gone { Block::No } else { slice(deadline) };
-            match self.inc.get_into(block, buf, &self.seg, in_hand(&self.seg), &self.seg) {
+            match self.inc.get_into(block, buf, &self.seg, self.seg.in_hand(), &self.seg) {
                 Err(RecvError::Closed) => return Err(RecvError::Disconnected),
                 Err(RecvError::Empty) if gone => return Err(RecvError::Disconnected),
                 Err(RecvError::Timeout) if !past(deadline) => continue,

@@ -12,7 +12,6 @@
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
-use crate::raw::Liveness;
 use crate::raw::ring::{Payload, Ring, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
@@ -255,8 +254,7 @@ impl<T: Pod> Queue<T> {
     }
 
     fn in_hand(&self) -> &crate::primitive::AtomicU64 {
-        let me = self.seg.me();
-        &self.seg.participant_table()[me.index() as usize].in_hand
+        self.seg.in_hand()
     }
 
     /// Puts `item`, waiting while the queue is full.
@@ -372,19 +370,7 @@ impl<T: Pod> Queue<T> {
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
-        let table = self.seg.participant_table();
-        let participants = |visit: &mut dyn FnMut(crate::raw::Owner, u64) -> bool| {
-            for (i, rec) in table.iter().enumerate() {
-                if let Some(owner) = rec.occupant(i as u32)
-                    && !visit(owner, rec.in_hand.load(crate::primitive::Ordering::Relaxed))
-                {
-                    return;
-                }
-            }
-        };
-        self.ring()
-            .join(deadline, &self.seg, &participants, &self.seg)
-            .map_err(|_| TaskError::Timeout)
+        self.seg.join_ring(&self.ring(), deadline)
     }
 
     /// The name this handle was opened or created under.

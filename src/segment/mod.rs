@@ -595,6 +595,34 @@ impl Segment {
         self.layout.body_size
     }
 
+    /// This handle's `in_hand` counter: items it took from a ring in this segment and has
+    /// not yet marked done (`task_done`).
+    pub(crate) fn in_hand(&self) -> &crate::primitive::AtomicU64 {
+        &self.participant_table()[self.me.index() as usize].in_hand
+    }
+
+    /// Waits until every item put into `ring` (a ring in this segment) so far was taken and
+    /// marked done, or `deadline` passes; items held by dead participants are not waited
+    /// for (`RawRing::join`).
+    pub(crate) fn join_ring(
+        &self,
+        ring: &crate::raw::ring::RawRing<'_>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), crate::error::TaskError> {
+        let table = self.participant_table();
+        let participants = |visit: &mut dyn FnMut(Owner, u64) -> bool| {
+            for (i, rec) in table.iter().enumerate() {
+                if let Some(owner) = rec.occupant(i as u32)
+                    && !visit(owner, rec.in_hand.load(crate::primitive::Ordering::Relaxed))
+                {
+                    return;
+                }
+            }
+        };
+        ring.join(deadline, self, &participants, self)
+            .map_err(|_| crate::error::TaskError::Timeout)
+    }
+
     /// Element count from the validated header.
     pub(crate) fn count(&self) -> u64 {
         self.count
