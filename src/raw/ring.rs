@@ -16,7 +16,7 @@
 //! | claim              | put at `t`          | EMPTY(lap t) -> WRITING(lap t, me)            |
 //! | help tail          | put                 | `tail` t -> t+1 (slot of lap t taken / later) |
 //! | publish            | put                 | WRITING(lap t, me) -> FULL(lap t)             |
-//! | retire             | put that saw closed | WRITING(lap t, me) -> EMPTY(lap t+1)          |
+//! | retire             | put that saw closed, or whose payload writer unwound | WRITING(lap t, me) -> EMPTY(lap t+1) |
 //! | repair R / W / S   | put at `t`          | READING(t-1, dead) -> EMPTY(t); WRITING(t-1, dead) -> SKIP(t-1); SKIP(t-1) -> EMPTY(t) |
 //! | claim              | get at `h`          | FULL(lap h) -> READING(lap h, me)             |
 //! | help head          | get, settle         | `head` h -> h+1 (READING(lap h) or any later lap) |
@@ -69,6 +69,9 @@
 //!   for consumers forever. The look after the claim still decides races with close.
 //! * Settle head also steps over READING(lap h), as consumers' help head does, so `len` is
 //!   right even when the consumer that took the head died before moving it.
+//! * A put whose payload writer unwinds (a panicking `ByteQueue::put_with` closure) retires
+//!   its claim while the queue is open, as a put that saw close does; checked by the model's
+//!   `retire_anytime` mode.
 //! * Wake-ups (eventcounts), memory orderings, bounded attempts against scribbled words, and
 //!   a get whose release lost (it was declared dead) dropping its copy, undoing `in_hand` and
 //!   starting over, as the model's "release lost" does.
