@@ -394,6 +394,14 @@ impl ByteQueue {
         RingLayout::new(0, count, max).map(|l| l.end)
     }
 
+    /// What the segment layer needs to create or open a message queue of `type_name`.
+    fn spec(type_name: &'static str, opts: &Options) -> Spec<'static> {
+        Spec {
+            desc: Self::desc(type_name, opts),
+            body_size: &Self::body_size,
+        }
+    }
+
     pub(crate) fn create_typed(
         name: &str,
         type_name: &'static str,
@@ -401,19 +409,13 @@ impl ByteQueue {
         opts: &Options,
     ) -> Result<ByteQueue, OpenError> {
         let (cap, _) = check_sizes(capacity, opts.max_message_size)?;
-        let spec = Spec {
-            desc: Self::desc(type_name, opts),
-            body_size: &Self::body_size,
-        };
+        let spec = Self::spec(type_name, opts);
         // All-zero bytes are an empty, open ring.
         Self::wrap(Segment::create(name, &spec, cap, opts, &|_| {})?)
     }
 
     pub(crate) fn open_typed(name: &str, type_name: &'static str, opts: &Options) -> Result<ByteQueue, OpenError> {
-        let spec = Spec {
-            desc: Self::desc(type_name, opts),
-            body_size: &Self::body_size,
-        };
+        let spec = Self::spec(type_name, opts);
         Self::wrap(Segment::open(name, &spec, opts)?)
     }
 
@@ -424,10 +426,7 @@ impl ByteQueue {
         opts: &Options,
     ) -> Result<ByteQueue, OpenError> {
         let (cap, _) = check_sizes(capacity, opts.max_message_size)?;
-        let spec = Spec {
-            desc: Self::desc(type_name, opts),
-            body_size: &Self::body_size,
-        };
+        let spec = Self::spec(type_name, opts);
         let (seg, _) = Segment::open_or_create(name, &spec, cap, opts, &|_| {})?;
         Self::wrap(seg)
     }
