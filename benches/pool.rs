@@ -11,7 +11,8 @@
 //! - in-process threads (`std::thread::scope`) on the same work, as the ceiling.
 //!
 //! `SHMPROC_BENCH_QUICK=1` runs fewer repetitions; `SHMPROC_BENCH_PROFILE=trivial` (or
-//! `bytes`) runs only that map, many times, for `perf record`. Workers: `SHMPROC_BENCH_WORKERS`
+//! `bytes`) runs only that map, many times (`SHMPROC_BENCH_REPS`, default 50), for `perf record`
+//! or callgrind. Workers: `SHMPROC_BENCH_WORKERS`
 //! (default: the number of CPUs).
 
 use shmproc::{Pool, Process};
@@ -166,18 +167,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let items: Vec<u64> = (0..100_000).collect();
     let big: Vec<Vec<u8>> = (0..1000).map(|i| vec![(i % 256) as u8; 64 << 10]).collect();
     // One measure, many times: for `perf record`.
+    let profile_reps = match std::env::var("SHMPROC_BENCH_REPS") {
+        Ok(s) => s.parse()?,
+        Err(_) => 50,
+    };
     match std::env::var("SHMPROC_BENCH_PROFILE").as_deref() {
         Ok("trivial") => {
-            let t = time(50, || pool.map(trivial, items.iter().copied()).expect("map"));
+            let t = time(profile_reps, || pool.map(trivial, items.iter().copied()).expect("map"));
             println!("map of 100 000 trivial items: {:.0} ns/item", t.as_nanos() as f64 / 1e5);
+            pool.join(); // workers exit normally, so that a profiler sees them out
             return Ok(());
         }
         Ok("bytes") => {
-            let t = time(20, || {
+            let t = time(profile_reps.div_ceil(2), || {
                 pool.map(sum64k_bytes, big.iter().map(|v| Bytes(v.clone())))
                     .expect("map")
             });
             println!("map of 1 000 x 64 KiB: {:.0} ns/item", t.as_nanos() as f64 / 1e3);
+            pool.join();
             return Ok(());
         }
         _ => {}

@@ -272,11 +272,24 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        // `imap` with a window of everything, without its per-item `Result`s: every chunk
+        // is queued as soon as it is cut (workers start while we encode the rest), then
+        // the results are decoded straight into the output.
         let len = items.len();
-        let it = Imap::new(self, f, items.into_iter(), chunksize, usize::MAX, false);
+        let job = Job::new(false);
+        job.reserve(len);
+        let mut sub = Submitter::new(&self.shared, f, job.clone(), chunksize);
+        for chunk in items.chunks(chunksize) {
+            for item in chunk {
+                sub.add(item);
+            }
+            sub.flush();
+        }
+        drop(sub);
+        drop(items);
         let mut out = Vec::with_capacity(len);
-        for r in it {
-            out.push(r?);
+        while out.len() < len {
+            job.take_run_into(out.len(), len - out.len(), &mut out)?;
         }
         Ok(out)
     }

@@ -1,13 +1,19 @@
 //! Where a pool call's results wait for their reader: one [`Job`] per `apply_async`, `map`
 //! or `imap` call.
 //!
-//! A worker's results frame moves into the job whole; each item records where its entry
-//! lies in it. The reader decodes items under the job's lock, a run of ready items at a
+//! A worker's results frame moves into the job whole; each item records which frame holds
+//! its entry. The reader decodes items under the job's lock, a run of ready items at a
 //! time, so a result costs no allocation, no reference count and no lock of its own; a
 //! frame is freed once every entry in it was taken.
+//!
+//! Entries are found by walking the frame: each frame keeps a cursor (the next entry's
+//! index and offset), and readers take a frame's entries in order (`map` and `imap` by
+//! index, `imap_unordered` by arrival, which within a frame is index order), so a result
+//! costs one step of the walk. Only an out-of-order read walks again from the frame's
+//! start.
 
 use crate::error::ProcessError;
-use crate::process::wire;
+use crate::process::wire::{self, RESULT_HEADER, RESULTS_HEADER};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -17,12 +23,36 @@ use std::time::Instant;
 enum Slot {
     /// No outcome yet.
     Waiting,
-    /// An entry of frame `frame`: its tag and byte range.
-    Entry { frame: u32, tag: u8, start: u32, len: u32 },
+    /// An entry of frame `frame`, with its tag.
+    Entry { frame: u32, tag: u8 },
     /// Boxed: errors are rare, and a small slot keeps a map of many items cheap.
     Failed(Box<ProcessError>),
     /// Handed to the reader (`imap`).
     Taken,
+}
+
+/// A results frame held for its items.
+struct Frame {
+    bytes: Vec<u8>,
+    /// Entries not taken yet.
+    live: u32,
+    /// Index of the item of the frame's first entry.
+    first: usize,
+    /// Index of the item whose entry starts at byte `next_at`.
+    next_index: usize,
+    next_at: usize,
+}
+
+/// The tag and byte range of the entry at `at` in a results frame, and where the next one
+/// starts; `None` if it overruns the frame.
+#[inline]
+fn entry_at(bytes: &[u8], at: usize) -> Option<(u8, usize, usize, usize)> {
+    let head = bytes.get(at..at.checked_add(RESULT_HEADER)?)?;
+    let tag = head[0];
+    let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let start = at + RESULT_HEADER;
+    let end = start.checked_add(len).filter(|&e| e <= bytes.len())?;
+    Some((tag, start, end, end))
 }
 
 /// The results of one call.
@@ -33,35 +63,37 @@ pub(crate) struct Job {
 
 struct Inner {
     items: Vec<Slot>,
-    /// Results frames, with how many of their entries are not taken yet.
-    frames: Vec<Option<(Vec<u8>, u32)>>,
+    /// Results frames not fully taken yet.
+    frames: Vec<Option<Frame>>,
     free_frames: Vec<u32>,
     /// Indices in the order their outcomes arrived (kept only for `imap_unordered`).
     arrived: Option<VecDeque<usize>>,
 }
 
 impl Inner {
+    #[inline]
     fn is_ready(&self, index: usize) -> bool {
         !matches!(self.items.get(index), Some(Slot::Waiting))
     }
 
     /// Decodes item `index` as an `R`; with `take`, marks it taken and frees its frame when
     /// that was the frame's last entry.
+    #[inline]
     fn decode<R: DeserializeOwned>(&mut self, index: usize, take: bool) -> Result<R, ProcessError> {
         let Some(slot) = self.items.get_mut(index) else {
             return Err(lost());
         };
         let out = match slot {
-            Slot::Entry { frame, tag, start, len } => {
-                let (f, tag, start, len) = (*frame as usize, *tag, *start as usize, *len as usize);
+            &mut Slot::Entry { frame, tag } => {
+                let f = frame as usize;
                 match self.frames.get_mut(f) {
-                    Some(Some((bytes, live))) => {
-                        let out = wire::decode_result(tag, &bytes[start..start + len]);
+                    Some(Some(fr)) => {
+                        let out = Self::decode_entry(fr, index, tag);
                         if take {
-                            *live -= 1;
-                            if *live == 0 {
+                            fr.live -= 1;
+                            if fr.live == 0 {
                                 self.frames[f] = None;
-                                self.free_frames.push(f as u32);
+                                self.free_frames.push(frame);
                             }
                         }
                         out
@@ -76,6 +108,27 @@ impl Inner {
             self.items[index] = Slot::Taken;
         }
         out
+    }
+
+    /// Decodes the entry of item `index` in `fr`, moving the frame's cursor past it.
+    #[inline]
+    fn decode_entry<R: DeserializeOwned>(fr: &mut Frame, index: usize, tag: u8) -> Result<R, ProcessError> {
+        if index < fr.next_index {
+            // Out of order: walk again from the start.
+            (fr.next_index, fr.next_at) = (fr.first, RESULTS_HEADER);
+        }
+        while fr.next_index < index {
+            let Some((_, _, _, next)) = entry_at(&fr.bytes, fr.next_at) else {
+                return Err(lost());
+            };
+            fr.next_at = next;
+            fr.next_index += 1;
+        }
+        let Some((_, start, end, next)) = entry_at(&fr.bytes, fr.next_at) else {
+            return Err(lost());
+        };
+        (fr.next_index, fr.next_at) = (index + 1, next);
+        wire::decode_result(tag, &fr.bytes[start..end])
     }
 }
 
@@ -137,12 +190,14 @@ impl Job {
     }
 
     /// Records the results in `frame` (a results frame whose header was checked) as the
-    /// outcomes of items `first`, `first + 1`, ...: one lock and one wake-up for all.
+    /// outcomes of items `first`, `first + 1`, ...: one lock and one wake-up for all. An
+    /// entry that overruns the frame is that item's error, and the items after it get
+    /// nothing from this frame.
     pub(crate) fn deliver_frame(&self, first: usize, frame: Vec<u8>) {
         let Ok(results) = wire::parse_results(&frame) else {
             return;
         };
-        let base = frame.as_ptr() as usize;
+        let count = results.count as usize;
         let mut g = self.lock();
         let g = &mut *g;
         let f = match g.free_frames.pop() {
@@ -153,28 +208,40 @@ impl Job {
             }
         };
         let mut live = 0;
-        for (index, entry) in (first..).zip(results.entries) {
-            let Some(slot @ Slot::Waiting) = g.items.get_mut(index) else {
-                continue;
-            };
-            *slot = match entry {
-                Ok((tag, bytes)) => {
-                    live += 1;
-                    Slot::Entry {
-                        frame: f,
-                        tag,
-                        start: (bytes.as_ptr() as usize - base) as u32,
-                        len: bytes.len() as u32,
+        let mut at = RESULTS_HEADER;
+        let end = first.saturating_add(count).min(g.items.len());
+        for index in first..end {
+            let entry = entry_at(&frame, at);
+            let slot = &mut g.items[index];
+            let waiting = matches!(slot, Slot::Waiting);
+            let Some((tag, _, _, next)) = entry else {
+                if waiting {
+                    *slot = Slot::Failed(Box::new(ProcessError::Ipc {
+                        reason: format!("entry {} of a results frame overruns the frame", index - first),
+                    }));
+                    if let Some(a) = &mut g.arrived {
+                        a.push_back(index);
                     }
                 }
-                Err(reason) => Slot::Failed(Box::new(ProcessError::Ipc { reason })),
+                break;
             };
-            if let Some(a) = &mut g.arrived {
-                a.push_back(index);
+            at = next;
+            if waiting {
+                *slot = Slot::Entry { frame: f, tag };
+                live += 1;
+                if let Some(a) = &mut g.arrived {
+                    a.push_back(index);
+                }
             }
         }
         if live > 0 {
-            g.frames[f as usize] = Some((frame, live));
+            g.frames[f as usize] = Some(Frame {
+                bytes: frame,
+                live,
+                first,
+                next_index: first,
+                next_at: RESULTS_HEADER,
+            });
         } else {
             g.free_frames.push(f);
         }
@@ -243,6 +310,54 @@ impl Job {
         }
     }
 
+    /// Waits for item `from`, then decodes it and the ready items after it (at most `max`)
+    /// onto the end of `out`, taking them. Stops at the first item that failed and returns
+    /// its error (that item is taken).
+    pub(crate) fn take_run_into<R: DeserializeOwned>(
+        &self,
+        from: usize,
+        max: usize,
+        out: &mut Vec<R>,
+    ) -> Result<(), ProcessError> {
+        let mut g = self.lock();
+        while !g.is_ready(from) {
+            g = match self.wait_on(g, None) {
+                Some(g) => g,
+                None => return Err(lost()),
+            };
+        }
+        let g = &mut *g;
+        let end = from.saturating_add(max).min(g.items.len());
+        out.reserve(end - from);
+        let mut index = from;
+        while index < end {
+            match g.items[index] {
+                Slot::Waiting => break,
+                Slot::Entry { frame, tag } => {
+                    // The common case, inline: the next entry of the frame at its cursor.
+                    let f = frame as usize;
+                    let Some(Some(fr)) = g.frames.get_mut(f) else {
+                        return Err(lost());
+                    };
+                    let r = Inner::decode_entry(fr, index, tag);
+                    fr.live -= 1;
+                    if fr.live == 0 {
+                        g.frames[f] = None;
+                        g.free_frames.push(frame);
+                    }
+                    g.items[index] = Slot::Taken;
+                    out.push(r?);
+                }
+                Slot::Failed(_) | Slot::Taken => {
+                    // The error, taken like any other outcome.
+                    return g.decode::<R>(index, true).map(|_| ());
+                }
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+
     /// Waits for an outcome that arrived and was not taken yet, then takes it and any others
     /// that arrived (at most `max`), decoded, into `out`.
     pub(crate) fn take_arrived<R: DeserializeOwned>(&self, max: usize, out: &mut VecDeque<Result<R, ProcessError>>) {
@@ -270,5 +385,60 @@ impl Job {
                 Some(g)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::wire::{ITEM_OK, ResultsFrame};
+
+    fn frame(first: u32, values: &[u64]) -> Vec<u8> {
+        let mut f = ResultsFrame::new(Vec::new(), 1, first);
+        for v in values {
+            f.push(ITEM_OK, &postcard::to_allocvec(v).unwrap());
+        }
+        f.seal().to_vec()
+    }
+
+    #[test]
+    fn runs_decode_in_order_across_frames() {
+        let job = Job::new(false);
+        job.grow_to(5);
+        job.deliver_frame(0, frame(0, &[10, 11, 300_000]));
+        job.deliver_frame(3, frame(3, &[13, 14]));
+        let mut out = Vec::new();
+        job.take_run_into::<u64>(0, 5, &mut out).unwrap();
+        assert_eq!(out, [10, 11, 300_000, 13, 14]);
+        assert!(job.lock().frames.iter().all(Option::is_none), "every frame freed");
+    }
+
+    #[test]
+    fn out_of_order_reads_walk_again() {
+        let job = Job::new(false);
+        job.grow_to(3);
+        job.deliver_frame(0, frame(0, &[1, 2, 3]));
+        assert_eq!(job.peek::<u64>(2, None).unwrap().unwrap(), 3);
+        assert_eq!(job.peek::<u64>(0, None).unwrap().unwrap(), 1);
+        assert_eq!(job.peek::<u64>(1, None).unwrap().unwrap(), 2);
+        let mut out = VecDeque::new();
+        job.take_run::<u64>(0, 3, &mut out);
+        assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn an_overrunning_entry_is_its_items_error_and_stops_the_run() {
+        let job = Job::new(false);
+        job.grow_to(3);
+        let mut f = frame(0, &[7, 8, 9]);
+        f.truncate(f.len() - 1);
+        job.deliver_frame(0, f);
+        let mut out = Vec::new();
+        match job.take_run_into::<u64>(0, 3, &mut out) {
+            Err(ProcessError::Ipc { reason }) => assert!(reason.contains("overruns"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(out, [7, 8]);
+        assert_eq!(job.succeeded(2), Some(false));
     }
 }
