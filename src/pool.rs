@@ -482,7 +482,36 @@ impl<'s, A: Serialize> Submitter<'s, A> {
     }
 
     /// Adds one item (index: the job's next), encoding it straight into the open chunk.
+    #[inline]
     fn add(&mut self, item: &A) {
+        // The common case, inline: an item that encodes and fits in the open chunk.
+        if self.failed.is_none()
+            && let Some((_, frame, _)) = &mut self.frame
+        {
+            let mark = frame.buf.len();
+            frame.buf.extend_from_slice(&[0; ITEM_HEADER]);
+            if wire::append(item, &mut frame.buf).is_ok() {
+                let size = frame.buf.len() - mark - ITEM_HEADER;
+                if frame.buf.len() <= self.max && TASK_HEADER + ITEM_HEADER + size <= self.max {
+                    frame.buf[mark..mark + ITEM_HEADER].copy_from_slice(&(size as u32).to_le_bytes());
+                    frame.count += 1;
+                    self.next_index += 1;
+                    if frame.count as usize >= self.chunksize {
+                        self.close_frame();
+                    }
+                    return;
+                }
+            }
+            // Not so simple: undo, and take the general way (which encodes it again).
+            frame.buf.truncate(mark);
+        }
+        self.add_slow(item);
+    }
+
+    /// [`add`](Submitter::add) for every case: the first item of a chunk, one that does
+    /// not fit after the others, one that fails to encode or is too large, a failed call.
+    #[inline(never)]
+    fn add_slow(&mut self, item: &A) {
         let index = self.next_index;
         self.next_index += 1;
         let fref = match (&self.failed, &self.f) {
