@@ -467,9 +467,10 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 16 {
-            // Varints and short strings: a call to memcpy costs more than the copy.
+        if data.len() <= 4 {
+            // Short varints: a call to memcpy costs more than the copy.
             self.0.reserve(data.len());
             for &b in data {
                 self.0.push(b);
