@@ -310,6 +310,32 @@ fn large_items_and_too_large_items() {
     assert_eq!(out[2].as_ref().ok(), Some(&30));
 }
 
+fn kib_of(n: u32) -> Vec<u8> {
+    vec![n as u8; n as usize * 1024]
+}
+
+#[test]
+fn large_results_split_frames_and_too_large_results_fail_alone() {
+    shmproc::init();
+    let pool = Pool::builder()
+        .processes(1)
+        .max_message_size(256 << 10)
+        .build()
+        .expect("pool");
+    // One chunk whose results need three frames, with a result too large in the middle.
+    let sizes = [100u32, 100, 300, 100, 0, 120, 1];
+    let out: Vec<_> = pool.chunksize(sizes.len()).imap(kib_of, sizes).collect();
+    for (r, n) in out.iter().zip(sizes) {
+        match r {
+            Ok(v) => assert_eq!(v.len(), n as usize * 1024),
+            Err(ProcessError::TooLarge { what: "the result", .. }) => assert_eq!(n, 300),
+            Err(e) => panic!("item {n}: {e:?}"),
+        }
+    }
+    assert!(out[2].is_err());
+    assert_eq!(pool.map(kib_of, [2, 3]).expect("map after"), [kib_of(2), kib_of(3)]);
+}
+
 #[test]
 fn invalid_arguments_are_refused() {
     shmproc::init();
