@@ -184,7 +184,6 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     // Reading the clock costs as much as a trivial item: read it about once per millisecond
     // of work, every item for slow items, every 1024 at most for fast ones.
     let (mut check_every, mut since_check, mut checked_at) = (1u32, 0u32, last_flush);
-    let mut item_out = Vec::new();
     let mut items = task.items.enumerate().peekable();
     // Panics on this thread from here to the end of the task are the task's.
     let _in_task = InTask::enter();
@@ -196,20 +195,32 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
                 return Outcome::Broken;
             }
         };
-        item_out.clear();
+        // The result is encoded straight into the frame, after a header whose length is
+        // filled in once it is known.
+        let mark = results.buf.len();
+        results.buf.extend_from_slice(&[ITEM_OK, 0, 0, 0, 0]);
         let run = match tramp {
             Ok(t) => {
                 // SAFETY: `trampoline()` checked that both offsets lie in this executable's
                 // code, and the parent, a process of the same build (fingerprint checked at
                 // start), made them with `FnRef::new` from a `fn(A) -> R` and the trampoline
                 // for that `A` and `R`.
-                std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { t(task.f.func, item, &mut item_out) }))
+                std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { t(task.f.func, item, &mut results.buf) }))
             }
             Err(ref e) => Ok(Err(Failure::BadFunction(e.clone()))),
         };
-        let (mut tag, mut owned): (u8, Option<Vec<u8>>) = match run {
-            Ok(Ok(())) => (ITEM_OK, None),
-            Ok(Err(f)) => (ITEM_FAILED, Some(encode_failure(&f))),
+        let other: Option<(u8, Vec<u8>)> = match run {
+            Ok(Ok(())) => {
+                let len = results.buf.len() - mark - RESULT_HEADER;
+                (RESULTS_HEADER + RESULT_HEADER + len > max).then(|| {
+                    let f = Failure::ResultTooLarge {
+                        size: len as u64,
+                        max: max.saturating_sub(RESULTS_HEADER + RESULT_HEADER) as u64,
+                    };
+                    (ITEM_FAILED, encode_failure(&f))
+                })
+            }
+            Ok(Err(f)) => Some((ITEM_FAILED, encode_failure(&f))),
             Err(payload) => {
                 panicked = true;
                 let caught = CAUGHT.with(|c| c.borrow_mut().take());
@@ -218,26 +229,38 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
                 // Dropping a panic payload can itself panic: catch that too.
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
                 let report = postcard::to_allocvec(&(message, location)).unwrap_or_default();
-                (ITEM_PANICKED, Some(report))
+                Some((ITEM_PANICKED, report))
             }
         };
-        let len = owned.as_ref().map_or(item_out.len(), Vec::len);
-        if RESULTS_HEADER + RESULT_HEADER + len > max {
-            let f = Failure::ResultTooLarge {
-                size: len as u64,
-                max: max.saturating_sub(RESULTS_HEADER + RESULT_HEADER) as u64,
-            };
-            (tag, owned) = (ITEM_FAILED, Some(encode_failure(&f)));
-        }
-        let payload: &[u8] = owned.as_deref().unwrap_or(&item_out);
-        if results.count > 0 && results.buf.len() + RESULT_HEADER + payload.len() > max {
-            if !flush(conn, &mut results) {
-                return Outcome::ParentGone;
+        match other {
+            None => {
+                let len = (results.buf.len() - mark - RESULT_HEADER) as u32;
+                results.buf[mark + 1..mark + RESULT_HEADER].copy_from_slice(&len.to_le_bytes());
+                if results.count > 0 && results.buf.len() > max {
+                    // It does not fit after the others: they go now, it starts the next frame.
+                    let entry = results.buf.split_off(mark);
+                    if !flush_and_restart(conn, &mut results, task.id, index) {
+                        return Outcome::ParentGone;
+                    }
+                    results.buf.extend_from_slice(&entry);
+                    last_flush = Instant::now();
+                }
+                results.count += 1;
             }
-            results = ResultsFrame::new(std::mem::take(&mut results.buf), task.id, index as u32);
-            last_flush = Instant::now();
+            Some((tag, bytes)) => {
+                // Whatever a failed or panicking call left in the frame goes (and the memory
+                // of a result too large to send).
+                results.buf.truncate(mark);
+                results.buf.shrink_to(max);
+                if results.count > 0 && results.buf.len() + RESULT_HEADER + bytes.len() > max {
+                    if !flush_and_restart(conn, &mut results, task.id, index) {
+                        return Outcome::ParentGone;
+                    }
+                    last_flush = Instant::now();
+                }
+                results.push(tag, &bytes);
+            }
         }
-        results.push(tag, payload);
         let mut due = items.peek().is_none();
         since_check += 1;
         if !due && since_check >= check_every {
@@ -263,6 +286,16 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
     *out = std::mem::take(&mut results.buf);
     Outcome::Done { panicked }
+}
+
+/// Sends the results so far, then starts a frame for those from item `index` on; `false` if
+/// the parent is gone.
+fn flush_and_restart(conn: &Connection, results: &mut ResultsFrame, id: u64, index: usize) -> bool {
+    if !flush(conn, results) {
+        return false;
+    }
+    *results = ResultsFrame::new(std::mem::take(&mut results.buf), id, index as u32);
+    true
 }
 
 /// Sends a results frame; `false` if the parent is gone.
