@@ -128,7 +128,14 @@ impl Inner {
             return Err(lost());
         };
         (fr.next_index, fr.next_at) = (index + 1, next);
-        wire::decode_result(tag, &fr.bytes[start..end])
+        let bytes = &fr.bytes[start..end];
+        if tag == wire::ITEM_OK
+            && let Ok(r) = postcard::from_bytes(bytes)
+        {
+            return Ok(r);
+        }
+        // An error, or a value that does not decode: the general way says which.
+        wire::decode_result(tag, bytes)
     }
 }
 
