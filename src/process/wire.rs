@@ -336,6 +336,7 @@ pub(crate) struct Items<'a> {
 impl<'a> Iterator for Items<'a> {
     type Item = Result<(u8, &'a [u8]), String>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
@@ -487,6 +488,7 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 }
 
 /// Appends `value`, postcard-encoded, to `out`; on failure `out` is left as it was.
+#[inline]
 pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
     let len = out.len();
     postcard::serialize_with_flavor(value, Append(out)).map_err(|e| {
