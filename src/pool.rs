@@ -238,7 +238,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let job = Job::new(false);
+        let job = Job::new(false, self.shared.spares.clone());
         let mut sub = Submitter::new(&self.shared, f, job.clone(), 1);
         sub.add(&args);
         sub.flush();
@@ -276,7 +276,7 @@ impl Pool {
         // is queued as soon as it is cut (workers start while we encode the rest), then
         // the results are decoded straight into the output.
         let len = items.len();
-        let job = Job::new(false);
+        let job = Job::new(false, self.shared.spares.clone());
         job.reserve(len);
         let mut sub = Submitter::new(&self.shared, f, job.clone(), chunksize);
         for chunk in items.chunks(chunksize) {
@@ -580,7 +580,13 @@ impl<'s, A: Serialize> Submitter<'s, A> {
     fn open_frame(&mut self, fref: FnRef, index: usize) -> (&mut TaskFrame, usize) {
         if self.frame.is_none() {
             let id = self.shared.next_id();
-            self.frame = Some((id, TaskFrame::new(id, fref), index));
+            let mut frame = TaskFrame::new(id, fref);
+            let mut buf = self.shared.spares.take();
+            if buf.capacity() > 0 {
+                buf.extend_from_slice(&frame.buf);
+                frame.buf = buf;
+            }
+            self.frame = Some((id, frame, index));
         }
         match &mut self.frame {
             Some((_, frame, _)) => {
@@ -720,7 +726,7 @@ where
     R: Serialize + DeserializeOwned,
 {
     fn new(pool: &'p Pool, f: fn(A) -> R, input: I, chunksize: usize, window: usize, unordered: bool) -> Self {
-        let job = Job::new(unordered);
+        let job = Job::new(unordered, pool.shared.spares.clone());
         job.reserve(input.size_hint().0.min(window));
         Imap {
             sub: Submitter::new(&pool.shared, f, job, chunksize),

@@ -12,6 +12,7 @@
 //! costs one step of the walk. Only an out-of-order read walks again from the frame's
 //! start.
 
+use super::supervisor::Spares;
 use crate::error::ProcessError;
 use crate::process::wire::{self, RESULT_HEADER, RESULTS_HEADER};
 use serde::de::DeserializeOwned;
@@ -68,6 +69,8 @@ struct Inner {
     free_frames: Vec<u32>,
     /// Indices in the order their outcomes arrived (kept only for `imap_unordered`).
     arrived: Option<VecDeque<usize>>,
+    /// Where a frame's buffer goes once every entry in it was taken.
+    spares: Arc<Spares>,
 }
 
 impl Inner {
@@ -92,7 +95,9 @@ impl Inner {
                         if take {
                             fr.live -= 1;
                             if fr.live == 0 {
-                                self.frames[f] = None;
+                                if let Some(done) = self.frames[f].take() {
+                                    self.spares.give(done.bytes);
+                                }
                                 self.free_frames.push(frame);
                             }
                         }
@@ -146,13 +151,14 @@ fn lost() -> ProcessError {
 }
 
 impl Job {
-    pub(crate) fn new(track_arrival: bool) -> Arc<Job> {
+    pub(crate) fn new(track_arrival: bool, spares: Arc<Spares>) -> Arc<Job> {
         Arc::new(Job {
             inner: Mutex::new(Inner {
                 items: Vec::new(),
                 frames: Vec::new(),
                 free_frames: Vec::new(),
                 arrived: track_arrival.then(VecDeque::new),
+                spares,
             }),
             changed: Condvar::new(),
         })
@@ -251,6 +257,7 @@ impl Job {
             });
         } else {
             g.free_frames.push(f);
+            g.spares.give(frame);
         }
         self.changed.notify_all();
     }
@@ -349,7 +356,9 @@ impl Job {
                     let r = Inner::decode_entry(fr, index, tag);
                     fr.live -= 1;
                     if fr.live == 0 {
-                        g.frames[f] = None;
+                        if let Some(done) = g.frames[f].take() {
+                            g.spares.give(done.bytes);
+                        }
                         g.free_frames.push(frame);
                     }
                     g.items[index] = Slot::Taken;
@@ -410,7 +419,7 @@ mod tests {
 
     #[test]
     fn runs_decode_in_order_across_frames() {
-        let job = Job::new(false);
+        let job = Job::new(false, Spares::new(4, 1 << 20));
         job.grow_to(5);
         job.deliver_frame(0, frame(0, &[10, 11, 300_000]));
         job.deliver_frame(3, frame(3, &[13, 14]));
@@ -422,7 +431,7 @@ mod tests {
 
     #[test]
     fn out_of_order_reads_walk_again() {
-        let job = Job::new(false);
+        let job = Job::new(false, Spares::new(4, 1 << 20));
         job.grow_to(3);
         job.deliver_frame(0, frame(0, &[1, 2, 3]));
         assert_eq!(job.peek::<u64>(2, None).unwrap().unwrap(), 3);
@@ -435,7 +444,7 @@ mod tests {
 
     #[test]
     fn an_overrunning_entry_is_its_items_error_and_stops_the_run() {
-        let job = Job::new(false);
+        let job = Job::new(false, Spares::new(4, 1 << 20));
         job.grow_to(3);
         let mut f = frame(0, &[7, 8, 9]);
         f.truncate(f.len() - 1);

@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(50);
 /// How long a new worker may take to say it is ready.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes of frame buffers a pool keeps for reuse (at least two of the largest messages).
+const SPARE_BYTES: usize = 16 << 20;
 /// A replacement worker that fails to start this many times in a row gives up its slot.
 const MAX_START_FAILURES: u32 = 3;
 
@@ -41,6 +43,53 @@ pub(crate) struct Config {
     pub(crate) max_tasks_per_child: Option<u64>,
     pub(crate) max_message_size: usize,
     pub(crate) name: Option<String>,
+}
+
+/// Frame buffers kept for reuse: task frames once their chunk is answered, results frames
+/// once their entries are taken. A `map` of many items moves megabytes of frames; fresh
+/// allocations of that size often come from `mmap`, so that every page of them faults
+/// in again on each call (the allocator's choice, which depends on the whole process's
+/// heap). Bounded in count and in bytes.
+pub(crate) struct Spares {
+    bufs: Mutex<(Vec<Vec<u8>>, usize)>,
+    max_count: usize,
+    max_bytes: usize,
+}
+
+impl Spares {
+    pub(crate) fn new(max_count: usize, max_bytes: usize) -> Arc<Spares> {
+        Arc::new(Spares {
+            bufs: Mutex::new((Vec::new(), 0)),
+            max_count,
+            max_bytes,
+        })
+    }
+
+    /// An empty buffer, with room from an earlier frame if one is spare.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let mut g = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
+        match g.0.pop() {
+            Some(b) => {
+                g.1 -= b.capacity();
+                b
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Keeps `buf` for a later frame if there is room for it.
+    pub(crate) fn give(&self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap == 0 || cap > self.max_bytes {
+            return;
+        }
+        buf.clear();
+        let mut g = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
+        if g.0.len() < self.max_count && g.1 + cap <= self.max_bytes {
+            g.1 += cap;
+            g.0.push(buf);
+        }
+    }
 }
 
 /// A chunk of items of one call, encoded as a task frame.
@@ -100,6 +149,7 @@ pub(crate) struct State {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    pub(crate) spares: Arc<Spares>,
     state: Mutex<State>,
     /// Signalled when a slot becomes ready or fails (for `Pool::new`).
     changed: Condvar,
@@ -108,7 +158,10 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(config: Config) -> Arc<Shared> {
         let slots = (0..config.processes).map(|_| Slot::default()).collect();
+        // Enough for every worker's chunks in hand and their answers, twice over.
+        let count = (config.processes * (config.prefetch + 1) * 4).max(16);
         Arc::new(Shared {
+            spares: Spares::new(count, SPARE_BYTES.max(2 * config.max_message_size)),
             config,
             state: Mutex::new(State {
                 pending: VecDeque::new(),
@@ -394,7 +447,7 @@ fn serve(shared: &Shared, i: usize, conn: &Connection) {
     loop {
         match conn.recv_bytes_into_timeout(&mut buf, POLL) {
             Ok(()) => {
-                if !answer(shared, i, std::mem::take(&mut buf)) {
+                if !answer(shared, i, std::mem::replace(&mut buf, shared.spares.take())) {
                     // A worker that sends nonsense is as good as dead.
                     status = kill_and_reap(shared, i);
                     break;
@@ -460,7 +513,9 @@ fn answer(shared: &Shared, i: usize, frame: Vec<u8>) -> bool {
         let job = chunk.job.clone();
         let base = chunk.base + results.first as usize;
         if chunk.answered == chunk.count {
-            slot.in_flight.pop_front();
+            if let Some(done) = slot.in_flight.pop_front() {
+                shared.spares.give(done.frame);
+            }
             shared.dispatch(&mut st);
         }
         (job, base)
