@@ -491,8 +491,11 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 #[inline]
 pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
     let len = out.len();
-    postcard::serialize_with_flavor(value, Append(out)).map_err(|e| {
-        out.truncate(len);
+    // What `postcard::serialize_with_flavor` does (`Append::finalize` has nothing to do),
+    // here so that it inlines into the per-item loops.
+    let mut ser = postcard::Serializer { output: Append(out) };
+    value.serialize(&mut ser).map_err(|e| {
+        ser.output.0.truncate(len);
         e.to_string()
     })
 }
