@@ -134,10 +134,12 @@ impl Inner {
         };
         (fr.next_index, fr.next_at) = (index + 1, next);
         let bytes = &fr.bytes[start..end];
-        if tag == wire::ITEM_OK
-            && let Ok(r) = postcard::from_bytes(bytes)
-        {
-            return Ok(r);
+        if tag == wire::ITEM_OK {
+            // `postcard::from_bytes`, inline.
+            let mut de = postcard::Deserializer::from_bytes(bytes);
+            if let Ok(r) = R::deserialize(&mut de) {
+                return Ok(r);
+            }
         }
         // An error, or a value that does not decode: the general way says which.
         wire::decode_result(tag, bytes)
