@@ -632,7 +632,7 @@ impl<'s, A: Serialize> Submitter<'s, A> {
         let chunks = std::mem::take(&mut self.ready);
         if let Err((e, failed)) = self.shared.submit(chunks) {
             for c in failed {
-                self.job.fail_many(c.base, c.count as usize, |_| e.replicate());
+                self.job.fail_many(c.base, c.count as usize, e.replicate());
             }
             self.failed = Some(e);
         }

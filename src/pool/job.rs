@@ -20,17 +20,21 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-/// One item's state.
+/// One item's state: 8 bytes and nothing to drop, so that a map of many items is cheap to
+/// make room for and to free.
+#[derive(Clone, Copy)]
 enum Slot {
     /// No outcome yet.
     Waiting,
     /// An entry of frame `frame`, with its tag.
     Entry { frame: u32, tag: u8 },
-    /// Boxed: errors are rare, and a small slot keeps a map of many items cheap.
-    Failed(Box<ProcessError>),
+    /// Failed with error `failures[k]` (one error for all the items that failed together).
+    Failed(u32),
     /// Handed to the reader (`imap`).
     Taken,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 8);
 
 /// A results frame held for its items.
 struct Frame {
@@ -71,6 +75,8 @@ struct Inner {
     arrived: Option<VecDeque<usize>>,
     /// Where a frame's buffer goes once every entry in it was taken.
     spares: Arc<Spares>,
+    /// The errors of failed items.
+    failures: Vec<ProcessError>,
 }
 
 impl Inner {
@@ -106,7 +112,7 @@ impl Inner {
                     _ => Err(lost()),
                 }
             }
-            Slot::Failed(e) => Err(e.replicate()),
+            &mut Slot::Failed(k) => Err(self.failures.get(k as usize).map_or_else(lost, ProcessError::replicate)),
             Slot::Waiting | Slot::Taken => Err(lost()),
         };
         if take {
@@ -161,6 +167,7 @@ impl Job {
                 free_frames: Vec::new(),
                 arrived: track_arrival.then(VecDeque::new),
                 spares,
+                failures: Vec::new(),
             }),
             changed: Condvar::new(),
         })
@@ -186,16 +193,18 @@ impl Job {
 
     /// Item `index` failed with `e` (unless it has an outcome already).
     pub(crate) fn fail(&self, index: usize, e: ProcessError) {
-        self.fail_many(index, 1, |_| e.replicate());
+        self.fail_many(index, 1, e);
     }
 
-    /// Items `first..first + count` failed with `e()` (those without an outcome yet).
-    pub(crate) fn fail_many(&self, first: usize, count: usize, e: impl Fn(usize) -> ProcessError) {
+    /// Items `first..first + count` failed with `e` (those without an outcome yet).
+    pub(crate) fn fail_many(&self, first: usize, count: usize, e: ProcessError) {
         let mut g = self.lock();
         let g = &mut *g;
+        let k = g.failures.len() as u32;
+        g.failures.push(e);
         for index in first..first + count {
             if let Some(slot @ Slot::Waiting) = g.items.get_mut(index) {
-                *slot = Slot::Failed(Box::new(e(index)));
+                *slot = Slot::Failed(k);
                 if let Some(a) = &mut g.arrived {
                     a.push_back(index);
                 }
@@ -231,9 +240,10 @@ impl Job {
             let waiting = matches!(slot, Slot::Waiting);
             let Some((tag, _, _, next)) = entry else {
                 if waiting {
-                    *slot = Slot::Failed(Box::new(ProcessError::Ipc {
+                    *slot = Slot::Failed(g.failures.len() as u32);
+                    g.failures.push(ProcessError::Ipc {
                         reason: format!("entry {} of a results frame overruns the frame", index - first),
-                    }));
+                    });
                     if let Some(a) = &mut g.arrived {
                         a.push_back(index);
                     }

@@ -108,8 +108,7 @@ impl Chunk {
     /// Gives every item not answered yet the error `e()`.
     fn fail_rest(&self, e: impl Fn() -> ProcessError) {
         let first = self.base + self.answered as usize;
-        self.job
-            .fail_many(first, (self.count - self.answered) as usize, |_| e());
+        self.job.fail_many(first, (self.count - self.answered) as usize, e());
     }
 }
 
