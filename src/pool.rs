@@ -252,7 +252,9 @@ impl Pool {
     /// input order) is returned; use [`imap`](Pool::imap) to see every item's outcome.
     ///
     /// The items are cut into chunks of `ceil(len / (4 * processes))` as Python does; see
-    /// [`chunksize`](Pool::chunksize) to choose.
+    /// [`chunksize`](Pool::chunksize) to choose. Each chunk is queued as soon as it is cut,
+    /// so workers start while the rest is encoded; an input whose exact length its
+    /// iterator does not tell is collected first.
     ///
     /// # Errors
     /// The first item's error, as [`AsyncResult::get`].
@@ -261,13 +263,30 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let items: Vec<A> = items.into_iter().collect();
+        // The length decides the chunk size. An iterator that knows its length exactly
+        // (a `Vec`, a range, `iter().copied()`) is encoded as it goes; any other is
+        // collected first, as Python's `map` does with `list(iterable)`.
+        let items = items.into_iter();
         let n = 4 * self.processes();
-        let chunksize = items.len().div_ceil(n).max(1);
-        self.map_chunked(f, items, chunksize)
+        match items.size_hint() {
+            (lo, Some(hi)) if lo == hi => self.map_chunked(f, items, lo, lo.div_ceil(n).max(1)),
+            _ => {
+                let items: Vec<A> = items.collect();
+                let len = items.len();
+                self.map_chunked(f, items.into_iter(), len, len.div_ceil(n).max(1))
+            }
+        }
     }
 
-    fn map_chunked<A, R>(&self, f: fn(A) -> R, items: Vec<A>, chunksize: usize) -> Result<Vec<R>, ProcessError>
+    /// `items` (about `len` of them: a size hint may be wrong, and the count is what it
+    /// is) in chunks of `chunksize`.
+    fn map_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        mut items: impl Iterator<Item = A>,
+        len: usize,
+        chunksize: usize,
+    ) -> Result<Vec<R>, ProcessError>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
@@ -275,21 +294,27 @@ impl Pool {
         // `imap` with a window of everything, without its per-item `Result`s: every chunk
         // is queued as soon as it is cut (workers start while we encode the rest), then
         // the results are decoded straight into the output.
-        let len = items.len();
         let job = Job::new(false, self.shared.spares.clone());
-        job.reserve(len);
+        // Capped: a size hint is only a hint.
+        job.reserve(len.min(1 << 24));
         let mut sub = Submitter::new(&self.shared, f, job.clone(), chunksize);
-        for chunk in items.chunks(chunksize) {
-            for item in chunk {
-                sub.add(item);
+        let mut count = 0;
+        loop {
+            let before = count;
+            for item in items.by_ref().take(chunksize) {
+                sub.add(&item);
+                count += 1;
             }
             sub.flush();
+            if count - before < chunksize {
+                break;
+            }
         }
         drop(sub);
         drop(items);
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            job.take_run_into(out.len(), len - out.len(), &mut out)?;
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            job.take_run_into(out.len(), count - out.len(), &mut out)?;
         }
         Ok(out)
     }
@@ -402,7 +427,9 @@ impl<'p> Chunked<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        self.pool.map_chunked(f, items.into_iter().collect(), self.chunksize)
+        let items = items.into_iter();
+        let len = items.size_hint().0;
+        self.pool.map_chunked(f, items, len, self.chunksize)
     }
 
     /// [`Pool::starmap`] in chunks of this size.

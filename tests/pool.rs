@@ -87,6 +87,19 @@ fn wait_until(bound: Duration, mut ok: impl FnMut() -> bool) -> bool {
     ok()
 }
 
+/// An iterator whose size hint says an exact length that is wrong (safe code may do that).
+struct Liar(std::ops::Range<u64>, usize);
+
+impl Iterator for Liar {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
 #[test]
 fn results_come_in_input_order() {
     shmproc::init();
@@ -95,6 +108,14 @@ fn results_come_in_input_order() {
     assert_eq!(pool.map(square, 0..200).expect("map"), expected);
     assert_eq!(pool.chunksize(7).map(square, 0..200).expect("map"), expected);
     assert_eq!(pool.map(square, Vec::new()).expect("map"), Vec::<u64>::new());
+    // Inputs that do not know their length, and one that claims a wrong exact length.
+    let odd = (0..200).filter(|_| true);
+    assert_eq!(pool.map(square, odd.clone()).expect("map"), expected);
+    assert_eq!(pool.chunksize(9).map(square, odd).expect("map"), expected);
+    for claimed in [0, 3, 10_000] {
+        let liar = Liar(0..200, claimed);
+        assert_eq!(pool.map(square, liar).expect("map"), expected, "claimed {claimed}");
+    }
     let imap: Vec<u64> = pool.imap(square, 0..200).map(Result::unwrap).collect();
     assert_eq!(imap, expected);
     let imap: Vec<u64> = pool.chunksize(16).imap(square, 0..200).map(Result::unwrap).collect();
