@@ -279,11 +279,13 @@ impl Pool {
     }
 
     /// `items` (about `len` of them: a size hint may be wrong, and the count is what it
-    /// is) in chunks of `chunksize`.
+    /// is) in chunks of `chunksize`. Not inline: its loops are the per-item cost, and they
+    /// inline what they call only as a function of their own.
+    #[inline(never)]
     fn map_chunked<A, R>(
         &self,
         f: fn(A) -> R,
-        mut items: impl Iterator<Item = A>,
+        items: impl Iterator<Item = A>,
         len: usize,
         chunksize: usize,
     ) -> Result<Vec<R>, ProcessError>
@@ -298,20 +300,18 @@ impl Pool {
         // Capped: a size hint is only a hint.
         job.reserve(len.min(1 << 24));
         let mut sub = Submitter::new(&self.shared, f, job.clone(), chunksize);
-        let mut count = 0;
-        loop {
-            let before = count;
-            for item in items.by_ref().take(chunksize) {
-                sub.add(&item);
-                count += 1;
-            }
-            sub.flush();
-            if count - before < chunksize {
-                break;
+        let (mut count, mut in_chunk) = (0, 0);
+        for item in items {
+            sub.add(&item);
+            count += 1;
+            in_chunk += 1;
+            if in_chunk == chunksize {
+                sub.flush();
+                in_chunk = 0;
             }
         }
+        sub.flush();
         drop(sub);
-        drop(items);
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
             job.take_run_into(out.len(), count - out.len(), &mut out)?;
@@ -509,7 +509,9 @@ impl<'s, A: Serialize> Submitter<'s, A> {
     }
 
     /// Adds one item (index: the job's next), encoding it straight into the open chunk.
-    #[inline]
+    /// Always inline: this is the per-item loop of `map`, and LLVM's own choice varies
+    /// with the shape of the caller's loop.
+    #[inline(always)]
     fn add(&mut self, item: &A) {
         // The common case, inline: an item that encodes and fits in the open chunk.
         if self.failed.is_none()
