@@ -488,7 +488,9 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 }
 
 /// Appends `value`, postcard-encoded, to `out`; on failure `out` is left as it was.
-#[inline]
+/// Always inline: it is the encoding step of the per-item loops (a pool's chunks, a
+/// worker's results), where a call costs as much as encoding a small value.
+#[inline(always)]
 pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
     let len = out.len();
     // What `postcard::serialize_with_flavor` does (`Append::finalize` has nothing to do),
