@@ -26,8 +26,8 @@ use std::time::Instant;
 enum Slot {
     /// No outcome yet.
     Waiting,
-    /// An entry of frame `frame`, with its tag.
-    Entry { frame: u32, tag: u8 },
+    /// An entry of frame `frame` (found, and checked, when it is read).
+    Entry { frame: u32 },
     /// Failed with error `failures[k]` (one error for all the items that failed together).
     Failed(u32),
     /// Handed to the reader (`imap`).
@@ -93,11 +93,11 @@ impl Inner {
             return Err(lost());
         };
         let out = match slot {
-            &mut Slot::Entry { frame, tag } => {
+            &mut Slot::Entry { frame } => {
                 let f = frame as usize;
                 match self.frames.get_mut(f) {
                     Some(Some(fr)) => {
-                        let out = Self::decode_entry(fr, index, tag);
+                        let out = Self::decode_entry(fr, index);
                         if take {
                             fr.live -= 1;
                             if fr.live == 0 {
@@ -121,24 +121,35 @@ impl Inner {
         out
     }
 
-    /// Decodes the entry of item `index` in `fr`, moving the frame's cursor past it.
+    /// Finds the entry of item `index` in `fr` (tag and byte range), moving the frame's
+    /// cursor past it. An entry that overruns the frame is an error for its item and every
+    /// later one of the frame.
     #[inline]
-    fn decode_entry<R: DeserializeOwned>(fr: &mut Frame, index: usize, tag: u8) -> Result<R, ProcessError> {
+    fn find_entry(fr: &mut Frame, index: usize) -> Result<(u8, usize, usize), ProcessError> {
         if index < fr.next_index {
             // Out of order: walk again from the start.
             (fr.next_index, fr.next_at) = (fr.first, RESULTS_HEADER);
         }
-        while fr.next_index < index {
-            let Some((_, _, _, next)) = entry_at(&fr.bytes, fr.next_at) else {
-                return Err(lost());
+        loop {
+            let Some((tag, start, end, next)) = entry_at(&fr.bytes, fr.next_at) else {
+                return Err(ProcessError::Ipc {
+                    reason: format!(
+                        "entry {} of a results frame overruns the frame",
+                        fr.next_index - fr.first
+                    ),
+                });
             };
-            fr.next_at = next;
-            fr.next_index += 1;
+            (fr.next_index, fr.next_at) = (fr.next_index + 1, next);
+            if fr.next_index > index {
+                return Ok((tag, start, end));
+            }
         }
-        let Some((_, start, end, next)) = entry_at(&fr.bytes, fr.next_at) else {
-            return Err(lost());
-        };
-        (fr.next_index, fr.next_at) = (index + 1, next);
+    }
+
+    /// Decodes the entry of item `index` in `fr`, moving the frame's cursor past it.
+    #[inline]
+    fn decode_entry<R: DeserializeOwned>(fr: &mut Frame, index: usize) -> Result<R, ProcessError> {
+        let (tag, start, end) = Self::find_entry(fr, index)?;
         let bytes = &fr.bytes[start..end];
         if tag == wire::ITEM_OK {
             // `postcard::from_bytes`, inline.
@@ -214,9 +225,9 @@ impl Job {
     }
 
     /// Records the results in `frame` (a results frame whose header was checked) as the
-    /// outcomes of items `first`, `first + 1`, ...: one lock and one wake-up for all. An
-    /// entry that overruns the frame is that item's error, and the items after it get
-    /// nothing from this frame.
+    /// outcomes of items `first`, `first + 1`, ...: one lock and one wake-up for all. The
+    /// entries are found when they are read: one that overruns the frame is then an error
+    /// for its item and the later items of the frame.
     pub(crate) fn deliver_frame(&self, first: usize, frame: Vec<u8>) {
         let Ok(results) = wire::parse_results(&frame) else {
             return;
@@ -232,27 +243,10 @@ impl Job {
             }
         };
         let mut live = 0;
-        let mut at = RESULTS_HEADER;
         let end = first.saturating_add(count).min(g.items.len());
-        for index in first..end {
-            let entry = entry_at(&frame, at);
-            let slot = &mut g.items[index];
-            let waiting = matches!(slot, Slot::Waiting);
-            let Some((tag, _, _, next)) = entry else {
-                if waiting {
-                    *slot = Slot::Failed(g.failures.len() as u32);
-                    g.failures.push(ProcessError::Ipc {
-                        reason: format!("entry {} of a results frame overruns the frame", index - first),
-                    });
-                    if let Some(a) = &mut g.arrived {
-                        a.push_back(index);
-                    }
-                }
-                break;
-            };
-            at = next;
-            if waiting {
-                *slot = Slot::Entry { frame: f, tag };
+        for (index, slot) in (first..end).zip(&mut g.items[first.min(end)..end]) {
+            if matches!(slot, Slot::Waiting) {
+                *slot = Slot::Entry { frame: f };
                 live += 1;
                 if let Some(a) = &mut g.arrived {
                     a.push_back(index);
@@ -309,7 +303,11 @@ impl Job {
         let g = self.lock();
         match g.items.get(index)? {
             Slot::Waiting => None,
-            Slot::Entry { tag, .. } => Some(*tag == wire::ITEM_OK),
+            &Slot::Entry { frame } => {
+                let mut g = g;
+                let fr = g.frames.get_mut(frame as usize)?.as_mut()?;
+                Some(matches!(Inner::find_entry(fr, index), Ok((wire::ITEM_OK, _, _))))
+            }
             Slot::Failed(_) | Slot::Taken => Some(false),
         }
     }
@@ -359,13 +357,13 @@ impl Job {
         while index < end {
             match g.items[index] {
                 Slot::Waiting => break,
-                Slot::Entry { frame, tag } => {
+                Slot::Entry { frame } => {
                     // The common case, inline: the next entry of the frame at its cursor.
                     let f = frame as usize;
                     let Some(Some(fr)) = g.frames.get_mut(f) else {
                         return Err(lost());
                     };
-                    let r = Inner::decode_entry(fr, index, tag);
+                    let r = Inner::decode_entry(fr, index);
                     fr.live -= 1;
                     if fr.live == 0 {
                         if let Some(done) = g.frames[f].take() {
@@ -468,5 +466,23 @@ mod tests {
         }
         assert_eq!(out, [7, 8]);
         assert_eq!(job.succeeded(2), Some(false));
+        // Cut inside entry 1 of 3: items 1 and 2 both fail (none waits forever).
+        let job = Job::new(false, Spares::new(4, 1 << 20));
+        job.grow_to(3);
+        let f = frame(0, &[7, 8, 9]);
+        job.deliver_frame(0, f[..RESULTS_HEADER + RESULT_HEADER + 1 + 2].to_vec());
+        assert_eq!(job.succeeded(0), Some(true));
+        assert_eq!(job.succeeded(1), Some(false));
+        let mut out = VecDeque::new();
+        job.take_run::<u64>(0, 3, &mut out);
+        let out: Vec<_> = out.into_iter().collect();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].as_ref().ok(), Some(&7));
+        for r in &out[1..] {
+            assert!(
+                matches!(r, Err(ProcessError::Ipc { reason }) if reason.contains("entry 1")),
+                "{r:?}"
+            );
+        }
     }
 }
