@@ -162,6 +162,30 @@ impl Wait for Futex {
     fn wake_one(&self, word: &AtomicU32) {
         let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), 1);
     }
+
+    fn pause(&self, round: u32, deadline: Option<Instant>) {
+        pause(round, deadline);
+    }
+}
+
+/// Rounds of [`pause`] that only yield the CPU before it starts to sleep.
+const PAUSE_YIELDS: u32 = 32;
+
+/// [`Wait::pause`]: `sched_yield` for the first rounds (a peer mid-copy is usually running,
+/// or waiting for this CPU), then sleeps of 50 µs doubling up to 1 ms (it may be descheduled
+/// or stopped), never past `deadline`.
+pub(crate) fn pause(round: u32, deadline: Option<Instant>) {
+    if round < PAUSE_YIELDS {
+        std::thread::yield_now();
+        return;
+    }
+    let mut d = Duration::from_micros(50u64 << (round - PAUSE_YIELDS).min(4)).min(Duration::from_millis(1));
+    if let Some(end) = deadline {
+        d = d.min(end.saturating_duration_since(Instant::now()));
+    }
+    if !d.is_zero() {
+        std::thread::sleep(d);
+    }
 }
 
 /// Sleeps for `d` (used only while waiting for a segment's creator to size it).

@@ -78,6 +78,14 @@ pub(crate) trait Wait {
     fn wake_one(&self, word: &AtomicU32) {
         self.wake_all(word)
     }
+    /// Pauses a poller (a waiter whose peer is mid-copy and will not wake it) before its
+    /// `round`-th re-check: implementations yield the CPU first and sleep briefly, never past
+    /// `deadline`, as rounds grow (the peer may be descheduled or stopped). Default: a spin
+    /// hint (test doubles).
+    fn pause(&self, round: u32, deadline: Option<Instant>) {
+        let _ = (round, deadline);
+        crate::primitive::spin_hint();
+    }
 }
 
 /// True when `deadline` has passed.

@@ -11,16 +11,18 @@
 //! `../shared/RELIABILITY.md` ("A ring protocol with no unguarded window"), model-checked by
 //! `../shared/models/ring_model.py`. States and steps carry the model's names:
 //!
-//! | step (model)       | who                 | slot word change (CAS)                        |
+//! | step (model)       | who                 | slot word change (CAS unless noted)           |
 //! |--------------------|---------------------|-----------------------------------------------|
 //! | claim              | put at `t`          | EMPTY(lap t) -> WRITING(lap t, me)            |
-//! | help tail          | put                 | `tail` t -> t+1 (slot of lap t taken / later) |
-//! | publish            | put                 | WRITING(lap t, me) -> FULL(lap t)             |
+//! | reload/store tail  | put, after its claim | `tail` t -> t+1 if it still reads t (load, then plain store) |
+//! | help tail          | put                 | `tail` t -> t+1 (slot of lap t taken), or past a later lap (see [`RawRing::past`]) |
+//! | publish            | put                 | WRITING(lap t, me) -> FULL(lap t) (load, then Release store) |
 //! | retire             | put that saw closed, or whose payload writer unwound | WRITING(lap t, me) -> EMPTY(lap t+1) |
 //! | repair R / W / S   | put at `t`          | READING(t-1, dead) -> EMPTY(t); WRITING(t-1, dead) -> SKIP(t-1); SKIP(t-1) -> EMPTY(t) |
 //! | claim              | get at `h`          | FULL(lap h) -> READING(lap h, me)             |
-//! | help head          | get, settle         | `head` h -> h+1 (READING(lap h) or any later lap) |
-//! | release            | get                 | READING(lap h, me) -> EMPTY(lap h+1)          |
+//! | reload/store head  | get, after its claim | `head` h -> h+1 if it still reads h (load, then plain store) |
+//! | help head          | get, settle         | `head` h -> h+1 (READING(lap h)), or past a later lap |
+//! | release            | get                 | READING(lap h, me) -> EMPTY(lap h+1) (load, then Release store) |
 //! | skip               | get, settle         | SKIP(lap h) -> EMPTY(lap h+1)                 |
 //! | repair W / R       | get at `h`          | WRITING(h, dead) -> SKIP(h); READING(h-1, dead) -> EMPTY(h) |
 //! | settle head        | retire, `len`       | the get-side helping and repairs, up to `tail` |
@@ -31,6 +33,36 @@
 //! owner; see [`Liveness`]): a repair of a live owner's slot would let its late payload copy
 //! race with the slot's next owner.
 //!
+//! # The fast path (layout version 3, model mode `fast`)
+//!
+//! Only the two claims are read-modify-write operations; a put and a get cost one locked
+//! instruction each on x86 (plus the get's `in_hand` count), as crossbeam's `ArrayQueue`
+//! does, instead of three each:
+//!
+//! * **Publish and release are stores.** A repair takes a slot from its owner only once the
+//!   owner is dead, so with exact liveness the slot still holds our claim when we publish or
+//!   release, and a CAS could not fail. The store is guarded by a load (`Lost` if the claim
+//!   is gone), which leaves a misjudged liveness (a scribbled participant table) a window of
+//!   one load-to-store instead of none: that costs wrong answers, never undefined behaviour.
+//!   The model's `fast` mode asserts that the guarded store never meets another word.
+//! * **`tail`/`head` move by "store `p + 1` if it still reads `p`"** after the claim. A
+//!   process that stalls between the load and the store can move an index back, by any
+//!   number of positions. The indices stay hints that never pass an unclaimed position
+//!   (claims form a prefix: see [`RawRing::scan_claimed`]); a lagging index costs the next
+//!   claims some help steps, which jump a whole lap at a time over slots of later laps
+//!   ([`RawRing::past`]), and `len`, `join` and settle head scan to the first unclaimed
+//!   position instead of to `tail`.
+//!
+//! # Wake-ups
+//!
+//! A put reads the consumers' `sleepers` count right after its claim CAS (which is in the
+//! total order `S`), then publishes with a plain store and wakes if the count was nonzero. A
+//! get that announced itself as a sleeper before that claim is seen; one that announces later
+//! re-checks and finds the WRITING claim, and must not sleep on it, because nobody will wake
+//! it: it polls ([`Wait::pause`]: yields, then short sleeps) until the publish. Gets do the
+//! same for puts: a put blocked on the previous lap's READING slot polls; one blocked on a
+//! FULL slot sleeps, because the get that claims it next will see it.
+//!
 //! # Memory ordering
 //!
 //! * Payload hand-over: every slot CAS is `SeqCst` (which includes `AcqRel`) and every slot
@@ -39,11 +71,15 @@
 //!   consecutive owners are ordered. `head`/`tail` moves are `AcqRel` CASes read with
 //!   `Acquire`: after reading position `p` from an index word, a slot load sees at least the
 //!   slot state that justified moving the index to `p`.
+//! * Publish and release are `Release` stores after payload accesses; the next claim CAS of
+//!   the slot acquires them. Index stores are `Release` after the claim CAS, so a process
+//!   that reads the new index sees the claim.
 //! * Three Dekker-style races decide whether anything gets stranded, and each is closed by the
 //!   single total order `S` of `SeqCst` operations (C++20 \[atomics.order\]): "claim; load
 //!   `closed`" against "store `closed`" and "load `closed`; fence; reload slot" (close never
-//!   strands an item), "change slot; load `sleepers`" against "`sleepers += 1`; fence; re-check
-//!   slot" (no lost wake-up), and the same for `in_hand` and the joiners. On the hot paths we
+//!   strands an item), "claim (or repair, retire); load `sleepers`" against "`sleepers += 1`;
+//!   fence; re-check slot" (no lost wake-up; see "Wake-ups"), and the same for `in_hand` and
+//!   the joiners. On the hot paths we
 //!   rely on `SeqCst` accesses alone (free on x86, `ldar`/`stlr` on Arm); loom models `SeqCst`
 //!   accesses as `AcqRel` (tokio-rs/loom#180) but does model `SeqCst` fences, so
 //!   [`sc_fence_under_loom`] adds on the hot side, under loom only, the fence that expresses the
@@ -198,19 +234,13 @@ fn relate(slot_lap: u32, position_lap: u32) -> Lap {
     }
 }
 
-/// `tail - head` as a count of positions: 0 when head is at or past tail (a retiring put can
-/// leave head one step ahead for a moment; a scribbled pair can be anything).
-fn distance(head: u64, tail: u64) -> u64 {
-    let d = tail.wrapping_sub(head);
-    if d > u64::MAX / 2 { 0 } else { d }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The control block
 
 /// Steps one `try_*` call may take before it answers conservatively (see "Hostile memory").
 /// Each step either makes progress (ours or a helped peer's) or met a scribbled word.
-pub(crate) const ATTEMPTS: u32 = 1 << 10;
+/// (Loom explores every interleaving of each step, so its models use a handful.)
+pub(crate) const ATTEMPTS: u32 = if cfg!(loom) { 8 } else { 1 << 10 };
 
 /// Rounds a blocking call spins (re-trying, no syscall) before it sleeps on an eventcount.
 const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
@@ -287,19 +317,33 @@ impl EventCount {
 
     /// Wakes sleepers, if any armed the sequence word. Call after a SeqCst state change.
     fn wake<W: Wait + ?Sized>(&self, wait: &W) {
+        if self.has_sleepers() {
+            self.wake_armed(wait);
+        }
+    }
+
+    /// Whether a sleeper has announced itself. Call after a SeqCst state change (the hot paths
+    /// call it right after their claim CAS and act on the answer after their plain-store
+    /// publish or release; see "Wake-ups" in the module docs).
+    #[inline]
+    fn has_sleepers(&self) -> bool {
         sc_fence_under_loom();
         // Partner: the `sleepers` RMW + fence + arming CAS in `announce`.
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            let s = self.seq.load(Ordering::SeqCst);
-            // Only the waker that disarms makes the system call.
-            if s & 1 != 0
-                && self
-                    .seq
-                    .compare_exchange(s, s.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
-            {
-                wait.wake_all(&self.seq);
-            }
+        self.sleepers.load(Ordering::SeqCst) != 0
+    }
+
+    /// The second half of [`EventCount::wake`]: disarm `seq` if a sleeper armed it, and wake.
+    #[cold]
+    fn wake_armed<W: Wait + ?Sized>(&self, wait: &W) {
+        let s = self.seq.load(Ordering::SeqCst);
+        // Only the waker that disarms makes the system call.
+        if s & 1 != 0
+            && self
+                .seq
+                .compare_exchange(s, s.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
+            wait.wake_all(&self.seq);
         }
     }
 
@@ -461,7 +505,8 @@ pub enum PutError<T> {
     Closed(T),
     /// A peer took this process for dead and retired the slot it was writing, so the item
     /// was not sent. Happens only if liveness was misjudged (a peer scribbling on the
-    /// participant table).
+    /// participant table), and is then reported on a best-effort basis: a repair that lands
+    /// between the publish's guard load and its store goes unnoticed.
     #[error("the put was retired by a peer that took this process for dead")]
     Lost(T),
     /// `put_timeout`: still full when the timeout passed.
@@ -595,6 +640,9 @@ impl<L: Liveness + ?Sized, W: Wait + ?Sized> Drop for RetireOnUnwind<'_, '_, L, 
 
 enum GetFail {
     Empty,
+    /// Empty for now, because a live put is still writing the head item: its publish is a
+    /// plain store that wakes nobody who announced after its claim, so poll, don't sleep.
+    Busy,
     Closed,
 }
 
@@ -628,16 +676,19 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize),
     {
         let deadline = match block {
-            Block::No => return self.put_attempt(write, live, wait),
+            Block::No => return self.put_attempt(write, live, wait, &mut false),
             Block::Until(deadline) => deadline,
         };
         // Spins a few rounds, then sleeps on the not-full eventcount; every round re-asks
         // liveness about the owner of a slot that blocks it, so a dead consumer's slot is
         // repaired within one `Wait` slice.
+        let mut busy = false;
         block_on(&self.control.not_full.0, deadline, wait, || {
-            match self.put_attempt(write, live, wait) {
-                Err(PutFail::Full) => None,
-                other => Some(other),
+            busy = false;
+            match self.put_attempt(write, live, wait, &mut busy) {
+                Err(PutFail::Full) if busy => Attempt::Poll,
+                Err(PutFail::Full) => Attempt::Sleep,
+                other => Attempt::Done(other),
             }
         })
         .unwrap_or(Err(PutFail::Timeout))
@@ -677,8 +728,9 @@ impl<'a> RawRing<'a> {
         };
         let done = block_on(&self.control.not_empty.0, deadline, wait, || {
             match self.get_attempt(read, live, in_hand, wait) {
-                Err(GetFail::Empty) => None,
-                other => Some(other),
+                Err(GetFail::Empty) => Attempt::Sleep,
+                Err(GetFail::Busy) => Attempt::Poll,
+                other => Attempt::Done(other),
             }
         });
         match done {
@@ -733,6 +785,37 @@ impl<'a> RawRing<'a> {
             .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed);
     }
 
+    /// Moves `index` (tail or head) from `p`, the position we just claimed, to `p + 1` with a
+    /// plain store if it still reads `p` (model: "reload tail", "store tail"). Cheaper than
+    /// [`RawRing::help_tail`]'s CAS; a process that stalls between the load and the store can
+    /// move the index back, which only costs later claims a few help steps, because the
+    /// indices are hints: positions below the index are always claimed, and `len`, `join`
+    /// and settle head scan to the first unclaimed position instead of trusting `tail`.
+    #[inline]
+    fn advance(&self, index: &AtomicU64, p: u64) {
+        if index.load(Ordering::Relaxed) == p {
+            // Release: a process that reads `p + 1` and then our slot (Acquire) sees our claim.
+            index.store(p.wrapping_add(1), Ordering::Release);
+        }
+    }
+
+    /// The first position that can still be unconsumed, given that position `p`'s slot holds
+    /// a word of the later lap `slot_lap`: that slot reached lap `slot_lap`, so position
+    /// `q = p + (slot_lap - lap(p) - 1) * capacity` (same slot, one lap before) was consumed,
+    /// and gets and puts claim in position order, so everything up to `q` was claimed by both.
+    /// `q + 1`; that is `p + 1` for the next lap, further when an index lags by laps.
+    fn past(&self, p: u64, slot_lap: u32) -> u64 {
+        let (_, lap) = self.locate(p);
+        let laps = u64::from(slot_lap.wrapping_sub(lap) & LAP_MASK).saturating_sub(1);
+        p.wrapping_add(laps.wrapping_mul(self.cap)).wrapping_add(1)
+    }
+
+    /// Moves `index` from `p` to `to` (a position past `p`, see [`RawRing::past`]) if nobody
+    /// moved it yet: help tail or help head over positions of a later lap.
+    fn help_index(&self, index: &AtomicU64, p: u64, to: u64) {
+        let _ = index.compare_exchange(p, to, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
     fn alive<L: Liveness + ?Sized>(live: &L, owner: u32) -> bool {
         live.is_alive(Owner(owner))
     }
@@ -741,7 +824,11 @@ impl<'a> RawRing<'a> {
 
     /// One bounded put attempt; `write(index)` copies the payload into cell `index` while we
     /// hold its WRITING claim (see [`RawRing::try_put_with`]).
-    fn put_attempt<L, W, F>(&self, write: &mut F, live: &L, wait: &W) -> Result<(), PutFail>
+    ///
+    /// Sets `busy` when it fails `Full` because a live get holds the slot (READING of the
+    /// previous lap): that get's release is a plain store that wakes nobody who announced
+    /// after its claim, so a blocked put polls instead of sleeping.
+    fn put_attempt<L, W, F>(&self, write: &mut F, live: &L, wait: &W, busy: &mut bool) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -756,12 +843,20 @@ impl<'a> RawRing<'a> {
         if self.control.closed.0.load(Ordering::Relaxed) != 0 {
             return Err(PutFail::Closed);
         }
-        let claim = self.claim_put(live)?;
+        let claim = self.claim_put_busy(live, busy)?;
         self.finish_put(&claim, write, live, wait)
     }
 
-    /// Model `p0`..`p2`: find position `tail`, claim it, or help, repair, or report Full.
+    /// [`RawRing::claim_put_busy`] for callers that do not block.
+    #[cfg(test)]
     fn claim_put<L: Liveness + ?Sized>(&self, live: &L) -> Result<PutClaim, PutFail> {
+        self.claim_put_busy(live, &mut false)
+    }
+
+    /// Model `p0`..`p2`: find position `tail`, claim it, or help, repair, or report Full
+    /// (setting `busy` when a live get holds the slot, see [`RawRing::put_attempt`]).
+    #[inline]
+    fn claim_put_busy<L: Liveness + ?Sized>(&self, live: &L, busy: &mut bool) -> Result<PutClaim, PutFail> {
         let me = live.me().0;
         for _ in 0..ATTEMPTS {
             // Partner: `help_tail`'s AcqRel CAS; the slot we then load is at least as new as
@@ -780,7 +875,8 @@ impl<'a> RawRing<'a> {
                     }
                 }
                 // Position t is taken (or consumed and the slot reused): help tail.
-                (Lap::Same | Lap::Later, _) => self.help_tail(t),
+                (Lap::Same, _) => self.help_tail(t),
+                (Lap::Later, _) => self.help_index(&self.control.tail.0, t, self.past(t, seen.lap)),
                 // Repair R: the reader of position t - N died; its one item is lost.
                 (Lap::Previous, READING) if !Self::alive(live, seen.owner) => {
                     self.cas_slot(index, raw, empty(lap));
@@ -793,8 +889,14 @@ impl<'a> RawRing<'a> {
                 (Lap::Previous, SKIP) => {
                     self.cas_slot(index, raw, empty(lap));
                 }
-                // FULL, or a live owner's WRITING/READING of the previous lap: full.
-                (Lap::Previous, WRITING | FULL | READING) => return Err(PutFail::Full),
+                // A live get is copying the previous lap's item out: full, but soon free.
+                (Lap::Previous, READING) => {
+                    *busy = true;
+                    return Err(PutFail::Full);
+                }
+                // FULL, or a live owner's WRITING of the previous lap: full. The get that
+                // claims it next sees a sleeper that announced before that claim.
+                (Lap::Previous, WRITING | FULL) => return Err(PutFail::Full),
                 // EMPTY of the previous lap or anything older: a scribbled word. Retry.
                 _ => spin_hint(),
             }
@@ -818,7 +920,10 @@ impl<'a> RawRing<'a> {
             self.retire(claim, live, wait);
             return Err(PutFail::Closed);
         }
-        self.help_tail(t);
+        // Wake-ups: a get that announced itself before our claim CAS is seen here; one that
+        // announces later sees our WRITING claim when it re-checks, and polls.
+        let wake = self.control.not_empty.0.has_sleepers();
+        self.advance(&self.control.tail.0, t);
         // `index < capacity` (`locate`), and our claim CAS put WRITING(lap, me) in the slot.
         // Only a repair could take it away, which needs us dead; a live process is never
         // reported dead (`Liveness`). If `write` unwinds, the guard retires the claim as a
@@ -833,10 +938,19 @@ impl<'a> RawRing<'a> {
         write(index);
         core::mem::forget(guard);
         fault_point("queue.put.after_write");
-        // Publish. Partner: the Acquire load + SeqCst claim CAS in `claim_get`.
-        if self.cas_slot(index, writing(lap, me), full(lap)) {
+        // Publish: a Release store, guarded by a load. Only a repair could have replaced our
+        // claim, and a repair needs us dead, so the guard never fails with exact liveness; it
+        // narrows the damage of a misjudged liveness (a scribbled participant table) to the
+        // window between the load and the store. Partner: the Acquire load + claim CAS in
+        // `claim_get`.
+        if self.slot(index).load(Ordering::Relaxed) == writing(lap, me) {
+            self.slot(index).store(full(lap), Ordering::Release);
             fault_point("queue.put.after_publish");
-            self.control.not_empty.0.wake(wait);
+            if cfg!(loom) {
+                wake_after_store(&self.control.not_empty.0, wait);
+            } else if wake {
+                self.control.not_empty.0.wake_armed(wait);
+            }
             Ok(())
         } else {
             // We were declared dead and our slot repaired: hand the item back.
@@ -913,7 +1027,8 @@ impl<'a> RawRing<'a> {
                 }
                 // Position h is taken, or consumed and the slot reused since (the consumer
                 // that took it may have died before moving head): help head.
-                (Lap::Same, READING) | (Lap::Later, _) => self.help_head(h),
+                (Lap::Same, READING) => self.help_head(h),
+                (Lap::Later, _) => self.help_index(&self.control.head.0, h, self.past(h, seen.lap)),
                 // Skip: a dead writer's position holds nothing; make it look consumed.
                 (Lap::Same, SKIP) => {
                     if self.cas_slot(index, raw, empty(next_lap(lap))) {
@@ -925,8 +1040,8 @@ impl<'a> RawRing<'a> {
                 (Lap::Same, WRITING) if !Self::alive(live, seen.owner) => {
                     self.cas_slot(index, raw, skip(lap));
                 }
-                // A live writer: FIFO waits for it.
-                (Lap::Same, WRITING) => return Err(GetFail::Empty),
+                // A live writer: FIFO waits for it (polling: see `GetFail::Busy`).
+                (Lap::Same, WRITING) => return Err(GetFail::Busy),
                 // Repair R: the reader of h - N died; with no producer left to wrap around,
                 // nobody else would ever free this slot.
                 (Lap::Previous, READING) if !Self::alive(live, seen.owner) => {
@@ -964,17 +1079,25 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize) -> R,
     {
         let GetClaim { h, index, lap, me } = *claim;
-        self.help_head(h);
+        // Wake-ups: as in `finish_put`, with puts that wait for this slot's next lap.
+        let wake = self.control.not_full.0.has_sleepers();
+        self.advance(&self.control.head.0, h);
         // `index < capacity` (`locate`); our claim CAS replaced FULL(lap) (published by a put,
         // whose release it acquired) by READING(lap, me), and only a repair that needs us dead
         // could take it away. `read` must not unwind (crate-internal copies only): a claim
         // abandoned by a live process would block the ring.
         let item = read(index);
         fault_point("queue.get.after_read");
-        // Release. Partner: the Acquire load + claim CAS in `claim_put`.
-        if self.cas_slot(index, reading(lap, me), empty(next_lap(lap))) {
+        // Release: a guarded Release store, as publish in `finish_put`. Partner: the Acquire
+        // load + claim CAS in `claim_put`.
+        if self.slot(index).load(Ordering::Relaxed) == reading(lap, me) {
+            self.slot(index).store(empty(next_lap(lap)), Ordering::Release);
             fault_point("queue.get.after_release");
-            self.control.not_full.0.wake(wait);
+            if cfg!(loom) {
+                wake_after_store(&self.control.not_full.0, wait);
+            } else if wake {
+                self.control.not_full.0.wake_armed(wait);
+            }
             Some(item)
         } else {
             decrement(in_hand);
@@ -996,16 +1119,16 @@ impl<'a> RawRing<'a> {
         let mut rounds = self.cap.saturating_add(u64::from(ATTEMPTS));
         while rounds > 0 {
             rounds -= 1;
+            // No bound by `tail` (a hint that may lag, see `advance`): the rules below stop at
+            // the first position that is not claimed yet (EMPTY of its lap, or the previous
+            // lap's occupant).
             let h = self.control.head.0.load(Ordering::Acquire);
-            let t = self.control.tail.0.load(Ordering::Acquire);
-            if distance(h, t) == 0 {
-                return;
-            }
             let (index, lap) = self.locate(h);
             let raw = self.slot(index).load(Ordering::Acquire);
             let seen = SlotWord::decode(raw);
             match (relate(seen.lap, lap), seen.phase) {
-                (Lap::Later, _) | (Lap::Same, READING) => self.help_head(h),
+                (Lap::Same, READING) => self.help_head(h),
+                (Lap::Later, _) => self.help_index(&self.control.head.0, h, self.past(h, seen.lap)),
                 (Lap::Same, SKIP) => {
                     self.cas_slot(index, raw, empty(next_lap(lap)));
                 }
@@ -1025,32 +1148,61 @@ impl<'a> RawRing<'a> {
     /// passing them clears. Exact once the ring is quiescent; a snapshot otherwise.
     pub(crate) fn len<L: Liveness + ?Sized>(&self, live: &L) -> usize {
         self.settle_head(live);
-        let h = self.control.head.0.load(Ordering::Acquire);
-        let t = self.control.tail.0.load(Ordering::Acquire);
         let mut n = 0usize;
-        for i in 0..distance(h, t).min(self.cap) {
-            let (index, lap) = self.locate(h.wrapping_add(i));
-            let seen = SlotWord::decode(self.slot(index).load(Ordering::Acquire));
-            if relate(seen.lap, lap) == Lap::Same
-                && (seen.phase == FULL || (seen.phase == WRITING && Self::alive(live, seen.owner)))
-            {
+        self.scan_claimed(|seen| {
+            if seen.phase == FULL || (seen.phase == WRITING && Self::alive(live, seen.owner)) {
                 n += 1;
             }
-        }
+            true
+        });
         n
     }
 
-    /// Whether an item is ready at the head now (after settling it): O(1), unlike
-    /// [`RawRing::len`]. `false` while the head item's live producer is still writing it.
-    pub(crate) fn has_item<L: Liveness + ?Sized>(&self, live: &L) -> bool {
+    /// Calls `visit` with the slot word of each claimed position from `head` on, stopping at
+    /// the first position not claimed at its lap (EMPTY of its lap, or still the previous
+    /// lap's), after `capacity` positions, or when `visit` returns `false`. Positions of a
+    /// later lap (consumed, slot reused) are passed over without a visit.
+    ///
+    /// Claimed positions form a prefix: a put claims position `p` only after reading `p` from
+    /// `tail` (every position below `tail` is claimed; `advance` and help tail keep it so) or
+    /// help tail moved past `p - 1`. So this finds every item without trusting `tail`, which
+    /// may lag. The Acquire loads pair with the claim, publish and release stores.
+    fn scan_claimed(&self, mut visit: impl FnMut(SlotWord) -> bool) {
+        let mut p = self.control.head.0.load(Ordering::Acquire);
+        // From a head that lags (see `advance`) the jumps over later laps reach the live
+        // window within about 2 * capacity steps; then at most capacity positions follow.
+        for _ in 0..self.cap.saturating_mul(3) {
+            let (index, lap) = self.locate(p);
+            let seen = SlotWord::decode(self.slot(index).load(Ordering::Acquire));
+            match relate(seen.lap, lap) {
+                Lap::Same if seen.phase == EMPTY => return,
+                Lap::Same => {
+                    if !visit(seen) {
+                        return;
+                    }
+                    p = p.wrapping_add(1);
+                }
+                Lap::Later => p = self.past(p, seen.lap),
+                Lap::Previous | Lap::Stale => return,
+            }
+        }
+    }
+
+    /// `Done` when an item is ready at the head (after settling it), `Poll` while the head
+    /// item's live producer is still writing it, `Sleep` otherwise.
+    fn head_item<L: Liveness + ?Sized>(&self, live: &L) -> Attempt<()> {
         self.settle_head(live);
         let h = self.control.head.0.load(Ordering::Acquire);
         let (index, lap) = self.locate(h);
         let seen = SlotWord::decode(self.slot(index).load(Ordering::Acquire));
-        relate(seen.lap, lap) == Lap::Same && seen.phase == FULL
+        match (relate(seen.lap, lap), seen.phase) {
+            (Lap::Same, FULL) => Attempt::Done(()),
+            (Lap::Same, WRITING) => Attempt::Poll,
+            _ => Attempt::Sleep,
+        }
     }
 
-    /// Waits until [`RawRing::has_item`] or the ring is closed, until `deadline`; `false` if
+    /// Waits until an item is ready at the head (after settling it) or the ring is closed, until `deadline`; `false` if
     /// the deadline passed first.
     pub(crate) fn wait_readable<L, W>(&self, deadline: Option<Instant>, live: &L, wait: &W) -> bool
     where
@@ -1058,7 +1210,10 @@ impl<'a> RawRing<'a> {
         W: Wait + ?Sized,
     {
         block_on(&self.control.not_empty.0, deadline, wait, || {
-            (self.has_item(live) || self.is_closed()).then_some(())
+            match self.head_item(live) {
+                _ if self.is_closed() => Attempt::Done(()),
+                found => found,
+            }
         })
         .is_some()
     }
@@ -1109,24 +1264,19 @@ impl<'a> RawRing<'a> {
         L: Liveness + ?Sized,
         Q: Participants + ?Sized,
     {
-        let h = self.control.head.0.load(Ordering::Acquire);
-        let t = self.control.tail.0.load(Ordering::Acquire);
-        for i in 0..distance(h, t).min(self.cap) {
-            let p = h.wrapping_add(i);
-            let (index, lap) = self.locate(p);
-            // Acquire: if a get's claim or release is visible here, so is the `in_hand`
-            // increment it made before claiming (partner: `claim_get`).
-            let seen = SlotWord::decode(self.slot(index).load(Ordering::Acquire));
-            if seen.lap == lap {
-                let live_item = match seen.phase {
-                    FULL => true,
-                    WRITING | READING => Self::alive(live, seen.owner),
-                    _ => false,
-                };
-                if live_item {
-                    return false;
-                }
-            }
+        // Acquire loads (in `scan_claimed`): if a get's claim or release is visible here, so is
+        // the `in_hand` increment it made before claiming (partner: `claim_get`).
+        let mut clear = true;
+        self.scan_claimed(|seen| {
+            clear = match seen.phase {
+                FULL => false,
+                WRITING | READING => !Self::alive(live, seen.owner),
+                _ => true,
+            };
+            clear
+        });
+        if !clear {
+            return false;
         }
         let mut ready = true;
         participants.for_each(&mut |owner, in_hand| {
@@ -1157,8 +1307,14 @@ impl<'a> RawRing<'a> {
         Q: Participants + ?Sized,
         W: Wait + ?Sized,
     {
+        // Sleeping is right even when a live put or get is mid-copy: the join waits for the
+        // `task_done` after it, which wakes the tasks eventcount with an RMW.
         block_on(&self.control.tasks.0, deadline, wait, || {
-            self.join_ready(live, participants).then_some(())
+            if self.join_ready(live, participants) {
+                Attempt::Done(())
+            } else {
+                Attempt::Sleep
+            }
         })
         .ok_or(JoinError::Timeout)
     }
@@ -1321,19 +1477,46 @@ impl RawRing<'_> {
     }
 }
 
-/// Runs `attempt` until it returns `Some`: a few spinning rounds, then rounds that announce
-/// themselves on `ec`, re-check, and sleep. `None` once `deadline` has passed.
+/// Under loom only: the conservative wake-up after a publish or release store (a SeqCst fence,
+/// then [`EventCount::wake`]), so that blocked calls can always sleep instead of polling.
+///
+/// Loom cannot explore polling loops: it lets every re-read of a word return the stale value
+/// again, so a poller's schedules never end (loom stops with "exceeded maximum number of
+/// branches"). The production rule, sleepers read right after the claim CAS and pollers for
+/// a peer mid-copy, rests on the `S` argument in "Wake-ups"; loom checks everything else
+/// (stores, index moves, scans) with this stand-in.
+fn wake_after_store<W: Wait + ?Sized>(ec: &EventCount, wait: &W) {
+    fence(Ordering::SeqCst);
+    ec.wake(wait);
+}
+
+/// One round of a blocking call.
+enum Attempt<R> {
+    /// Finished (successfully or not).
+    Done(R),
+    /// Blocked on a state whose next change wakes the eventcount's sleepers: sleep.
+    Sleep,
+    /// Blocked on a live peer in the middle of its copy, whose publish or release is a plain
+    /// store that wakes nobody who announced after its claim: poll (see "Wake-ups").
+    Poll,
+}
+
+/// Runs `attempt` until it is done: a few spinning rounds, then rounds that announce
+/// themselves on `ec`, re-check, and sleep (or pause and poll, while `attempt` says a peer is
+/// mid-copy). `None` once `deadline` has passed.
 fn block_on<R, W: Wait + ?Sized>(
     ec: &EventCount,
     deadline: Option<Instant>,
     wait: &W,
-    mut attempt: impl FnMut() -> Option<R>,
+    mut attempt: impl FnMut() -> Attempt<R>,
 ) -> Option<R> {
     let mut spins = SPINS;
+    let mut polls = 0u32;
     loop {
-        if let Some(r) = attempt() {
-            return Some(r);
-        }
+        let blocked = match attempt() {
+            Attempt::Done(r) => return Some(r),
+            b => b,
+        };
         if expired(deadline) {
             return None;
         }
@@ -1342,14 +1525,24 @@ fn block_on<R, W: Wait + ?Sized>(
             spin_hint();
             continue;
         }
+        if let Attempt::Poll = blocked
+            && !cfg!(loom)
+        {
+            wait.pause(polls, deadline);
+            polls = polls.saturating_add(1);
+            continue;
+        }
+        polls = 0;
         let seq = ec.announce();
         let r = attempt();
-        if r.is_none() {
-            wait.wait(&ec.seq, seq, deadline);
+        match r {
+            Attempt::Poll if !cfg!(loom) => wait.pause(polls, deadline),
+            Attempt::Sleep | Attempt::Poll => wait.wait(&ec.seq, seq, deadline),
+            Attempt::Done(_) => {}
         }
         ec.depart();
-        if r.is_some() {
-            return r;
+        if let Attempt::Done(r) = r {
+            return Some(r);
         }
     }
 }
@@ -1381,7 +1574,7 @@ fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
 
 fn get_error(fail: GetFail) -> GetError {
     match fail {
-        GetFail::Empty => GetError::Empty,
+        GetFail::Empty | GetFail::Busy => GetError::Empty,
         GetFail::Closed => GetError::Closed,
     }
 }
@@ -1580,8 +1773,6 @@ mod tests {
         assert_eq!(relate(0, LAP_MASK), Lap::Later);
         assert_eq!(relate(7, 5), Lap::Later);
         assert_eq!(relate(3, 5), Lap::Stale);
-        assert_eq!(distance(5, 3), 0);
-        assert_eq!(distance(u64::MAX, 1), 2);
     }
 
     #[test]
@@ -1606,6 +1797,53 @@ mod tests {
     #[test]
     fn many_laps() {
         exercise(&HeapRing::new(3), if cfg!(miri) { 20 } else { 2_000 });
+    }
+
+    /// A process that stalls between `advance`'s load and store moves `head` or `tail` back,
+    /// by any number of positions. Everything must still find the items: len and join scan
+    /// past the lagging index, and help steps jump over later laps.
+    #[test]
+    fn lagging_head_and_tail_are_harmless() {
+        for cap in [1u64, 2, 7] {
+            for lag in [1, cap, 2 * cap + 1, 5 * cap + 3] {
+                let mem = HeapRing::new(cap as usize);
+                let dead = AtomicU64::new(0);
+                let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+                let ring = mem.ring();
+                // Cycle the ring for a while, then leave two items (one if cap is 1) in it.
+                let mut next = 0;
+                for _ in 0..(6 * cap + 5) {
+                    ring.try_put(next, &me, &Yield).unwrap();
+                    assert_eq!(ring.try_get(&me, &in_hand, &Yield), Ok(next));
+                    next += 1;
+                }
+                let items = cap.min(2);
+                for i in 0..items {
+                    ring.try_put(next + i, &me, &Yield).unwrap();
+                }
+                let (h, t) = (mem.control.head.0.load(SC), mem.control.tail.0.load(SC));
+                mem.control.head.0.store(h - lag, SC);
+                mem.control.tail.0.store(t - lag.min(t - h + lag), SC);
+                let joined = |_: &mut dyn FnMut(Owner, u64) -> bool| {};
+                assert_eq!(ring.len(&me), items as usize, "cap {cap} lag {lag}");
+                assert!(!ring.join_ready(&me, &joined), "cap {cap} lag {lag}");
+                mem.control.head.0.store(h - lag, SC);
+                for i in 0..items {
+                    assert_eq!(ring.try_get(&me, &in_hand, &Yield), Ok(next + i), "cap {cap} lag {lag}");
+                }
+                assert_eq!(ring.try_get(&me, &in_hand, &Yield), Err(GetError::Empty));
+                assert!(ring.join_ready(&me, &|_: &mut dyn FnMut(Owner, u64) -> bool| {}));
+                next += items;
+                mem.control.tail.0.store(t - lag, SC);
+                for i in 0..cap {
+                    assert_eq!(ring.try_put(next + i, &me, &Yield), Ok(()), "cap {cap} lag {lag}");
+                }
+                assert_eq!(ring.try_put(0, &me, &Yield), Err(PutError::Full(0)));
+                for i in 0..cap {
+                    assert_eq!(ring.try_get(&me, &in_hand, &Yield), Ok(next + i));
+                }
+            }
+        }
     }
 
     #[test]
@@ -1741,18 +1979,13 @@ mod tests {
             Err(TaskDoneError),
             "more task_done than gets"
         );
-        // A put still being written by a live producer is work too once it has moved the
-        // tail (before that, its `put` has not returned, so a join may go either way); a dead
-        // one's is not. Participant 3's record is reused by a live process: its count starts
-        // at 0, so only the claimed slot can keep the join waiting.
+        // A put still being written by a live producer is work too, as soon as it claimed
+        // (the scan goes to the first unclaimed position, not to `tail`); a dead one's is
+        // not. Participant 3's record is reused by a live process: its count starts at 0, so
+        // only the claimed slot can keep the join waiting.
         hands[1].store(0, SC);
         dead.store(0, SC);
-        let claim = ring.claim_put(&other).ok().unwrap();
-        assert!(
-            ring.join_ready(&producer, &participants),
-            "the claim is not in [head, tail) yet"
-        );
-        ring.help_tail(claim.t);
+        let _claim = ring.claim_put(&other).ok().unwrap();
         assert!(!ring.join_ready(&producer, &participants), "a live writer's slot");
         kill(&dead, 3);
         assert!(ring.join_ready(&producer, &participants), "a dead writer's slot");
@@ -2263,9 +2496,12 @@ mod loom_tests {
         });
     }
 
-    /// The producer is reported dead while it is in fact still running (as a SIGSTOPped
-    /// process would be if its beacon were lost): exactly one of its publish and the
-    /// consumer's repair wins, and the item is either delivered once or handed back as Lost.
+    /// The producer is reported dead while it is in fact still running (liveness misjudged,
+    /// as only a peer scribbling on the participant table can cause): since layout 3 the
+    /// publish is a guarded store, so the repair and the publish can both take effect (see
+    /// "The fast path"). What must hold even then: no panic, no data race on the payload
+    /// cell (loom checks every access), every call returns, and nothing but the one item is
+    /// ever delivered, at most once per get.
     #[test]
     fn publish_races_repair() {
         check(3, || {
@@ -2289,14 +2525,14 @@ mod loom_tests {
             let mut delivered: Vec<u64> = consumer.join().unwrap().into_iter().filter_map(Result::ok).collect();
             let (ring, me) = (w.mem.ring(), w.who(3));
             delivered.extend(ring.try_get(&me, &w.hands[1], &w.futex).ok());
-            match put {
-                Ok(()) => assert_eq!(delivered, [7]),
-                Err(PutError::Lost(7)) => assert_eq!(delivered, []),
-                other => panic!("unexpected {other:?}"),
+            assert!(matches!(put, Ok(()) | Err(PutError::Lost(7))), "{put:?}");
+            assert!(delivered.iter().all(|&x| x == 7), "{delivered:?}");
+            if put.is_err() {
+                assert_eq!(delivered, [], "a Lost item is not delivered");
             }
-            // The slot was not lost either way.
-            assert_eq!(ring.try_put(8, &me, &w.futex), Ok(()));
-            assert_eq!(ring.try_get(&me, &w.hands[1], &w.futex), Ok(8));
+            // The ring answers (possibly Full: a late publish can leave a stale FULL word).
+            let _ = ring.try_put(8, &me, &w.futex);
+            let _ = ring.try_get(&me, &w.hands[1], &w.futex);
         });
     }
 

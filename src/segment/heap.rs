@@ -123,6 +123,10 @@ impl Wait for Sleep {
     }
 
     fn wake_all(&self, _word: &AtomicU32) {}
+
+    fn pause(&self, round: u32, deadline: Option<Instant>) {
+        crate::os::pause(round, deadline);
+    }
 }
 
 #[cfg(test)]

@@ -749,6 +749,15 @@ impl Wait for Segment {
     }
 
     #[inline]
+    fn pause(&self, round: u32, deadline: Option<Instant>) {
+        match self.backing {
+            Backing::Shm { .. } => os::Futex.pause(round, deadline),
+            #[cfg(test)]
+            Backing::Heap(_) => heap::Sleep.pause(round, deadline),
+        }
+    }
+
+    #[inline]
     fn wake_one(&self, word: &AtomicU32) {
         match self.backing {
             Backing::Shm { .. } => os::Futex.wake_one(word),
