@@ -9,7 +9,7 @@
 //! messages' real sizes. A variable-length ring (a byte ring with wrap-around records) would
 //! need only as much memory as the messages in flight, but its records cannot reuse the slot
 //! protocol: a dead writer's half-reserved record, its skipping and its repair would need a
-//! new protocol and a new model (`../shared/models/ring_model.py` checks the slot protocol).
+//! new protocol and a new model (`models/ring_model.py` checks the slot protocol).
 //! Fixed slots keep every guarantee of `Queue<T>` (exactly once, per-producer order, a
 //! killed process costs at most its own message, `close`, `join`) for free, and memory that
 //! is never written is never allocated: `/dev/shm` is tmpfs, so a 64 KiB slot that only ever

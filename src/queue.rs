@@ -8,7 +8,7 @@
 //! | 384 | 8 x capacity | slot words (`{phase, lap, owner}`, see `raw/ring.rs`) |
 //! | `payload_offset` | `stride` x capacity | payload cells, aligned for `T` and to 128; `stride` is `size_of::<T>()`, rounded up to 128 from 64 bytes on |
 //!
-//! The algorithm is in `raw/ring.rs` (model: `../shared/models/ring_model.py`); this file
+//! The algorithm is in `raw/ring.rs` (model: `models/ring_model.py`); this file
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};

@@ -1,7 +1,7 @@
 //! A cross-process lock word with owner liveness: a dead holder's lock is taken over with an
 //! owner-died mark, like POSIX `EOWNERDEAD`, and a declined recovery makes it unrecoverable.
 //!
-//! Protocol: `../shared/models/lock_model.py` (the names below follow it: load word, decide
+//! Protocol: `models/lock_model.py` (the names below follow it: load word, decide
 //! take / take over / wait, set waiters, sleep, mark consistent, unlock). Waiting follows the
 //! futex mutex of Drepper, "Futexes Are Tricky" (2011), mutex #2 (a waiters mark so unlock
 //! wakes only when somebody sleeps), adapted to a 64-bit word through a separate 32-bit

@@ -9,7 +9,8 @@
 //! per-slot word says whose turn it is. Vyukov's stamp cannot tell a dead claimant from a slow
 //! one, so here the slot word is `{phase, lap, owner}` and the protocol is the one in
 //! `../shared/RELIABILITY.md` ("A ring protocol with no unguarded window"), model-checked by
-//! `../shared/models/ring_model.py`. States and steps carry the model's names:
+//! `models/ring_model.py` (modes `fast`, `join`, `close_anytime`, `retire_anytime`). States
+//! and steps carry the model's names:
 //!
 //! | step (model)       | who                 | slot word change (CAS unless noted)           |
 //! |--------------------|---------------------|-----------------------------------------------|
