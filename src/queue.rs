@@ -1,11 +1,23 @@
 //! `Queue<T>`: a bounded, lock-free, crash-tolerant MPMC queue in a named segment.
 //!
-//! Body layout (offsets from the body start, which is 64-aligned):
+//! Body layout (offsets from the body start, which is 64-aligned). Small items (an 8-byte
+//! slot word, then the item at `max(8, align_of::<T>())`, fit in 64 bytes) live **inline**,
+//! next to their slot word:
 //!
 //! | offset | size | content |
 //! |---|---|---|
 //! | 0 | 384 | `RingControl`: tail, head, closed, three eventcounts, each on its own cache line |
-//! | 384 | 8 x capacity | slot words (`{phase, lap, owner}`, see `raw/ring.rs`) |
+//! | 384 | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap, owner}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
+//!
+//! so a put or get touches one cache line for its slot word and its item, as crossbeam's
+//! `ArrayQueue` does; with separate arrays every message moved two lines between the cores
+//! (the 1P1C `u64` row: 63 ns per message, layout version 3). Larger items keep separate
+//! arrays:
+//!
+//! | offset | size | content |
+//! |---|---|---|
+//! | 0 | 384 | `RingControl` |
+//! | 384 | 8 x capacity | slot words |
 //! | `payload_offset` | `stride` x capacity | payload cells, aligned for `T` and to 128; `stride` is `size_of::<T>()`, rounded up to 128 from 64 bytes on |
 //!
 //! The algorithm is in `raw/ring.rs` (model: `models/ring_model.py`); this file
@@ -24,6 +36,22 @@ pub const MAX_CAPACITY: usize = 1 << 32;
 
 const CONTROL_SIZE: u64 = core::mem::size_of::<RingControl>() as u64;
 const SLOT_SIZE: u64 = core::mem::size_of::<Slot>() as u64;
+
+/// Offset of the item in an inline cell: after the slot word, aligned for `T`.
+const fn inline_offset<T>() -> u64 {
+    let align = core::mem::align_of::<T>() as u64;
+    if align > 8 { align } else { 8 }
+}
+
+/// Size of an inline cell (a power of two, at most 64), or `None` if `T` is stored apart.
+const fn inline_cell<T>() -> Option<u64> {
+    let need = inline_offset::<T>() + core::mem::size_of::<T>() as u64;
+    if need <= 64 {
+        Some(need.next_power_of_two())
+    } else {
+        None
+    }
+}
 
 fn payload_offset<T>(cap: u64) -> Option<u64> {
     let a = (core::mem::align_of::<T>() as u64).max(128);
@@ -45,12 +73,29 @@ fn body_size<T>(cap: u64) -> Option<u64> {
     if cap == 0 || cap > MAX_CAPACITY as u64 {
         return None;
     }
-    payload_offset::<T>(cap)?.checked_add(cap.checked_mul(stride::<T>())?)
+    match inline_cell::<T>() {
+        Some(cell) => CONTROL_SIZE.checked_add(cap.checked_mul(cell)?),
+        None => payload_offset::<T>(cap)?.checked_add(cap.checked_mul(stride::<T>())?),
+    }
 }
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(matches!(inline_cell::<u8>(), Some(16)));
+    assert!(matches!(inline_cell::<u64>(), Some(16)));
+    assert!(matches!(inline_cell::<u128>(), Some(32)));
+    assert!(matches!(inline_cell::<[u8; 24]>(), Some(32)));
+    assert!(matches!(inline_cell::<[u64; 7]>(), Some(64)));
+    assert!(inline_cell::<[u8; 57]>().is_none());
+    assert!(inline_cell::<[u8; 64]>().is_none());
+    assert!(CONTROL_SIZE % 64 == 0);
+};
 
 /// Payload cells in the mapping, copied with byte-wise atomic copies.
 struct ShmPayload<T> {
     base: *mut u8,
+    /// Bytes from one cell to the next: the inline cell size, or `stride::<T>()`.
+    stride: usize,
     len: usize,
     _t: PhantomData<T>,
 }
@@ -60,7 +105,7 @@ impl<T> ShmPayload<T> {
     fn cell(&self, index: usize) -> *mut T {
         // `index < len` and `len` cells of `stride` bytes lie in the mapping, so the product
         // fits in `usize`.
-        self.base.wrapping_add(index * stride::<T>() as usize).cast()
+        self.base.wrapping_add(index * self.stride).cast()
     }
 }
 
@@ -77,7 +122,8 @@ unsafe impl<T: Pod> Payload for ShmPayload<T> {
     unsafe fn write(&self, index: usize, item: &T) {
         if index < self.len {
             // SAFETY: `index < len`: the cell lies in the mapping and is aligned for `T` (the
-            // cells start aligned for `T` and `stride` is a multiple of its alignment).
+            // cells start aligned for `T` and the stride is a multiple of its alignment: a
+            // power of two at least `inline_offset`, or `stride::<T>()`).
             unsafe { crate::raw::copy::store(self.cell(index), *item) }
         }
     }
@@ -118,6 +164,8 @@ pub struct Queue<T> {
     seg: Segment,
     control: *const RingControl,
     slots: *const Slot,
+    /// Slot words from one slot to the next: `cell / 8` inline, 1 apart.
+    slot_stride: usize,
     payload: ShmPayload<T>,
     cap: usize,
     _t: PhantomData<T>,
@@ -220,15 +268,21 @@ impl<T: Pod> Queue<T> {
         let count = seg.count();
         let bad = || OpenError::corrupted(format!("queue capacity {count} is out of range"));
         let cap = usize::try_from(count).map_err(|_| bad())?;
-        let poff = payload_offset::<T>(count).ok_or_else(bad)?;
+        // (payload offset, payload stride, slot stride in words)
+        let (poff, stride, slot_stride) = match inline_cell::<T>() {
+            Some(cell) => (CONTROL_SIZE + inline_offset::<T>(), cell, cell / SLOT_SIZE),
+            None => (payload_offset::<T>(count).ok_or_else(bad)?, stride::<T>(), 1),
+        };
         // `body_size::<T>(count)` equals the validated body size, so every offset below is
         // inside the mapping (checked by `header::validate`).
         let body = seg.body();
         Ok(Queue {
             control: body.cast::<RingControl>(),
             slots: body.wrapping_add(CONTROL_SIZE as usize).cast::<Slot>(),
+            slot_stride: slot_stride as usize,
             payload: ShmPayload {
                 base: body.wrapping_add(poff as usize),
+                stride: stride as usize,
                 len: cap,
                 _t: PhantomData,
             },
@@ -243,10 +297,13 @@ impl<T: Pod> Queue<T> {
         // is all atomics (valid for any bytes, shared by design); the mapping lives as long
         // as `self`.
         let control = unsafe { &*self.control };
-        // SAFETY: `cap` slot words of 8 bytes follow the control block, 8-aligned, inside the
-        // validated body; `Slot` is one atomic.
-        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap) };
-        match Ring::new(control, slots, &self.payload) {
+        // SAFETY: `cap * slot_stride` words of 8 bytes follow the control block, 8-aligned,
+        // inside the validated body (inline: the cells; apart: the slot array); `Slot` is one
+        // atomic, valid for any bytes. Inline, the words between slot words hold items, which
+        // the ring never touches and `ShmPayload` copies atomically (same-size atomics for
+        // 8-byte items; `Slot`'s `UnsafeCell` allows those writes through the other pointer).
+        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
+        match Ring::new_strided(control, slots, self.slot_stride, &self.payload) {
             Some(r) => r,
             // `cap >= 1` and `payload.len == cap` were established in `wrap`.
             None => unreachable!("a validated queue has at least one slot"),

@@ -573,8 +573,12 @@ pub(crate) enum JoinError {
 /// byte-message queue uses this directly; [`Ring`] adds typed cells.
 pub(crate) struct RawRing<'a> {
     control: &'a RingControl,
+    /// Slot `i` is `slots[i * stride]`; the words in between (if `stride > 1`) belong to the
+    /// caller's payload cells, which then sit next to their slot word (one cache line per
+    /// item, see `Queue`), and the ring never touches them.
     slots: &'a [Slot],
-    /// `slots.len()` as a position count, at least 1.
+    stride: usize,
+    /// The number of slots as a position count, at least 1.
     cap: u64,
 }
 
@@ -651,11 +655,23 @@ impl<'a> RawRing<'a> {
     /// Views `control` and `slots` as one ring of `slots.len()` positions; `None` without
     /// slots.
     pub(crate) fn new(control: &'a RingControl, slots: &'a [Slot]) -> Option<Self> {
-        if slots.is_empty() {
+        Self::new_strided(control, slots, 1)
+    }
+
+    /// Views `control` and every `stride`-th word of `slots` (from the first) as one ring of
+    /// `slots.len() / stride` positions; `None` without a whole slot or with `stride` 0.
+    pub(crate) fn new_strided(control: &'a RingControl, slots: &'a [Slot], stride: usize) -> Option<Self> {
+        let n = slots.len().checked_div(stride)?;
+        if n == 0 {
             return None;
         }
-        let cap = u64::try_from(slots.len()).ok()?;
-        Some(RawRing { control, slots, cap })
+        let cap = u64::try_from(n).ok()?;
+        Some(RawRing {
+            control,
+            slots,
+            stride,
+            cap,
+        })
     }
 
     /// Puts one payload: claims the position at the tail, calls `write(index)` to copy the
@@ -742,7 +758,8 @@ impl<'a> RawRing<'a> {
 
     /// Number of slots.
     pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
+        // `cap` came from a `usize` in `new_strided`.
+        self.cap as usize
     }
 
     /// Whether [`Ring::close`] was called (by anyone).
@@ -756,10 +773,13 @@ impl<'a> RawRing<'a> {
         ((p % self.cap) as usize, ((p / self.cap) & u64::from(LAP_MASK)) as u32)
     }
 
+    #[inline]
     fn slot(&self, index: usize) -> &AtomicU64 {
-        &self.slots[index].word
+        // `index < cap = slots.len() / stride`, so the product is below `slots.len()`.
+        &self.slots[index * self.stride].word
     }
 
+    #[inline]
     fn cas_slot(&self, index: usize, from: u64, to: u64) -> bool {
         self.slot(index)
             .compare_exchange(from, to, Ordering::SeqCst, Ordering::Acquire)
@@ -1324,14 +1344,23 @@ impl<'a> RawRing<'a> {
 impl<'a, P: Payload> Ring<'a, P> {
     /// Views `control`, `slots` and `payload` as one ring of `slots.len()` items. `None` when
     /// there are no slots or fewer payload cells than slots.
+    #[cfg(test)]
     pub(crate) fn new(control: &'a RingControl, slots: &'a [Slot], payload: &'a P) -> Option<Self> {
-        if payload.len() < slots.len() {
+        Self::new_strided(control, slots, 1, payload)
+    }
+
+    /// [`RawRing::new_strided`] with typed cells (which may lie between the slot words).
+    pub(crate) fn new_strided(
+        control: &'a RingControl,
+        slots: &'a [Slot],
+        stride: usize,
+        payload: &'a P,
+    ) -> Option<Self> {
+        let raw = RawRing::new_strided(control, slots, stride)?;
+        if payload.len() < raw.capacity() {
             return None;
         }
-        Some(Ring {
-            raw: RawRing::new(control, slots)?,
-            payload,
-        })
+        Some(Ring { raw, payload })
     }
 
     /// Puts `item` if there is room now.
@@ -1798,6 +1827,46 @@ mod tests {
     #[test]
     fn many_laps() {
         exercise(&HeapRing::new(3), if cfg!(miri) { 20 } else { 2_000 });
+    }
+
+    /// A strided ring (slot words interleaved with the caller's cells, as `Queue` lays out
+    /// small items) behaves like a packed one and never touches the words in between.
+    #[test]
+    fn strided_slots_skip_the_words_between() {
+        for (cap, stride) in [(1usize, 2usize), (3, 2), (7, 4), (4, 8)] {
+            let control = RingControl::new();
+            let slots: Box<[Slot]> = (0..cap * stride).map(|_| Slot::new()).collect();
+            for (i, s) in slots.iter().enumerate() {
+                if i % stride != 0 {
+                    s.word.store(0xdead_beef_0000_0000 | i as u64, SC);
+                }
+            }
+            let payload = super::heap::HeapPayload::<u64>::new(cap);
+            assert!(Ring::new_strided(&control, &slots[..stride - 1], stride, &payload).is_none());
+            assert!(Ring::new_strided(&control, &slots, 0, &payload).is_none());
+            let ring = Ring::new_strided(&control, &slots, stride, &payload).unwrap();
+            assert_eq!(ring.capacity(), cap);
+            let dead = AtomicU64::new(0);
+            let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+            let mut next = 0;
+            for _ in 0..5 {
+                for i in 0..cap as u64 {
+                    assert_eq!(ring.try_put(next + i, &me, &Yield), Ok(()));
+                }
+                assert_eq!(ring.try_put(0, &me, &Yield), Err(PutError::Full(0)));
+                assert_eq!(ring.len(&me), cap);
+                for i in 0..cap as u64 {
+                    assert_eq!(ring.try_get(&me, &in_hand, &Yield), Ok(next + i));
+                }
+                assert_eq!(ring.try_get(&me, &in_hand, &Yield), Err(GetError::Empty));
+                next += cap as u64;
+            }
+            for (i, s) in slots.iter().enumerate() {
+                if i % stride != 0 {
+                    assert_eq!(s.word.load(SC), 0xdead_beef_0000_0000 | i as u64);
+                }
+            }
+        }
     }
 
     /// A process that stalls between `advance`'s load and store moves `head` or `tail` back,

@@ -17,7 +17,8 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
 /// 64 bytes or more are padded to 128 (see `queue.rs`); message queues and pipes. 3: the
 /// ring protocol publishes and releases with stores and moves `tail`/`head` lazily (same
 /// bytes, but a version-2 peer would sleep through wake-ups and trust a lagging `tail`).
-pub const LAYOUT_VERSION: u32 = 3;
+/// 4: `Queue` items of up to 56 bytes sit next to their slot word (inline cells).
+pub const LAYOUT_VERSION: u32 = 4;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Size of one participant record.
