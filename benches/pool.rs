@@ -1,7 +1,8 @@
 //! `Pool::map` and `Process` against Python's `multiprocessing`, in one run.
 //!
 //! `cargo bench --bench pool` prints, for the same number of workers:
-//! - `Pool::map` of a trivial function over 100 000 items (per-item cost);
+//! - `Pool::map` of a trivial function over 100 000 items (per-item cost), and
+//!   `Pool::map_pod` of the same (items and results as raw bytes, no encoding);
 //! - `Pool::map` over 1 000 items of 64 KiB each (bytes through the pipes), as `Vec<u8>`
 //!   (which serde encodes byte by byte) and as a byte string (`serialize_bytes`, what
 //!   `serde_bytes` does);
@@ -11,7 +12,7 @@
 //! - in-process threads (`std::thread::scope`) on the same work, as the ceiling.
 //!
 //! `SHMPROC_BENCH_QUICK=1` runs fewer repetitions; `SHMPROC_BENCH_PROFILE=trivial` (or
-//! `bytes`) runs only that map, many times (`SHMPROC_BENCH_REPS`, default 50), for `perf record`
+//! `pod`, or `bytes`) runs only that map, many times (`SHMPROC_BENCH_REPS`, default 50), for `perf record`
 //! or callgrind. Workers: `SHMPROC_BENCH_WORKERS`
 //! (default: the number of CPUs).
 
@@ -180,6 +181,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pool.join(); // workers exit normally, so that a profiler sees them out
             return Ok(());
         }
+        Ok("pod") => {
+            let t = time(profile_reps, || pool.map_pod(trivial, &items).expect("map_pod"));
+            println!(
+                "map_pod of 100 000 trivial items: {:.1} ns/item",
+                t.as_nanos() as f64 / 1e5
+            );
+            pool.join();
+            return Ok(());
+        }
         Ok("bytes") => {
             let t = time(profile_reps.div_ceil(2), || {
                 pool.map(sum64k_bytes, big.iter().map(|v| Bytes(v.clone())))
@@ -192,6 +202,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => {}
     }
     let map_trivial = time(reps, || pool.map(trivial, items.iter().copied()).expect("map"));
+    let map_pod_trivial = time(reps, || pool.map_pod(trivial, &items).expect("map_pod"));
     let map_64k = time(reps, || pool.map(sum64k, big.iter().cloned()).expect("map"));
     let map_64k_bytes = time(reps, || {
         pool.map(sum64k_bytes, big.iter().map(|v| Bytes(v.clone())))
@@ -222,7 +233,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let row = |name: &str, ours: Duration, per: usize, threads: Option<Duration>, py: Option<Duration>| {
         let fmt = |d: Duration| {
             if per > 1 {
-                format!("{:.0} ns/item", d.as_nanos() as f64 / per as f64)
+                let ns = d.as_nanos() as f64 / per as f64;
+                if ns < 20.0 {
+                    format!("{ns:.1} ns/item")
+                } else {
+                    format!("{ns:.0} ns/item")
+                }
             } else {
                 format!("{:.2} ms", d.as_secs_f64() * 1e3)
             }
@@ -242,6 +258,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     row(
         "Pool::map, 100 000 trivial items",
         map_trivial,
+        items.len(),
+        Some(threads_trivial),
+        py_get("map_trivial"),
+    );
+    row(
+        "Pool::map_pod, the same 100 000 u64 items",
+        map_pod_trivial,
         items.len(),
         Some(threads_trivial),
         py_get("map_trivial"),

@@ -49,7 +49,7 @@
 //! | `Pool(maxtasksperchild=k)` | [`PoolBuilder::max_tasks_per_child`] |
 //! | `apply(f, (x,))` | [`apply(f, x)`](Pool::apply) |
 //! | `apply_async(f, (x,))`, `.get()`, `.get(timeout)`, `.ready()`, `.successful()` | [`apply_async`](Pool::apply_async), [`get`](AsyncResult::get), [`get_timeout`](AsyncResult::get_timeout), [`ready`](AsyncResult::ready), [`successful`](AsyncResult::successful) |
-//! | `map(f, it)`, `map(f, it, chunksize)` | [`map(f, it)`](Pool::map), [`chunksize(n).map(f, it)`](Pool::chunksize) |
+//! | `map(f, it)`, `map(f, it, chunksize)` | [`map(f, it)`](Pool::map), [`chunksize(n).map(f, it)`](Pool::chunksize); for plain data (numbers, `#[repr(C)]` structs of numbers): [`map_pod(f, &items)`](Pool::map_pod), no encoding |
 //! | `imap`, `imap_unordered` | [`imap`](Pool::imap), [`imap_unordered`](Pool::imap_unordered): iterators of `Result<R, ProcessError>` |
 //! | `starmap(f, [(a, b), ...])` | [`starmap`](Pool::starmap): `f` takes the tuple, `fn f((a, b): (A, B))` |
 //! | `close()`, `join()`, `terminate()` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); dropping the pool terminates it, like leaving a `with Pool() as p:` block |
@@ -59,7 +59,7 @@ mod job;
 mod supervisor;
 
 use crate::error::ProcessError;
-use crate::process::wire::{self, FnRef, ITEM_HEADER, TASK_HEADER, TaskFrame};
+use crate::process::wire::{self, FnRef, ITEM_HEADER, RESULTS_HEADER, TASK_HEADER, TASK_POD_HEADER, TaskFrame};
 use crate::process::{DEFAULT_PROCESS_MESSAGE_SIZE, check_message_size, ensure_initialized};
 use job::Job;
 use serde::Serialize;
@@ -319,6 +319,132 @@ impl Pool {
         Ok(out)
     }
 
+    /// [`map`](Pool::map) for plain data: `f` over every item of a slice, results in input
+    /// order, with items and results carried as their raw bytes.
+    ///
+    /// Use it when the items and the results are [`bytemuck::Pod`] (numbers, arrays of
+    /// them, `#[repr(C)]` structs of numbers without padding, as for
+    /// [`Queue`](crate::Queue)): a chunk of items goes to its worker as one copy of the
+    /// slice's bytes, the worker reads each item straight from them and writes each result's
+    /// bytes, and the results are copied into the output a run at a time. There is no
+    /// encoding and no per-item header, so the cost per item is a small part of `map`'s for
+    /// trivial functions (see `cargo bench --bench pool`). For anything else (strings,
+    /// vectors, enums, references) use `map`.
+    ///
+    /// The guarantees are `map`'s: chunks of `ceil(len / (4 * processes))` items as in
+    /// Python (or [`chunksize(n).map_pod`](Chunked::map_pod)), cut shorter to fit the
+    /// maximum message size; the first error in input order is returned; a panic is the
+    /// `Panicked` of the item that panicked, and the worker goes on with the next item; a
+    /// worker that dies gives `WorkerDied` to the items of its chunk it had not reported yet
+    /// (it reports at least every 10 ms) and the other chunks complete;
+    /// `max_tasks_per_child` counts chunks.
+    ///
+    /// A worker runs a chunk's items in batches with one `catch_unwind` each (sized to take
+    /// about a millisecond, one item at first), counting the items it completed as it goes,
+    /// so after a panic it knows which item panicked without running any item twice.
+    ///
+    /// ```
+    /// use shmproc::Pool;
+    ///
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C)]
+    /// struct Point {
+    ///     x: f32,
+    ///     y: f32,
+    /// }
+    ///
+    /// fn norm2(p: Point) -> f32 {
+    ///     p.x * p.x + p.y * p.y
+    /// }
+    ///
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// fn main() -> Result<(), shmproc::ProcessError> {
+    ///     shmproc::init(); // first thing in main, see `shmproc::process`
+    ///     let pool = Pool::new(2)?;
+    ///     let items: Vec<u64> = (1..=100_000).collect();
+    ///     let squares = pool.map_pod(square, &items)?;
+    ///     assert_eq!(squares[..3], [1, 4, 9]);
+    ///     let points = [Point { x: 3.0, y: 4.0 }, Point { x: 1.0, y: 0.0 }];
+    ///     assert_eq!(pool.map_pod(norm2, &points)?, [25.0, 1.0]);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// The first item's error, as [`AsyncResult::get`]; `InvalidArgument` for an `A` or
+    /// `R` of size 0, `TooLarge` for one larger than a message holds; `UnsupportedFunction`
+    /// as for `map`.
+    pub fn map_pod<A, R>(&self, f: fn(A) -> R, items: &[A]) -> Result<Vec<R>, ProcessError>
+    where
+        A: bytemuck::Pod,
+        R: bytemuck::Pod,
+    {
+        let chunksize = items.len().div_ceil(4 * self.processes()).max(1);
+        self.map_pod_chunked(f, items, chunksize)
+    }
+
+    /// `map_pod` in chunks of (at most) `chunksize` items.
+    fn map_pod_chunked<A, R>(&self, f: fn(A) -> R, items: &[A], chunksize: usize) -> Result<Vec<R>, ProcessError>
+    where
+        A: bytemuck::Pod,
+        R: bytemuck::Pod,
+    {
+        let (asize, rsize) = (size_of::<A>(), size_of::<R>());
+        if asize == 0 || rsize == 0 {
+            return Err(ProcessError::InvalidArgument {
+                what: "map_pod needs items and results of at least one byte; use map".to_owned(),
+            });
+        }
+        let max = self.shared.config.max_message_size;
+        for (what, size, header) in [
+            ("the arguments", asize, TASK_POD_HEADER),
+            ("the result", rsize, RESULTS_HEADER),
+        ] {
+            if header + size > max || u32::try_from(size).is_err() {
+                return Err(ProcessError::TooLarge {
+                    what,
+                    size,
+                    max: max.saturating_sub(header),
+                });
+            }
+        }
+        let fref = FnRef::new_pod(f)?;
+        let per_chunk = chunksize
+            .min((max - TASK_POD_HEADER) / asize)
+            .min(u32::MAX as usize)
+            .max(1);
+        let job = Job::new_pod(rsize, self.shared.spares.clone());
+        job.grow_to(items.len());
+        for (k, chunk) in items.chunks(per_chunk).enumerate() {
+            let base = k * per_chunk;
+            let id = self.shared.next_id();
+            let mut frame = self.shared.spares.take();
+            wire::pod_task_header(&mut frame, id, fref, chunk.len() as u32, asize as u32, rsize as u32);
+            frame.extend_from_slice(bytemuck::cast_slice(chunk));
+            let chunk = Chunk {
+                id,
+                frame,
+                job: job.clone(),
+                base,
+                count: chunk.len() as u32,
+                answered: 0,
+            };
+            // Each chunk is queued as soon as it is cut, so workers start at once.
+            if let Err((e, _)) = self.shared.submit(vec![chunk]) {
+                job.fail_many(base, items.len() - base, e);
+                break;
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        while out.len() < items.len() {
+            job.take_run_pod_into(out.len(), items.len() - out.len(), &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// Like [`map`](Pool::map) for a function of a tuple: Python's `starmap(f, [(a, b),
     /// ...])` calls `f(a, b)`; here `f` takes the tuple, `fn f((a, b): (A, B)) -> R`.
     ///
@@ -430,6 +556,19 @@ impl<'p> Chunked<'p> {
         let items = items.into_iter();
         let len = items.size_hint().0;
         self.pool.map_chunked(f, items, len, self.chunksize)
+    }
+
+    /// [`Pool::map_pod`] in chunks of this size (cut shorter to fit the maximum message
+    /// size).
+    ///
+    /// # Errors
+    /// As [`Pool::map_pod`].
+    pub fn map_pod<A, R>(&self, f: fn(A) -> R, items: &[A]) -> Result<Vec<R>, ProcessError>
+    where
+        A: bytemuck::Pod,
+        R: bytemuck::Pod,
+    {
+        self.pool.map_pod_chunked(f, items, self.chunksize)
     }
 
     /// [`Pool::starmap`] in chunks of this size.

@@ -366,3 +366,141 @@ fn invalid_arguments_are_refused() {
         Err(ProcessError::InvalidArgument { .. })
     ));
 }
+
+/// A reading of plain data: 12 bytes, read from unaligned places in a task frame.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Reading {
+    sensor: u32,
+    value: f32,
+    scale: u32,
+}
+
+fn scaled(r: Reading) -> [u16; 3] {
+    [r.sensor as u16, (r.value * r.scale as f32) as u16, 7]
+}
+
+fn panics_on_5_and_7(x: u32) -> u32 {
+    assert!(x != 5 && x != 7, "item {x} is not allowed");
+    x
+}
+
+fn nothing(_: ()) -> u8 {
+    1
+}
+
+#[test]
+fn map_pod_results_come_in_input_order() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let items: Vec<u64> = (0..100_000).collect();
+    let expected: Vec<u64> = items.iter().map(|&x| square(x)).collect();
+    assert_eq!(pool.map_pod(square, &items).expect("map_pod"), expected);
+    assert_eq!(
+        pool.chunksize(7).map_pod(square, &items[..200]).expect("map_pod"),
+        expected[..200]
+    );
+    assert_eq!(
+        pool.chunksize(1).map_pod(square, &items[..3]).expect("map_pod"),
+        [0, 1, 4]
+    );
+    assert_eq!(pool.map_pod(square, &[]).expect("empty"), Vec::<u64>::new());
+    let readings: Vec<Reading> = (0..1000)
+        .map(|i| Reading {
+            sensor: i,
+            value: 0.5,
+            scale: 2 * i,
+        })
+        .collect();
+    let out = pool.map_pod(scaled, &readings).expect("map_pod of a struct");
+    assert_eq!(out, readings.iter().map(|&r| scaled(r)).collect::<Vec<_>>());
+    // The same results as `map`.
+    assert_eq!(pool.map(square, items.iter().copied()).expect("map"), expected);
+    // Items of size 0 are refused.
+    assert!(matches!(
+        pool.map_pod(nothing, &[(); 3]),
+        Err(ProcessError::InvalidArgument { .. })
+    ));
+    pool.join();
+    // Small messages: chunks are cut to fit, results come in several frames.
+    let pool = Pool::builder()
+        .processes(2)
+        .max_message_size(1024)
+        .build()
+        .expect("pool");
+    assert_eq!(pool.map_pod(square, &items).expect("map_pod"), expected);
+    assert_eq!(
+        pool.chunksize(1000).map_pod(square, &items[..5000]).expect("map_pod"),
+        expected[..5000]
+    );
+}
+
+#[test]
+fn map_pod_a_panicking_item_fails_alone() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let pids = pool.pids();
+    let items: Vec<u32> = (0..1000).collect();
+    for chunksize in [1, 3, 1000] {
+        match pool.chunksize(chunksize).map_pod(panics_on_5_and_7, &items) {
+            Err(ProcessError::Panicked { message, location }) => {
+                // The first failure in input order, and the item that panicked.
+                assert!(message.contains("item 5 is not allowed"), "{message}");
+                assert!(location.starts_with("tests/pool.rs:"), "{location}");
+            }
+            other => panic!("chunksize {chunksize}: {other:?}"),
+        }
+    }
+    match pool.map_pod(panics_on_5_and_7, &[1, 7, 2, 5]) {
+        Err(ProcessError::Panicked { message, .. }) => assert!(message.contains("item 7"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // The workers live on.
+    let fine: Vec<u32> = items.iter().copied().filter(|&x| x != 5 && x != 7).collect();
+    assert_eq!(pool.map_pod(panics_on_5_and_7, &fine).expect("map_pod"), fine);
+    assert_eq!(pool.pids(), pids);
+}
+
+#[test]
+fn map_pod_a_killed_worker_fails_its_items_and_the_pool_goes_on() {
+    shmproc::init();
+    let pool = Pool::new(2).expect("pool");
+    let before = pool.pids();
+    let items: Vec<u32> = (0..1000).collect();
+    match pool.map_pod(dies_on_3, &items) {
+        Err(ProcessError::WorkerDied { pid, signal, .. }) => {
+            assert!(before.contains(&pid), "{pid} not in {before:?}");
+            assert_eq!(signal, Some(libc::SIGKILL));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    // A new worker took its place; every other chunk completed.
+    assert!(wait_until(Duration::from_secs(30), || pool.pids().len() == 2));
+    assert_ne!(pool.pids(), before);
+    let fine: Vec<u32> = items.iter().copied().filter(|&x| x != 3).collect();
+    let expected: Vec<u32> = fine.iter().map(|&x| x * 10).collect();
+    assert_eq!(pool.map_pod(dies_on_3, &fine).expect("map_pod"), expected);
+    // Slow items, a death in the middle of a chunk; the pool goes on.
+    let pool = Pool::new(1).expect("pool");
+    match pool.chunksize(4).map_pod(slow_dies_on_2, &[0, 1, 2, 3]) {
+        Err(ProcessError::WorkerDied { signal, .. }) => assert_eq!(signal, Some(libc::SIGKILL)),
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert_eq!(pool.map_pod(slow_dies_on_2, &[0, 1]).expect("map_pod"), [0, 10]);
+    pool.join();
+}
+
+#[test]
+fn map_pod_respects_max_tasks_per_child() {
+    shmproc::init();
+    let pool = Pool::builder()
+        .processes(1)
+        .max_tasks_per_child(2)
+        .build()
+        .expect("pool");
+    let pids: Vec<u32> = pool.chunksize(1).map_pod(pid_of, &[0; 6]).expect("map_pod");
+    let distinct: BTreeSet<u32> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 3, "{pids:?}");
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2]);
+}

@@ -11,10 +11,13 @@
 //! index, `imap_unordered` by arrival, which within a frame is index order), so a result
 //! costs one step of the walk. Only an out-of-order read walks again from the frame's
 //! start.
+//!
+//! A `map_pod` job's results come mostly in plain-data frames (raw results of one size, no
+//! entry headers): a run of ready items of one such frame is copied into the output whole.
 
 use super::supervisor::Spares;
 use crate::error::ProcessError;
-use crate::process::wire::{self, RESULT_HEADER, RESULTS_HEADER};
+use crate::process::wire::{self, RESULT_HEADER, RESULTS_HEADER, RESULTS_POD};
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -46,6 +49,9 @@ struct Frame {
     /// Index of the item whose entry starts at byte `next_at`.
     next_index: usize,
     next_at: usize,
+    /// A plain-data results frame: result `k` is at `RESULTS_HEADER + k * size` (its length
+    /// was checked against the job's result size on arrival).
+    pod: bool,
 }
 
 /// The tag and byte range of the entry at `at` in a results frame, and where the next one
@@ -77,6 +83,8 @@ struct Inner {
     spares: Arc<Spares>,
     /// The errors of failed items.
     failures: Vec<ProcessError>,
+    /// A `map_pod` job: the size of its results.
+    pod: Option<usize>,
 }
 
 impl Inner {
@@ -126,6 +134,11 @@ impl Inner {
     /// later one of the frame.
     #[inline]
     fn find_entry(fr: &mut Frame, index: usize) -> Result<(u8, usize, usize), ProcessError> {
+        if fr.pod {
+            return Err(ProcessError::Ipc {
+                reason: "a plain-data result read as an encoded one".to_owned(),
+            });
+        }
         if index < fr.next_index {
             // Out of order: walk again from the start.
             (fr.next_index, fr.next_at) = (fr.first, RESULTS_HEADER);
@@ -171,6 +184,15 @@ fn lost() -> ProcessError {
 
 impl Job {
     pub(crate) fn new(track_arrival: bool, spares: Arc<Spares>) -> Arc<Job> {
+        Self::with_pod(track_arrival, spares, None)
+    }
+
+    /// A job of `map_pod`, whose results are `rsize` bytes of plain data each.
+    pub(crate) fn new_pod(rsize: usize, spares: Arc<Spares>) -> Arc<Job> {
+        Self::with_pod(false, spares, Some(rsize))
+    }
+
+    fn with_pod(track_arrival: bool, spares: Arc<Spares>, pod: Option<usize>) -> Arc<Job> {
         Arc::new(Job {
             inner: Mutex::new(Inner {
                 items: Vec::new(),
@@ -179,6 +201,7 @@ impl Job {
                 arrived: track_arrival.then(VecDeque::new),
                 spares,
                 failures: Vec::new(),
+                pod,
             }),
             changed: Condvar::new(),
         })
@@ -228,12 +251,31 @@ impl Job {
     /// outcomes of items `first`, `first + 1`, ...: one lock and one wake-up for all. The
     /// entries are found when they are read: one that overruns the frame is then an error
     /// for its item and the later items of the frame.
+    ///
+    /// A plain-data results frame must be of a `map_pod` job and hold exactly `count`
+    /// results of its size; otherwise its items fail.
     pub(crate) fn deliver_frame(&self, first: usize, frame: Vec<u8>) {
         let Ok(results) = wire::parse_results(&frame) else {
             return;
         };
         let count = results.count as usize;
+        let pod = frame.first() == Some(&RESULTS_POD);
         let mut g = self.lock();
+        if pod {
+            let rsize = g.pod;
+            if rsize.and_then(|r| count.checked_mul(r)?.checked_add(RESULTS_HEADER)) != Some(frame.len()) {
+                drop(g);
+                let reason = match rsize {
+                    Some(r) => format!(
+                        "a plain-data results frame of {count} results of {r} bytes has {} bytes",
+                        frame.len()
+                    ),
+                    None => "plain-data results for a call that sent encoded items".to_owned(),
+                };
+                self.fail_many(first, count, ProcessError::Ipc { reason });
+                return;
+            }
+        }
         let g = &mut *g;
         let f = match g.free_frames.pop() {
             Some(f) => f,
@@ -260,6 +302,7 @@ impl Job {
                 first,
                 next_index: first,
                 next_at: RESULTS_HEADER,
+                pod,
             });
         } else {
             g.free_frames.push(f);
@@ -384,6 +427,100 @@ impl Job {
         Ok(())
     }
 
+    /// [`take_run_into`](Job::take_run_into) for a `map_pod` job: a run of items of one
+    /// plain-data frame is copied into `out` whole.
+    pub(crate) fn take_run_pod_into<R: bytemuck::Pod>(
+        &self,
+        from: usize,
+        max: usize,
+        out: &mut Vec<R>,
+    ) -> Result<(), ProcessError> {
+        let rsize = size_of::<R>();
+        let mut g = self.lock();
+        while !g.is_ready(from) {
+            g = match self.wait_on(g, None) {
+                Some(g) => g,
+                None => return Err(lost()),
+            };
+        }
+        let g = &mut *g;
+        if g.pod != Some(rsize) {
+            return Err(lost());
+        }
+        let end = from.saturating_add(max).min(g.items.len());
+        out.reserve(end - from);
+        let mut index = from;
+        while index < end {
+            match g.items[index] {
+                Slot::Waiting => break,
+                Slot::Entry { frame } => {
+                    let f = frame as usize;
+                    let Some(Some(fr)) = g.frames.get_mut(f) else {
+                        return Err(lost());
+                    };
+                    if fr.pod {
+                        // The run of this frame's items from `index` on.
+                        let frame_end = fr.first + (fr.bytes.len() - RESULTS_HEADER) / rsize;
+                        let stop = end.min(frame_end);
+                        let mut j = index;
+                        while j < stop && matches!(g.items[j], Slot::Entry { frame: k } if k == frame) {
+                            g.items[j] = Slot::Taken;
+                            j += 1;
+                        }
+                        let n = j - index;
+                        if n == 0 {
+                            return Err(lost());
+                        }
+                        let at = RESULTS_HEADER + (index - fr.first) * rsize;
+                        let Some(bytes) = fr.bytes.get(at..at + n * rsize) else {
+                            return Err(lost());
+                        };
+                        let old = out.len();
+                        out.resize(old + n, R::zeroed());
+                        bytemuck::cast_slice_mut::<R, u8>(&mut out[old..]).copy_from_slice(bytes);
+                        fr.live = fr.live.saturating_sub(n as u32);
+                        if fr.live == 0 {
+                            if let Some(done) = g.frames[f].take() {
+                                g.spares.give(done.bytes);
+                            }
+                            g.free_frames.push(frame);
+                        }
+                        index = j;
+                        continue;
+                    }
+                    // A tagged entry: a panic or a failure (or a value, should one come so).
+                    let r = Inner::find_entry(fr, index).and_then(|(tag, start, end)| {
+                        let bytes = &fr.bytes[start..end];
+                        if tag == wire::ITEM_OK && bytes.len() == rsize {
+                            Ok(bytemuck::pod_read_unaligned::<R>(bytes))
+                        } else if tag == wire::ITEM_OK {
+                            Err(ProcessError::Decode {
+                                what: "the result",
+                                reason: format!("{} bytes as {}", bytes.len(), std::any::type_name::<R>()),
+                            })
+                        } else {
+                            wire::decode_result::<()>(tag, bytes).map(|()| R::zeroed())
+                        }
+                    });
+                    fr.live -= 1;
+                    if fr.live == 0 {
+                        if let Some(done) = g.frames[f].take() {
+                            g.spares.give(done.bytes);
+                        }
+                        g.free_frames.push(frame);
+                    }
+                    g.items[index] = Slot::Taken;
+                    out.push(r?);
+                }
+                Slot::Failed(_) | Slot::Taken => {
+                    return g.decode::<()>(index, true);
+                }
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+
     /// Waits for an outcome that arrived and was not taken yet, then takes it and any others
     /// that arrived (at most `max`), decoded, into `out`.
     pub(crate) fn take_arrived<R: DeserializeOwned>(&self, max: usize, out: &mut VecDeque<Result<R, ProcessError>>) {
@@ -417,7 +554,7 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::wire::{ITEM_OK, ResultsFrame};
+    use crate::process::wire::{ITEM_OK, ITEM_PANICKED, ResultsFrame};
 
     fn frame(first: u32, values: &[u64]) -> Vec<u8> {
         let mut f = ResultsFrame::new(Vec::new(), 1, first);
@@ -437,6 +574,49 @@ mod tests {
         job.take_run_into::<u64>(0, 5, &mut out).unwrap();
         assert_eq!(out, [10, 11, 300_000, 13, 14]);
         assert!(job.lock().frames.iter().all(Option::is_none), "every frame freed");
+    }
+
+    fn pod_frame(first: u32, values: &[u64]) -> Vec<u8> {
+        let mut f = ResultsFrame::new_pod(Vec::new(), 1, first);
+        for v in values {
+            f.buf.extend_from_slice(&v.to_ne_bytes());
+            f.count += 1;
+        }
+        f.seal().to_vec()
+    }
+
+    #[test]
+    fn pod_runs_copy_across_frames_and_errors_stop_them() {
+        let job = Job::new_pod(8, Spares::new(4, 1 << 20));
+        job.grow_to(7);
+        job.deliver_frame(0, pod_frame(0, &[10, 11, 12]));
+        let mut panicked = ResultsFrame::new(Vec::new(), 1, 3);
+        panicked.push(ITEM_PANICKED, &postcard::to_allocvec(&("boom", "here")).unwrap());
+        job.deliver_frame(3, panicked.seal().to_vec());
+        job.deliver_frame(4, pod_frame(4, &[14, 15]));
+        // A frame whose length does not match its count fails its items.
+        let mut short = pod_frame(6, &[16]);
+        short.pop();
+        job.deliver_frame(6, short);
+        let mut out = Vec::new();
+        // A run stops at the first error, with the results before it taken.
+        match job.take_run_pod_into::<u64>(0, 7, &mut out) {
+            Err(ProcessError::Panicked { message, .. }) => assert_eq!(message, "boom"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(out, [10, 11, 12]);
+        job.take_run_pod_into::<u64>(4, 2, &mut out).unwrap();
+        assert_eq!(out, [10, 11, 12, 14, 15]);
+        assert!(matches!(
+            job.take_run_pod_into::<u64>(6, 1, &mut out),
+            Err(ProcessError::Ipc { .. })
+        ));
+        assert!(job.lock().frames.iter().all(Option::is_none), "every frame freed");
+        // Plain-data results for an encoded call are its items' errors.
+        let job = Job::new(false, Spares::new(4, 1 << 20));
+        job.grow_to(1);
+        job.deliver_frame(0, pod_frame(0, &[1]));
+        assert_eq!(job.succeeded(0), Some(false));
     }
 
     #[test]

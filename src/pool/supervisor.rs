@@ -17,7 +17,7 @@
 
 use super::job::Job;
 use crate::error::ProcessError;
-use crate::process::wire::{self, EXIT, READY, REFUSED, RESULTS};
+use crate::process::wire::{self, EXIT, READY, REFUSED, RESULTS, RESULTS_POD};
 use crate::process::{Launch, Spawned, exit_error, launch};
 use crate::{Connection, RecvError};
 use std::collections::VecDeque;
@@ -492,7 +492,7 @@ fn serve(shared: &Shared, i: usize, conn: &Connection) {
 
 /// Handles one frame from slot `i`'s worker; `false` if the worker is misbehaving.
 fn answer(shared: &Shared, i: usize, frame: Vec<u8>) -> bool {
-    if frame.first() != Some(&RESULTS) {
+    if !matches!(frame.first(), Some(&RESULTS | &RESULTS_POD)) {
         return false;
     }
     let Ok(results) = wire::parse_results(&frame) else {

@@ -4,7 +4,7 @@
 use super::sys;
 use super::wire::{
     self, EXIT, Failure, Fingerprint, ITEM_FAILED, ITEM_OK, ITEM_PANICKED, READY, REFUSED, RESULT_HEADER,
-    RESULTS_HEADER, ResultsFrame, START, Start, TASK,
+    RESULTS_HEADER, ResultsFrame, START, Start, TASK, TASK_POD,
 };
 use crate::{Connection, RecvError};
 use std::cell::{Cell, RefCell};
@@ -142,6 +142,12 @@ fn serve(name: &str) -> i32 {
                     Outcome::Done { .. } => {}
                 }
             }
+            Some(&TASK_POD) => match run_pod_task(&conn, &buf, &mut out) {
+                Outcome::ParentGone => return 0,
+                Outcome::Broken => return EXIT_BROKEN,
+                Outcome::Done { panicked } if start.one_shot => return i32::from(panicked),
+                Outcome::Done { .. } => {}
+            },
             Some(&EXIT) => return 0,
             _ => {
                 eprintln!("shmproc: child {} got a frame it does not know", sys::pid());
@@ -286,6 +292,160 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
     *out = std::mem::take(&mut results.buf);
     Outcome::Done { panicked }
+}
+
+/// How long a batch of a plain-data task runs between two looks at the clock (and between
+/// two `catch_unwind`s).
+const POD_BATCH_TIME: Duration = Duration::from_millis(1);
+/// Most items in one batch of a plain-data task.
+const POD_MAX_BATCH: usize = 1 << 16;
+
+/// Runs a plain-data task (`Pool::map_pod`): the items go to the trampoline in batches, one
+/// `catch_unwind` per batch, sized to take about [`POD_BATCH_TIME`] (one item at first). The
+/// trampoline counts the items it completed, so after a panic the item that panicked is
+/// known without running anything again: the results before it are kept, it gets its
+/// `Panicked` entry, and the batch goes on after it. Results go back as plain-data results
+/// frames, at least every [`FLUSH_EVERY`] and whenever a frame is full.
+fn run_pod_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
+    let task = match wire::parse_pod_task(frame) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("shmproc: child {} got a malformed task: {e}", sys::pid());
+            return Outcome::Broken;
+        }
+    };
+    let (count, asize, rsize) = (task.count, task.asize, task.rsize);
+    let max = conn.max_message_size();
+    // Results per frame (the parent checks that at least one fits).
+    let per_frame = max.saturating_sub(RESULTS_HEADER) / rsize;
+    let tramp = match task.f.pod_trampoline() {
+        Ok(_) if per_frame == 0 => {
+            let f = Failure::ResultTooLarge {
+                size: rsize as u64,
+                max: max.saturating_sub(RESULTS_HEADER) as u64,
+            };
+            return fail_items(conn, task.id, 0, count, &f, out);
+        }
+        Ok(t) => t,
+        Err(e) => return fail_items(conn, task.id, 0, count, &Failure::BadFunction(e), out),
+    };
+    let mut results = ResultsFrame::new_pod(std::mem::take(out), task.id, 0);
+    results.buf.reserve(RESULTS_HEADER + count.min(per_frame) * rsize);
+    let mut panicked = false;
+    let mut last_flush = Instant::now();
+    let (mut next, mut batch) = (0usize, 1usize);
+    // Panics on this thread from here to the end of the task are the task's.
+    let _in_task = InTask::enter();
+    while next < count {
+        let n = batch.min(count - next).min(per_frame - results.count as usize);
+        let mark = results.buf.len();
+        results.buf.resize(mark + n * rsize, 0);
+        let input = &task.items[next * asize..(next + n) * asize];
+        let mut done = 0;
+        let started = Instant::now();
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            // SAFETY: `pod_trampoline()` checked that both offsets lie in this executable's
+            // code, and the parent, a process of the same build (fingerprint checked at
+            // start), made them with `FnRef::new_pod` from a `fn(A) -> R` and the plain-data
+            // trampoline for that `A` and `R`; the trampoline checks the sizes.
+            unsafe { tramp(task.f.func, input, &mut results.buf[mark..], (asize, rsize), &mut done) }
+        }));
+        let now = Instant::now();
+        match run {
+            Ok(Ok(())) => {
+                results.count += n as u32;
+                next += n;
+                let spent = now.duration_since(started).as_nanos().max(1);
+                let fit = (n as u128 * POD_BATCH_TIME.as_nanos() / spent).clamp(1, POD_MAX_BATCH as u128) as usize;
+                // Grow at most 8-fold at a time (the first items may be the fast ones).
+                batch = fit.min(batch.saturating_mul(8));
+            }
+            Ok(Err(f)) => {
+                // Sizes that do not match the function's types: nothing ran.
+                results.buf.truncate(mark);
+                if results.count > 0 && !flush(conn, &mut results) {
+                    return Outcome::ParentGone;
+                }
+                *out = std::mem::take(&mut results.buf);
+                return fail_items(conn, task.id, next, count - next, &f, out);
+            }
+            Err(payload) => {
+                panicked = true;
+                let done = done.min(n);
+                results.buf.truncate(mark + done * rsize);
+                results.count += done as u32;
+                next += done;
+                let caught = CAUGHT.with(|c| c.borrow_mut().take());
+                let (mut message, mut location) =
+                    caught.unwrap_or_else(|| (payload_message(&*payload), "unknown location".to_owned()));
+                // Dropping a panic payload can itself panic: catch that too.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                // A report that a message holds, however long the panic's message.
+                let room = max.saturating_sub(RESULTS_HEADER + RESULT_HEADER + 32) / 2;
+                for s in [&mut message, &mut location] {
+                    if s.len() > room {
+                        let mut cut = room;
+                        while !s.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        s.truncate(cut);
+                    }
+                }
+                let report = postcard::to_allocvec(&(message, location)).unwrap_or_default();
+                // The results before it, then its own entry, then a frame for those after.
+                if results.count > 0 && !flush(conn, &mut results) {
+                    return Outcome::ParentGone;
+                }
+                let mut entry = ResultsFrame::new(std::mem::take(&mut results.buf), task.id, next as u32);
+                entry.push(ITEM_PANICKED, &report);
+                if !flush(conn, &mut entry) {
+                    return Outcome::ParentGone;
+                }
+                next += 1;
+                results = ResultsFrame::new_pod(std::mem::take(&mut entry.buf), task.id, next as u32);
+                last_flush = Instant::now();
+                batch = 1;
+                continue;
+            }
+        }
+        if next == count || results.count as usize == per_frame || now.duration_since(last_flush) >= FLUSH_EVERY {
+            if !flush(conn, &mut results) {
+                return Outcome::ParentGone;
+            }
+            results = ResultsFrame::new_pod(std::mem::take(&mut results.buf), task.id, next as u32);
+            last_flush = now;
+        }
+    }
+    if count == 0 || results.count > 0 {
+        // A task of no items still gets its (empty) answer.
+        if !flush(conn, &mut results) {
+            return Outcome::ParentGone;
+        }
+    }
+    *out = std::mem::take(&mut results.buf);
+    Outcome::Done { panicked }
+}
+
+/// Answers items `first..first + count` of task `id` with the failure `f` each, in as many
+/// results frames as it takes (`buf` is reused).
+fn fail_items(conn: &Connection, id: u64, first: usize, count: usize, f: &Failure, buf: &mut Vec<u8>) -> Outcome {
+    let bytes = encode_failure(f);
+    let max = conn.max_message_size();
+    let mut results = ResultsFrame::new(std::mem::take(buf), id, first as u32);
+    for index in first..first + count {
+        if results.count > 0
+            && results.buf.len() + RESULT_HEADER + bytes.len() > max
+            && !flush_and_restart(conn, &mut results, id, index)
+        {
+            return Outcome::ParentGone;
+        }
+        results.push(ITEM_FAILED, &bytes);
+    }
+    if (results.count > 0 || count == 0) && !flush(conn, &mut results) {
+        return Outcome::ParentGone;
+    }
+    *buf = std::mem::take(&mut results.buf);
+    Outcome::Done { panicked: false }
 }
 
 /// Sends the results so far, then starts a frame for those from item `index` on; `false` if

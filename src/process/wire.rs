@@ -22,10 +22,15 @@
 //! |---|---|
 //! | parent to child: start | `1`, then postcard [`Start`] |
 //! | parent to child: task | `2`, id `u64`, trampoline offset `u64`, function offset `u64`, count `u32`, then `count` items: length `u32`, postcard `A` |
+//! | parent to child: plain-data task | `7`, id `u64`, trampoline offset `u64`, function offset `u64`, count `u32`, item size `u32`, result size `u32`, then `count` items of raw bytes, item size each |
 //! | parent to child: exit | `3` |
 //! | child to parent: ready | `4`, pid `u32` |
 //! | child to parent: refused | `5`, UTF-8 reason |
 //! | child to parent: results | `6`, task id `u64`, first item `u32`, count `u32`, then `count` results: tag `u8` (0 ok, 1 panicked, 2 failed), length `u32`, bytes |
+//! | child to parent: plain-data results | `8`, task id `u64`, first item `u32`, count `u32`, then `count` ok results of raw bytes, result size each |
+//!
+//! A plain-data task (`Pool::map_pod`) is answered with plain-data results frames, and with
+//! a (tagged) results frame for an item that panicked or failed.
 //!
 //! An ok result holds postcard `R`; a panicked one postcard `(message, location)`; a failed
 //! one a postcard [`Failure`] (arguments that do not decode, a result that does not encode
@@ -43,6 +48,8 @@ pub(crate) const EXIT: u8 = 3;
 pub(crate) const READY: u8 = 4;
 pub(crate) const REFUSED: u8 = 5;
 pub(crate) const RESULTS: u8 = 6;
+pub(crate) const TASK_POD: u8 = 7;
+pub(crate) const RESULTS_POD: u8 = 8;
 
 pub(crate) const ITEM_OK: u8 = 0;
 pub(crate) const ITEM_PANICKED: u8 = 1;
@@ -52,6 +59,8 @@ pub(crate) const ITEM_FAILED: u8 = 2;
 pub(crate) const TASK_HEADER: usize = 1 + 8 + 8 + 8 + 4;
 /// Bytes of a results frame before its results.
 pub(crate) const RESULTS_HEADER: usize = 1 + 8 + 4 + 4;
+/// Bytes of a plain-data task frame before its items.
+pub(crate) const TASK_POD_HEADER: usize = TASK_HEADER + 4 + 4;
 /// Bytes before each item (its length).
 pub(crate) const ITEM_HEADER: usize = 4;
 /// Bytes before each result (tag and length).
@@ -183,6 +192,60 @@ unsafe fn trampoline<A: DeserializeOwned, R: Serialize>(
     append(&result, out).map_err(|e| Failure::EncodeResult(format!("{}: {e}", std::any::type_name::<R>())))
 }
 
+/// Runs the `fn(A) -> R` at offset `func` on every item of `input` (raw `A`s), writing the
+/// raw `R`s to `out` and counting the items done in `done` as it goes (so that after a
+/// panic, item `*done` is the one that panicked). `sizes` are the item and result sizes the
+/// frame claims: the trampoline checks them against `A` and `R`, and the lengths of `input`
+/// and `out` against them. Panics of the function propagate.
+///
+/// # Safety
+/// As [`Trampoline`], for the `A` and `R` of a [`pod_trampoline`].
+pub(crate) type PodTrampoline =
+    unsafe fn(func: u64, input: &[u8], out: &mut [u8], sizes: (usize, usize), done: &mut usize) -> Result<(), Failure>;
+
+/// Reads each `A` from `input`, calls the `fn(A) -> R` at offset `func`, writes the `R`'s
+/// bytes to `out`.
+///
+/// # Safety
+/// As [`PodTrampoline`].
+unsafe fn pod_trampoline<A: bytemuck::Pod, R: bytemuck::Pod>(
+    func: u64,
+    input: &[u8],
+    out: &mut [u8],
+    sizes: (usize, usize),
+    done: &mut usize,
+) -> Result<(), Failure> {
+    let (asize, rsize) = (size_of::<A>(), size_of::<R>());
+    if sizes != (asize, rsize) {
+        return Err(Failure::DecodeArgs(format!(
+            "the task says items of {} bytes and results of {} bytes, but {} is {asize} bytes and {} is {rsize}",
+            sizes.0,
+            sizes.1,
+            std::any::type_name::<A>(),
+            std::any::type_name::<R>()
+        )));
+    }
+    let n = input.len().checked_div(asize).unwrap_or(0);
+    if asize == 0 || rsize == 0 || input.len() % asize != 0 || out.len() != n.wrapping_mul(rsize) {
+        return Err(Failure::DecodeArgs(format!(
+            "{} bytes of items as {} ({asize} bytes each), with {} bytes for results",
+            input.len(),
+            std::any::type_name::<A>(),
+            out.len()
+        )));
+    }
+    let ptr = (anchor as fn() -> u64 as *const ()).wrapping_byte_add(func as usize);
+    // SAFETY: as in `trampoline`: the caller guarantees that `func` is the offset of a
+    // `fn(A) -> R` of this executable.
+    let f = unsafe { std::mem::transmute::<*const (), fn(A) -> R>(ptr) };
+    for (i, (a, r)) in input.chunks_exact(asize).zip(out.chunks_exact_mut(rsize)).enumerate() {
+        let result = f(bytemuck::pod_read_unaligned::<A>(a));
+        r.copy_from_slice(bytemuck::bytes_of(&result));
+        *done = i + 1;
+    }
+    Ok(())
+}
+
 /// A function as a child finds it: offsets of its trampoline and of itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FnRef {
@@ -200,7 +263,20 @@ impl FnRef {
         f: fn(A) -> R,
     ) -> Result<FnRef, ProcessError> {
         let t: Trampoline = trampoline::<A, R>;
-        for (what, addr) in [("the function", f as usize), ("its trampoline", t as usize)] {
+        Self::check_and_make(f as usize, t as usize)
+    }
+
+    /// Names `f` for a child's plain-data tasks (its trampoline is a [`PodTrampoline`]).
+    ///
+    /// # Errors
+    /// As [`FnRef::new`].
+    pub(crate) fn new_pod<A: bytemuck::Pod, R: bytemuck::Pod>(f: fn(A) -> R) -> Result<FnRef, ProcessError> {
+        let t: PodTrampoline = pod_trampoline::<A, R>;
+        Self::check_and_make(f as usize, t as usize)
+    }
+
+    fn check_and_make(f: usize, t: usize) -> Result<FnRef, ProcessError> {
+        for (what, addr) in [("the function", f), ("its trampoline", t)] {
             if !sys::in_exe_code(addr) {
                 return Err(ProcessError::UnsupportedFunction {
                     reason: format!(
@@ -211,14 +287,14 @@ impl FnRef {
             }
         }
         Ok(FnRef {
-            tramp: (t as usize).wrapping_sub(anchor_addr()) as u64,
-            func: (f as usize).wrapping_sub(anchor_addr()) as u64,
+            tramp: t.wrapping_sub(anchor_addr()) as u64,
+            func: f.wrapping_sub(anchor_addr()) as u64,
         })
     }
 
-    /// In the child: the trampoline this names, if it and the function lie in the
+    /// In the child: where the trampoline this names lies, if it and the function lie in the
     /// executable's code.
-    pub(crate) fn trampoline(self) -> Result<Trampoline, String> {
+    fn trampoline_ptr(self) -> Result<*const (), String> {
         let func = (anchor as fn() -> u64 as *const ()).wrapping_byte_add(self.func as usize);
         if !sys::in_exe_code(func as usize) {
             return Err(format!(
@@ -233,9 +309,26 @@ impl FnRef {
                 self.tramp
             ));
         }
+        Ok(ptr)
+    }
+
+    /// In the child: the trampoline this names, if it and the function lie in the
+    /// executable's code.
+    pub(crate) fn trampoline(self) -> Result<Trampoline, String> {
+        let ptr = self.trampoline_ptr()?;
         // SAFETY: the parent computed `tramp` from a `Trampoline` of this same executable
         // (fingerprint checked before any task), so `ptr` is such a function.
         Ok(unsafe { std::mem::transmute::<*const (), Trampoline>(ptr) })
+    }
+
+    /// In the child: the plain-data trampoline this names (of a plain-data task frame), if it
+    /// and the function lie in the executable's code.
+    pub(crate) fn pod_trampoline(self) -> Result<PodTrampoline, String> {
+        let ptr = self.trampoline_ptr()?;
+        // SAFETY: the parent computed `tramp` of a plain-data task from a `PodTrampoline` of
+        // this same executable (`FnRef::new_pod`; fingerprint checked before any task), so
+        // `ptr` is such a function.
+        Ok(unsafe { std::mem::transmute::<*const (), PodTrampoline>(ptr) })
     }
 }
 
@@ -362,6 +455,64 @@ impl<'a> Iterator for Items<'a> {
     }
 }
 
+/// Starts a plain-data task frame in `buf` (cleared first): its header, for `count` items of
+/// `asize` bytes with results of `rsize` bytes; the caller appends the items' bytes.
+pub(crate) fn pod_task_header(buf: &mut Vec<u8>, id: u64, f: FnRef, count: u32, asize: u32, rsize: u32) {
+    buf.clear();
+    buf.push(TASK_POD);
+    buf.extend_from_slice(&id.to_le_bytes());
+    buf.extend_from_slice(&f.tramp.to_le_bytes());
+    buf.extend_from_slice(&f.func.to_le_bytes());
+    buf.extend_from_slice(&count.to_le_bytes());
+    buf.extend_from_slice(&asize.to_le_bytes());
+    buf.extend_from_slice(&rsize.to_le_bytes());
+}
+
+/// A parsed plain-data task frame.
+pub(crate) struct PodTask<'a> {
+    pub(crate) id: u64,
+    pub(crate) f: FnRef,
+    pub(crate) count: usize,
+    pub(crate) asize: usize,
+    pub(crate) rsize: usize,
+    /// `count` items of `asize` bytes.
+    pub(crate) items: &'a [u8],
+}
+
+/// Parses a plain-data task frame (after its tag byte has been checked): sizes of at least
+/// one byte, and exactly `count` items of the item size after the header.
+pub(crate) fn parse_pod_task(frame: &[u8]) -> Result<PodTask<'_>, String> {
+    if frame.len() < TASK_POD_HEADER {
+        return Err(format!("plain-data task frame of {} bytes is too short", frame.len()));
+    }
+    let count = u32_at(frame, 25) as usize;
+    let asize = u32_at(frame, 29) as usize;
+    let rsize = u32_at(frame, 33) as usize;
+    let items = &frame[TASK_POD_HEADER..];
+    if asize == 0 || rsize == 0 {
+        return Err(format!(
+            "plain-data task of items of {asize} bytes and results of {rsize}"
+        ));
+    }
+    if count.checked_mul(asize) != Some(items.len()) {
+        return Err(format!(
+            "plain-data task of {count} items of {asize} bytes has {} bytes of items",
+            items.len()
+        ));
+    }
+    Ok(PodTask {
+        id: u64_at(frame, 1),
+        f: FnRef {
+            tramp: u64_at(frame, 9),
+            func: u64_at(frame, 17),
+        },
+        count,
+        asize,
+        rsize,
+        items,
+    })
+}
+
 /// A results frame under construction.
 pub(crate) struct ResultsFrame {
     pub(crate) buf: Vec<u8>,
@@ -377,6 +528,14 @@ impl ResultsFrame {
         buf.extend_from_slice(&first.to_le_bytes());
         buf.extend_from_slice(&0u32.to_le_bytes());
         ResultsFrame { buf, count: 0 }
+    }
+
+    /// Starts a frame of plain-data results (ok results only, raw bytes, `count` of them
+    /// once sealed) for task `id` from item `first` on, reusing `buf`.
+    pub(crate) fn new_pod(buf: Vec<u8>, id: u64, first: u32) -> ResultsFrame {
+        let mut r = ResultsFrame::new(buf, id, first);
+        r.buf[0] = RESULTS_POD;
+        r
     }
 
     pub(crate) fn first(&self) -> u32 {
@@ -405,7 +564,8 @@ pub(crate) struct Results<'a> {
     pub(crate) entries: Items<'a>,
 }
 
-/// Parses a results frame (after its tag byte has been checked).
+/// Parses a results frame's header (after its tag byte has been checked). For a plain-data
+/// results frame, `entries` means nothing.
 pub(crate) fn parse_results(frame: &[u8]) -> Result<Results<'_>, String> {
     if frame.len() < RESULTS_HEADER {
         return Err(format!("results frame of {} bytes is too short", frame.len()));
@@ -599,6 +759,63 @@ mod tests {
     fn fingerprint_is_stable() {
         assert_eq!(Fingerprint::current(), Fingerprint::current());
         assert!(Fingerprint::current().is_ok());
+    }
+
+    fn halve(x: [u8; 3]) -> u16 {
+        u16::from(x[0]) + u16::from(x[2]) / 2
+    }
+
+    #[test]
+    fn pod_task_frames_are_checked() {
+        let f = FnRef { tramp: 7, func: 9 };
+        let mut frame = Vec::new();
+        pod_task_header(&mut frame, 42, f, 2, 3, 2);
+        frame.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        let t = parse_pod_task(&frame).unwrap();
+        assert_eq!(
+            (t.id, t.f, t.count, t.asize, t.rsize, t.items),
+            (42, f, 2, 3, 2, &[1, 2, 3, 4, 5, 6][..])
+        );
+        // Bytes that are not `count` items of the item size; sizes of 0; a short header.
+        assert!(parse_pod_task(&frame[..frame.len() - 1]).is_err());
+        let mut longer = frame.clone();
+        longer.push(0);
+        assert!(parse_pod_task(&longer).is_err());
+        for (count, asize, rsize) in [(0, 0, 2), (2, 3, 0), (u32::MAX, 1 << 31, 1)] {
+            let mut bad = Vec::new();
+            pod_task_header(&mut bad, 1, f, count, asize, rsize);
+            bad.extend_from_slice(&[0; 6]);
+            assert!(parse_pod_task(&bad).is_err(), "{count} {asize} {rsize}");
+        }
+        assert!(parse_pod_task(&frame[..TASK_POD_HEADER - 1]).is_err());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "dl_iterate_phdr and /proc are not available under Miri")]
+    fn pod_trampoline_checks_sizes_and_lengths() {
+        let f = FnRef::new_pod(halve).unwrap();
+        let t = f.pod_trampoline().unwrap();
+        let input = [10u8, 0, 4, 20, 0, 8];
+        let mut out = [0u8; 4];
+        let mut done = 0;
+        // SAFETY: `f` was made by `FnRef::new_pod` in this very process.
+        unsafe { t(f.func, &input, &mut out, (3, 2), &mut done) }.unwrap();
+        assert_eq!(done, 2);
+        assert_eq!(out, [12, 0, 24, 0]);
+        let cases: [(&[u8], usize, (usize, usize)); 4] = [
+            (&input[..5], 4, (3, 2)), // not a multiple of the item size
+            (&input, 2, (3, 2)),      // room for the wrong number of results
+            (&input, 4, (2, 2)),      // the frame's item size is not the type's
+            (&input, 4, (3, 4)),      // nor its result size
+        ];
+        for (input, room, sizes) in cases {
+            let mut out = vec![0u8; room];
+            // SAFETY: as above.
+            match unsafe { t(f.func, input, &mut out, sizes, &mut done) } {
+                Err(Failure::DecodeArgs(_)) => {}
+                other => panic!("{sizes:?} {room}: {other:?}"),
+            }
+        }
     }
 
     #[test]
