@@ -975,11 +975,24 @@ fn shm_1p1c<T: Pod>(cfg: &Cfg, spin: bool) -> Stats {
 /// 1 producer process and 1 consumer (this process) through a `ByteQueue` (`put` of a
 /// stamped buffer, `get_into` a reused one) or a `MessageQueue<String>` (postcard encoding,
 /// one `String` allocated per message received).
-fn msg_1p1c(cfg: &Cfg, size: usize, typed: bool) -> Stats {
+/// What the consumer of a message row does with each message.
+#[derive(Clone, Copy, PartialEq)]
+enum Recv {
+    /// `ByteQueue::get_into` a reused buffer (the whole message copied out).
+    Copy,
+    /// `ByteQueue::get_with`: read the two stamp words where the message lies, as the
+    /// iceoryx2 row does.
+    InPlace,
+    /// `MessageQueue<String>::get` (decode, allocate, validate UTF-8).
+    Typed,
+}
+
+fn msg_1p1c(cfg: &Cfg, size: usize, recv: Recv) -> Stats {
     enum Q {
         Bytes(ByteQueue),
         Strings(MessageQueue<String>),
     }
+    let typed = recv == Recv::Typed;
     let name = seg_name();
     // Room for postcard's length prefix in the typed rows.
     let opts = Options::new().max_message_size(size + 16);
@@ -999,6 +1012,16 @@ fn msg_1p1c(cfg: &Cfg, size: usize, typed: bool) -> Stats {
         let mut sum = 0u64;
         for _ in 0..n {
             let v = match &q {
+                Q::Bytes(q) if recv == Recv::InPlace => q
+                    .get_with(|m| {
+                        assert_eq!(m.len(), size, "message length");
+                        let (mut first, mut last) = ([0u8; 8], [0u8; 8]);
+                        m.read_at(0, &mut first);
+                        m.read_at(size - 8, &mut last);
+                        assert_eq!(first, last, "torn message");
+                        u64::from_le_bytes(first)
+                    })
+                    .expect("get_with"),
                 Q::Bytes(q) => {
                     q.get_into(&mut buf).expect("get");
                     assert_eq!(buf.len(), size, "message length");
@@ -2182,6 +2205,7 @@ const G_OPEN: &str = "open by name";
 const SHM_Q: &str = "shmproc Queue (put/get)";
 const SHM_Q_SPIN: &str = "shmproc Queue (spinning try_put/try_get)";
 const BYTEQ: &str = "shmproc ByteQueue (put/get_into)";
+const BYTEQ_IN_PLACE: &str = "shmproc ByteQueue (put/get_with, read in place)";
 const MSGQ_STRING: &str = "shmproc MessageQueue<String>";
 /// Message sizes of the `ByteQueue` and `MessageQueue<String>` rows.
 const MSG_SIZES: [usize; 3] = [64, 1024, 65536];
@@ -2227,8 +2251,13 @@ fn run_all(b: &mut Bench) {
         });
     }
     for size in MSG_SIZES {
-        b.row((G_1P1C, BYTEQ, size), Per::Msg, None, |c| msg_1p1c(c, size, false));
-        b.row((G_1P1C, MSGQ_STRING, size), Per::Msg, None, |c| msg_1p1c(c, size, true));
+        b.row((G_1P1C, BYTEQ, size), Per::Msg, None, |c| msg_1p1c(c, size, Recv::Copy));
+        b.row((G_1P1C, BYTEQ_IN_PLACE, size), Per::Msg, None, |c| {
+            msg_1p1c(c, size, Recv::InPlace)
+        });
+        b.row((G_1P1C, MSGQ_STRING, size), Per::Msg, None, |c| {
+            msg_1p1c(c, size, Recv::Typed)
+        });
     }
     b.row((G_1P1C, MEMCPY_HOT, 65536), Per::Copy, Some(SHM_Q), memcpy_hot);
     b.row((G_1P1C, MEMCPY_RING, 65536), Per::Copy, Some(SHM_Q), memcpy_ring);

@@ -120,7 +120,7 @@ pub use array::{Array, ArrayGuard};
 #[cfg(not(loom))]
 pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RecvError, SendError, TaskError};
 #[cfg(not(loom))]
-pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageWriter};
+pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageReader, MessageWriter};
 #[cfg(not(loom))]
 pub use pipe::{Connection, PEER_CHECK, Pipe};
 #[cfg(not(loom))]

@@ -278,6 +278,109 @@ impl MsgRing {
     }
 }
 
+impl MsgRing {
+    /// Receives the next message and hands it to `f` where it lies in the slot. A panic in
+    /// `f` is caught while we hold the claim, the slot is released (the message is consumed),
+    /// and the panic resumes here.
+    pub(crate) fn get_with_reader<L, W, R>(
+        &self,
+        block: Block,
+        f: &mut dyn FnMut(&MessageReader<'_>) -> R,
+        live: &L,
+        in_hand: &AtomicU64,
+        wait: &W,
+    ) -> Result<R, RecvError>
+    where
+        L: Liveness + ?Sized,
+        W: crate::raw::Wait + ?Sized,
+    {
+        let max = self.max;
+        let mut read = |index: usize| -> Result<std::thread::Result<R>, u64> {
+            // Untrusted: any value may be here. Only `len <= max` bytes are ever read.
+            let len = self.len_word(index).load(Ordering::Relaxed);
+            if len > max as u64 {
+                return Err(len);
+            }
+            let reader = MessageReader {
+                data: self.cell(index).wrapping_add(LEN_WORD as usize),
+                len: len as usize,
+                _cell: PhantomData,
+            };
+            // The ring's `read` must not unwind (a live process's abandoned claim would block
+            // the ring), so the caller's panic waits until the slot is released.
+            Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&reader))))
+        };
+        match self.raw().get_with(block, &mut read, live, in_hand, wait) {
+            Ok(Ok(Ok(r))) => Ok(r),
+            Ok(Ok(Err(panic))) => std::panic::resume_unwind(panic),
+            Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
+            Err(e) => Err(match e {
+                crate::GetError::Empty => RecvError::Empty,
+                crate::GetError::Closed => RecvError::Closed,
+                _ => RecvError::Timeout,
+            }),
+        }
+    }
+}
+
+/// One received message, read where it lies in its slot ([`ByteQueue::get_with`]): no copy
+/// of the whole message, only of the bytes asked for.
+///
+/// It is not a `&[u8]`: the slot is memory other processes can write, so every read is a
+/// copy made of atomic loads. Peers that keep the protocol never write the slot while a
+/// reader exists, so what it reads is the message as sent; a hostile peer can only make it
+/// read other bytes, never cause undefined behaviour.
+pub struct MessageReader<'a> {
+    data: *const u8,
+    len: usize,
+    _cell: PhantomData<&'a [u8]>,
+}
+
+impl MessageReader<'_> {
+    /// The message length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `buf.len()` bytes of the message, from `offset` on, into `buf`.
+    ///
+    /// # Panics
+    /// If `offset + buf.len()` exceeds the message length.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) {
+        let end = offset.checked_add(buf.len());
+        assert!(
+            end.is_some_and(|e| e <= self.len),
+            "MessageReader::read_at: {} bytes at offset {offset} exceed the message length {}",
+            buf.len(),
+            self.len
+        );
+        // SAFETY: `offset + buf.len() <= len <= max`, and the cell has `max` data bytes in
+        // the mapping; we hold the slot's READING claim (others touch it only atomically);
+        // `buf` is private.
+        unsafe { crate::raw::copy::load_bytes(buf.as_mut_ptr(), self.data.wrapping_add(offset), buf.len()) };
+    }
+
+    /// Appends the whole message to `out`.
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        out.resize(at + self.len, 0);
+        self.read_at(0, &mut out[at..]);
+    }
+}
+
+impl std::fmt::Debug for MessageReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageReader")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Writes one message straight into its slot in shared memory ([`ByteQueue::put_with`]).
 ///
 /// It is not a `&mut [u8]`: the slot is memory other processes can write, so every write is
@@ -598,6 +701,46 @@ impl ByteQueue {
     /// As [`get_timeout`](ByteQueue::get_timeout).
     pub fn get_into_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
         self.recv(until(timeout), buf)
+    }
+
+    /// Receives the next message, waiting while the queue is empty, and calls `f` with it
+    /// where it lies in its slot: `f` reads only the bytes it needs ([`MessageReader`]), and
+    /// nothing is copied otherwise (the zero-copy counterpart of
+    /// [`put_with`](ByteQueue::put_with)). The slot is released when `f` returns.
+    ///
+    /// ```
+    /// # let name = format!("doc-getwith-{}", std::process::id());
+    /// let q = shmproc::ByteQueue::create(&name, 4)?;
+    /// q.put(b"header:payload")?;
+    /// let header = q.get_with(|m| {
+    ///     let mut h = [0u8; 6];
+    ///     m.read_at(0, &mut h);
+    ///     (h, m.len())
+    /// })?;
+    /// assert_eq!(header, (*b"header", 14));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// `f` should be short: the slot stays claimed while it runs, and the queue behind it
+    /// waits (FIFO). If `f` panics, the message is consumed and the panic goes on after the
+    /// slot is released. In the rare case that a peer took this process for dead while `f`
+    /// ran (only a peer scribbling on the participant table can cause that), the result is
+    /// dropped and `f` runs again on the next message.
+    ///
+    /// # Errors
+    /// As [`get`](ByteQueue::get).
+    pub fn get_with<R>(&self, mut f: impl FnMut(&MessageReader<'_>) -> R) -> Result<R, RecvError> {
+        self.ring
+            .get_with_reader(Block::Until(None), &mut f, &self.seg, self.seg.in_hand(), &self.seg)
+    }
+
+    /// [`get_with`](ByteQueue::get_with) if a message is there now.
+    ///
+    /// # Errors
+    /// As [`try_get`](ByteQueue::try_get).
+    pub fn try_get_with<R>(&self, mut f: impl FnMut(&MessageReader<'_>) -> R) -> Result<R, RecvError> {
+        self.ring
+            .get_with_reader(Block::No, &mut f, &self.seg, self.seg.in_hand(), &self.seg)
     }
 
     pub(crate) fn recv(&self, block: Block, buf: &mut Vec<u8>) -> Result<(), RecvError> {

@@ -340,6 +340,39 @@ fn a_panicking_writer_gives_its_slot_back() {
 }
 
 #[test]
+fn get_with_reads_in_place_and_a_panicking_reader_consumes_its_message() {
+    let name = Name::new("getwith");
+    let q = ByteQueue::create_with(&name, 4, &Options::new().max_message_size(100)).unwrap();
+    assert_eq!(q.try_get_with(|m| m.len()), Err(RecvError::Empty));
+    q.put(b"0123456789").unwrap();
+    q.put(b"").unwrap();
+    q.put(b"next").unwrap();
+    q.put(b"last").unwrap();
+    let (len, tail) = q
+        .get_with(|m| {
+            let mut t = [0u8; 3];
+            m.read_at(7, &mut t);
+            (m.len(), t)
+        })
+        .unwrap();
+    assert_eq!((len, &tail), (10, b"789"));
+    assert_eq!(q.get_with(|m| (m.len(), m.is_empty())).unwrap(), (0, true));
+    // A read past the end is the caller's bug: it panics, after the slot was released, and
+    // the message is consumed; the stream goes on.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = q.get_with(|m| m.read_at(2, &mut [0u8; 3]));
+    }));
+    assert!(r.is_err());
+    let mut all = Vec::new();
+    q.try_get_with(|m| m.append_to(&mut all)).unwrap();
+    assert_eq!(all, b"last");
+    assert!(q.is_empty());
+    q.task_done().unwrap();
+    q.put(b"again").unwrap();
+    assert_eq!(q.get().unwrap(), b"again");
+}
+
+#[test]
 fn task_done_and_join_across_processes() {
     let name = Name::new("join");
     let q = MessageQueue::<String>::create(&name, 8).unwrap();
