@@ -46,7 +46,8 @@
 //!   cannot block (the model has room, or the peer was dropped), else a `try_*` / `*_timeout`
 //!   call or nothing;
 //! - 7, 8, 9: receive (variant 0..=3). Byte queue: `try_get` / `get_timeout` / `get` /
-//!   `try_get_into` a reused buffer (or `get_into_timeout` for `get`); typed queue: `try_get` /
+//!   `try_get_into` a reused buffer, or `try_get_with` reading in place (or `get_into_timeout`
+//!   for `get`); typed queue: `try_get` /
 //!   `get_timeout` / `get` / raw bytes through `as_bytes().try_get`; pipe: `recv` /
 //!   `recv_bytes` (or `recv_timeout`) / `try_recv` / `recv_bytes_into_timeout`. Again calls
 //!   without a deadline only where the model says they return at once;
@@ -504,6 +505,18 @@ impl Harness {
                 2 => {
                     let r = timed("get_into_timeout", || self.bq.get_into_timeout(&mut buf, t));
                     (Wait::Timeout, false, bytes(r.map(|()| buf)))
+                }
+                // The reused buffer's size picks `try_get_with` (reading in place) a
+                // quarter of the time, without taking another input byte.
+                _ if buf.len() == 120 => {
+                    let r = timed("try_get_with", || {
+                        self.bq.try_get_with(|m| {
+                            let mut v = Vec::new();
+                            m.append_to(&mut v);
+                            v
+                        })
+                    });
+                    (Wait::Try, false, bytes(r))
                 }
                 _ => {
                     let r = timed("try_get_into", || self.bq.try_get_into(&mut buf));
