@@ -211,6 +211,15 @@ impl Job {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The lock, once item `from` has an outcome; `None` if the wait ends without one.
+    fn lock_ready(&self, from: usize) -> Option<MutexGuard<'_, Inner>> {
+        let mut g = self.lock();
+        while !g.is_ready(from) {
+            g = self.wait_on(g, None)?;
+        }
+        Some(g)
+    }
+
     /// Makes room for items up to index `len - 1`. Outcomes for items beyond the room made
     /// are ignored.
     pub(crate) fn grow_to(&self, len: usize) {
@@ -363,13 +372,9 @@ impl Job {
         max: usize,
         out: &mut VecDeque<Result<R, ProcessError>>,
     ) {
-        let mut g = self.lock();
-        while !g.is_ready(from) {
-            g = match self.wait_on(g, None) {
-                Some(g) => g,
-                None => return,
-            };
-        }
+        let Some(mut g) = self.lock_ready(from) else {
+            return;
+        };
         let mut index = from;
         while index < from + max && index < g.items.len() && g.is_ready(index) {
             out.push_back(g.decode(index, true));
@@ -386,13 +391,9 @@ impl Job {
         max: usize,
         out: &mut Vec<R>,
     ) -> Result<(), ProcessError> {
-        let mut g = self.lock();
-        while !g.is_ready(from) {
-            g = match self.wait_on(g, None) {
-                Some(g) => g,
-                None => return Err(lost()),
-            };
-        }
+        let Some(mut g) = self.lock_ready(from) else {
+            return Err(lost());
+        };
         let g = &mut *g;
         let end = from.saturating_add(max).min(g.items.len());
         out.reserve(end - from);
@@ -436,13 +437,9 @@ impl Job {
         out: &mut Vec<R>,
     ) -> Result<(), ProcessError> {
         let rsize = size_of::<R>();
-        let mut g = self.lock();
-        while !g.is_ready(from) {
-            g = match self.wait_on(g, None) {
-                Some(g) => g,
-                None => return Err(lost()),
-            };
-        }
+        let Some(mut g) = self.lock_ready(from) else {
+            return Err(lost());
+        };
         let g = &mut *g;
         if g.pod != Some(rsize) {
             return Err(lost());
