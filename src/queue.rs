@@ -297,11 +297,11 @@ impl<T: Pod> Queue<T> {
         // is all atomics (valid for any bytes, shared by design); the mapping lives as long
         // as `self`.
         let control = unsafe { &*self.control };
+        // Inline, the words between slot words hold items: the ring never touches them, and
+        // `ShmPayload` copies them atomically (`Slot`'s `UnsafeCell` allows those writes).
         // SAFETY: `cap * slot_stride` words of 8 bytes follow the control block, 8-aligned,
-        // inside the validated body (inline: the cells; apart: the slot array); `Slot` is one
-        // atomic, valid for any bytes. Inline, the words between slot words hold items, which
-        // the ring never touches and `ShmPayload` copies atomically (same-size atomics for
-        // 8-byte items; `Slot`'s `UnsafeCell` allows those writes through the other pointer).
+        // inside the validated body (the cells, or the slot array); `Slot` is one atomic,
+        // valid for any bytes.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
         match Ring::new_strided(control, slots, self.slot_stride, &self.payload) {
             Some(r) => r,
