@@ -269,11 +269,7 @@ impl MsgRing {
         match self.raw().get_with(block, &mut read, live, in_hand, wait) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
-            Err(e) => Err(match e {
-                crate::GetError::Empty => RecvError::Empty,
-                crate::GetError::Closed => RecvError::Closed,
-                _ => RecvError::Timeout,
-            }),
+            Err(e) => Err(recv_error(e)),
         }
     }
 }
@@ -314,12 +310,17 @@ impl MsgRing {
             Ok(Ok(Ok(r))) => Ok(r),
             Ok(Ok(Err(panic))) => std::panic::resume_unwind(panic),
             Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
-            Err(e) => Err(match e {
-                crate::GetError::Empty => RecvError::Empty,
-                crate::GetError::Closed => RecvError::Closed,
-                _ => RecvError::Timeout,
-            }),
+            Err(e) => Err(recv_error(e)),
         }
+    }
+}
+
+/// The receive error for a ring get's failure.
+fn recv_error(e: crate::GetError) -> RecvError {
+    match e {
+        crate::GetError::Empty => RecvError::Empty,
+        crate::GetError::Closed => RecvError::Closed,
+        _ => RecvError::Timeout,
     }
 }
 
