@@ -1,7 +1,8 @@
 //! Copies of plain-data payloads to and from memory that other processes may write at the
 //! same time. The copies are made of relaxed atomic loads and stores (`atomic-memcpy`, the
-//! byte-wise atomic memcpy of C++ proposal P1478), so a racing peer yields torn *values*,
-//! never a data race: every bit pattern is a valid `T` because `T: Pod`.
+//! byte-wise atomic memcpy of C++ proposal P1478; from 256 bytes on x86-64, one `rep movsb`
+//! that behaves as such a copy), so a racing peer yields torn *values*, never a data race:
+//! every bit pattern is a valid `T` because `T: Pod`.
 
 use bytemuck::Pod;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -48,6 +49,53 @@ pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
     unsafe { atomic_memcpy::atomic_store(dst, v, Ordering::Relaxed) }
 }
 
+/// From this length on, [`store_bytes`] and [`load_bytes`] copy with one string instruction
+/// (`string_copy`) instead of word loops.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const REP_MIN: usize = 256;
+
+/// Copies `len` bytes from `src` to `dst`, either of which may be memory that other
+/// processes read or write at the same time, with one `rep movsb` (x86-64 only).
+///
+/// Why it is a byte-wise atomic copy: an `asm!` block is, to the compiler, an opaque call
+/// whose effect must be one that Rust code could have had, and here that code is a sequence
+/// of relaxed `AtomicU8` loads from `src` and stores to `dst` (the copy P1478 specifies).
+/// The hardware performs each byte access indivisibly, so a racing peer leaves a mix of old
+/// and new bytes, never a data race. Ordering: the block is a compiler barrier for memory (no
+/// `nomem`/`readonly`), and x86-64 keeps the string instruction's loads and stores before any
+/// later store (Intel SDM vol. 3A, "Fast-String Operation and Out-of-Order Stores":
+/// only the stores *within* one string operation may be seen out of order), so the Release
+/// store that publishes or releases a slot after the copy still orders it, and the Acquire
+/// load before it still orders the copy after. The slot protocol never relies on an order
+/// among the bytes of one message.
+///
+/// Why: on a fresh destination line a `rep movsb` of a few hundred bytes or more writes whole
+/// lines without reading them first, where 8-byte stores read each line in. Measured with
+/// `benches/compare` between two processes (2-vCPU development VM, A/B back to back):
+/// `ByteQueue` 64 KiB messages 7.8 -> 4.7-5.2 us with `get_into` and 7.7 -> 2.7-3.0 us read
+/// in place; 1 KiB messages 191 -> 77-83 ns. Under Miri, which runs no assembly, and on other
+/// architectures the callers keep their word loops.
+///
+/// # Safety
+/// `src` is valid for reads and `dst` for writes of `len` bytes, and the two ranges do not
+/// overlap; every concurrent access to either range is atomic (or made by another process).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline]
+unsafe fn string_copy(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: the ranges are valid and disjoint (caller); `rep movsb` copies exactly `rcx`
+    // bytes forwards (the direction flag is clear at every Rust call boundary, as the ABI
+    // requires) and touches no other memory, no stack and no flags.
+    unsafe {
+        core::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
 /// Copies `src` to `dst` in memory that other processes may read or write at the same time:
 /// relaxed `AtomicU64` stores for the 8-aligned words, `AtomicU8` stores for the bytes before
 /// and after them. A racing peer sees (or leaves) torn bytes, never a data race.
@@ -57,6 +105,13 @@ pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
 /// (or made by other processes).
 #[inline]
 pub(crate) unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if src.len() >= REP_MIN {
+        // SAFETY: `dst` is valid for `src.len()` bytes and shared only atomically (caller);
+        // `src` is a private slice of that length, so the two do not overlap.
+        unsafe { string_copy(dst, src.as_ptr(), src.len()) };
+        return;
+    }
     let head = dst.align_offset(8).min(src.len());
     let (first, rest) = src.split_at(head);
     let mut at = dst;
@@ -90,6 +145,12 @@ pub(crate) unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
 /// overlapping `src`.
 #[inline]
 pub(crate) unsafe fn load_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if len >= REP_MIN {
+        // SAFETY: the caller's contract is `string_copy`'s.
+        unsafe { string_copy(dst, src, len) };
+        return;
+    }
     let head = src.align_offset(8).min(len);
     let mut from = src.cast_mut();
     let mut to = dst;
