@@ -74,7 +74,7 @@ impl<T: Pod> Array<T> {
         let init = |p: *mut T| {
             for (i, v) in data.iter().enumerate() {
                 // SAFETY: the fresh body holds `data.len()` aligned elements starting at `p`.
-                unsafe { crate::raw::copy::store(p.add(i), *v) }
+                unsafe { crate::raw::copy::store_ref(p.add(i), v) }
             }
         };
         Ok(Array {

@@ -24,11 +24,12 @@
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
-use crate::raw::ring::{Payload, Ring, RingControl, Slot};
+use crate::raw::ring::{Block, Payload, Ring, RingControl, Slot, put_error};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use bytemuck::Pod;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 /// Largest capacity a queue may have.
@@ -124,7 +125,7 @@ unsafe impl<T: Pod> Payload for ShmPayload<T> {
             // SAFETY: `index < len`: the cell lies in the mapping and is aligned for `T` (the
             // cells start aligned for `T` and the stride is a multiple of its alignment: a
             // power of two at least `inline_offset`, or `stride::<T>()`).
-            unsafe { crate::raw::copy::store(self.cell(index), *item) }
+            unsafe { crate::raw::copy::store_ref(self.cell(index), item) }
         }
     }
 
@@ -134,6 +135,15 @@ unsafe impl<T: Pod> Payload for ShmPayload<T> {
             unsafe { crate::raw::copy::load(self.cell(index)) }
         } else {
             T::zeroed()
+        }
+    }
+
+    unsafe fn read_into(&self, index: usize, out: &mut MaybeUninit<T>) {
+        if index < self.len {
+            // SAFETY: as in `write`; `out` is private and has room for one `T`.
+            unsafe { crate::raw::copy::load_into(out.as_mut_ptr(), self.cell(index)) }
+        } else {
+            out.write(T::zeroed());
         }
     }
 }
@@ -314,12 +324,30 @@ impl<T: Pod> Queue<T> {
         self.seg.in_hand()
     }
 
+    /// The puts: `item` is copied once, into its cell, and handed back only in an error.
+    #[inline]
+    fn put_in(&self, block: Block, item: T) -> Result<(), PutError<T>> {
+        self.ring()
+            .put_ref(block, &item, &self.seg, &self.seg)
+            .map_err(|fail| put_error(fail, item))
+    }
+
+    /// The gets: the item is copied once, out of its cell, into the value returned.
+    #[inline]
+    fn get_in(&self, block: Block) -> Result<T, GetError> {
+        let mut out = MaybeUninit::uninit();
+        self.ring()
+            .get_into(block, &mut out, &self.seg, self.in_hand(), &self.seg)?;
+        // SAFETY: `get_into` returned `Ok`, so it wrote the item into `out`.
+        Ok(unsafe { out.assume_init() })
+    }
+
     /// Puts `item`, waiting while the queue is full.
     ///
     /// # Errors
     /// `Closed(item)` if the queue is (or gets) closed; `Lost(item)` (see [`PutError`]).
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.ring().put(item, None, &self.seg, &self.seg)
+        self.put_in(Block::Until(None), item)
     }
 
     /// Puts `item` if there is room now (Python's `put_nowait`).
@@ -327,7 +355,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Full(item)`, `Closed(item)`, `Lost(item)`.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.ring().try_put(item, &self.seg, &self.seg)
+        self.put_in(Block::No, item)
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -335,8 +363,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Timeout(item)`, `Closed(item)`, `Lost(item)`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.ring()
-            .put(item, Some(Instant::now() + timeout), &self.seg, &self.seg)
+        self.put_in(Block::Until(Some(Instant::now() + timeout)), item)
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -344,7 +371,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Closed`] once the queue is closed and drained.
     pub fn get(&self) -> Result<T, GetError> {
-        self.ring().get(None, &self.seg, self.in_hand(), &self.seg)
+        self.get_in(Block::Until(None))
     }
 
     /// Takes the oldest item if there is one now (Python's `get_nowait`).
@@ -352,7 +379,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Empty`], [`GetError::Closed`].
     pub fn try_get(&self) -> Result<T, GetError> {
-        self.ring().try_get(&self.seg, self.in_hand(), &self.seg)
+        self.get_in(Block::No)
     }
 
     /// Takes the oldest item, waiting at most `timeout`.
@@ -360,8 +387,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Timeout`], [`GetError::Closed`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.ring()
-            .get(Some(Instant::now() + timeout), &self.seg, self.in_hand(), &self.seg)
+        self.get_in(Block::Until(Some(Instant::now() + timeout)))
     }
 
     /// Number of items in the queue (exact when nobody is putting or getting).

@@ -34,19 +34,44 @@ pub(crate) unsafe fn load<T: Pod>(src: *const T) -> T {
     unsafe { v.assume_init() }
 }
 
+/// Reads a `T` from `src` into `*dst`, copying a large `T` once, straight to where it goes.
+///
+/// # Safety
+/// As [`load`], and `dst` is valid for writes of one `T`, private and not overlapping `src`.
+#[inline]
+pub(crate) unsafe fn load_into<T: Pod>(dst: *mut T, src: *const T) {
+    if core::mem::size_of::<T>() > BULK {
+        // SAFETY: both ranges hold `size_of::<T>()` bytes (caller); `dst` is private.
+        unsafe { load_bytes(dst.cast(), src.cast(), core::mem::size_of::<T>()) };
+    } else {
+        // SAFETY: as the caller guarantees.
+        unsafe { dst.write(load(src)) };
+    }
+}
+
 /// Writes `v` to `dst`.
 ///
 /// # Safety
 /// `dst` is valid for writes of `size_of::<T>()` bytes and aligned for `T`.
 #[inline]
 pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
+    // SAFETY: the caller's contract is `store_ref`'s.
+    unsafe { store_ref(dst, &v) }
+}
+
+/// Writes `*v` to `dst`, copying a large `T` once, straight from where it lies.
+///
+/// # Safety
+/// As [`store`].
+#[inline]
+pub(crate) unsafe fn store_ref<T: Pod>(dst: *mut T, v: &T) {
     if core::mem::size_of::<T>() > BULK {
         // SAFETY: `dst` is valid for `size_of::<T>()` bytes (caller).
-        unsafe { store_bytes(dst.cast(), bytemuck::bytes_of(&v)) };
+        unsafe { store_bytes(dst.cast(), bytemuck::bytes_of(v)) };
         return;
     }
     // SAFETY: the caller guarantees `dst` is valid and aligned.
-    unsafe { atomic_memcpy::atomic_store(dst, v, Ordering::Relaxed) }
+    unsafe { atomic_memcpy::atomic_store(dst, *v, Ordering::Relaxed) }
 }
 
 /// From this length on, [`store_bytes`] and [`load_bytes`] copy with one string instruction

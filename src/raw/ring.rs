@@ -465,6 +465,17 @@ pub(crate) unsafe trait Payload {
     /// `index < self.len()`, the cell was written by a put that published it, and the caller
     /// holds the READING claim of the slot that owns cell `index`.
     unsafe fn read(&self, index: usize) -> Self::Item;
+
+    /// Copies cell `index` into `*out`: [`read`](Payload::read) without handing a large item
+    /// back by value through every caller (each such move is a copy of the whole item).
+    ///
+    /// # Safety
+    ///
+    /// As [`read`](Payload::read).
+    unsafe fn read_into(&self, index: usize, out: &mut core::mem::MaybeUninit<Self::Item>) {
+        // SAFETY: the caller's contract is `read`'s.
+        out.write(unsafe { self.read(index) });
+    }
 }
 
 /// The participant records a `join` must consult.
@@ -1369,6 +1380,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// `Full(item)`: no room (or garbled words, after [`ATTEMPTS`] steps); `Closed(item)`;
     /// `Lost(item)`: a peer found us dead and repaired our slot before we published.
+    #[cfg(test)]
     pub(crate) fn try_put<L, W>(&self, item: P::Item, live: &L, wait: &W) -> Result<(), PutError<P::Item>>
     where
         L: Liveness + ?Sized,
@@ -1382,6 +1394,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// As [`Ring::try_put`] without `Full`, plus `Timeout(item)`.
+    #[cfg(test)]
     pub(crate) fn put<L, W>(
         &self,
         item: P::Item,
@@ -1396,7 +1409,23 @@ impl<'a, P: Payload> Ring<'a, P> {
         self.put_item(Block::Until(deadline), item, live, wait)
     }
 
+    #[cfg(test)]
     fn put_item<L, W>(&self, block: Block, item: P::Item, live: &L, wait: &W) -> Result<(), PutError<P::Item>>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        self.put_ref(block, &item, live, wait)
+            .map_err(|fail| put_error(fail, item))
+    }
+
+    /// Puts a copy of `*item`; the caller keeps the item (and turns a failure into its
+    /// `PutError` with [`put_error`]), so a large item is copied once, into its cell.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawRing::put_with`].
+    pub(crate) fn put_ref<L, W>(&self, block: Block, item: &P::Item, live: &L, wait: &W) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -1407,11 +1436,9 @@ impl<'a, P: Payload> Ring<'a, P> {
             debug_assert!(index < len);
             // SAFETY: `put_with` calls us with `index < capacity <= payload.len()` (`new`)
             // while we hold the WRITING claim of the slot that owns cell `index`.
-            unsafe { payload.write(index, &item) }
+            unsafe { payload.write(index, item) }
         };
-        self.raw
-            .put_with(block, &mut write, live, wait)
-            .map_err(|fail| put_error(fail, item))
+        self.raw.put_with(block, &mut write, live, wait)
     }
 
     /// Takes the item at the head if one is deliverable now (see [`RawRing::get_with`]).
@@ -1419,6 +1446,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// `Empty`, `Closed` once the queue is closed and drained.
+    #[cfg(test)]
     pub(crate) fn try_get<L, W>(&self, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<P::Item, GetError>
     where
         L: Liveness + ?Sized,
@@ -1432,6 +1460,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// `Closed` once the queue is closed and drained; `Timeout`.
+    #[cfg(test)]
     pub(crate) fn get<L, W>(
         &self,
         deadline: Option<Instant>,
@@ -1446,7 +1475,32 @@ impl<'a, P: Payload> Ring<'a, P> {
         self.get_item(Block::Until(deadline), live, in_hand, wait)
     }
 
+    #[cfg(test)]
     fn get_item<L, W>(&self, block: Block, live: &L, in_hand: &AtomicU64, wait: &W) -> Result<P::Item, GetError>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let mut out = core::mem::MaybeUninit::uninit();
+        self.get_into(block, &mut out, live, in_hand, wait)?;
+        // SAFETY: `get_into` returned `Ok`, so it wrote the item into `out`.
+        Ok(unsafe { out.assume_init() })
+    }
+
+    /// Takes the item at the head into `*out` (written exactly when the result is `Ok`), so
+    /// that a large item is copied once, out of its cell, and not moved through every caller.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawRing::get_with`].
+    pub(crate) fn get_into<L, W>(
+        &self,
+        block: Block,
+        out: &mut core::mem::MaybeUninit<P::Item>,
+        live: &L,
+        in_hand: &AtomicU64,
+        wait: &W,
+    ) -> Result<(), GetError>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -1456,7 +1510,7 @@ impl<'a, P: Payload> Ring<'a, P> {
             // SAFETY: `get_with` calls us with `index < capacity <= payload.len()` (`new`)
             // while we hold the READING claim of the slot that owns cell `index`, which a put
             // published.
-            unsafe { payload.read(index) }
+            unsafe { payload.read_into(index, out) }
         };
         self.raw.get_with(block, &mut read, live, in_hand, wait)
     }
@@ -1593,7 +1647,7 @@ fn decrement(counter: &AtomicU64) -> bool {
     false
 }
 
-fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
+pub(crate) fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
     match fail {
         PutFail::Full => PutError::Full(item),
         PutFail::Closed => PutError::Closed(item),
