@@ -1487,8 +1487,9 @@ impl<'a, P: Payload> Ring<'a, P> {
         Ok(unsafe { out.assume_init() })
     }
 
-    /// Takes the item at the head into `*out` (written exactly when the result is `Ok`), so
-    /// that a large item is copied once, out of its cell, and not moved through every caller.
+    /// Takes the item at the head into `*out`, which holds it when the result is `Ok` (after
+    /// an error it may hold a copy that was dropped, see [`RawRing::get_with`]), so that a
+    /// large item is copied once, out of its cell, and not moved through every caller.
     ///
     /// # Errors
     ///
