@@ -274,6 +274,33 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn long_copies_at_every_alignment_touch_only_their_range() {
+        for start in 0..9 {
+            // (Miri, which runs the word loops, is slow enough without the 64 KiB case.)
+            let lens: &[usize] = if cfg!(miri) {
+                &[255, 256, 777]
+            } else {
+                &[255, 256, 4093, 65536]
+            };
+            for &len in lens {
+                let mut shared = vec![0xAAAA_AAAA_AAAA_AAAAu64; (len + 32) / 8];
+                let base = shared.as_mut_ptr().cast::<u8>();
+                let src: Vec<u8> = (0..len).map(|i| (i * 13 + start) as u8).collect();
+                let at = base.wrapping_add(start);
+                // SAFETY: `shared` holds `len + 24..=len + 31` bytes and `start + len` fits;
+                // it is accessed only through these copies and the reads below.
+                unsafe { store_bytes(at, &src) };
+                let mut back = vec![0u8; len];
+                // SAFETY: as above; `back` is private and has room for `len` bytes.
+                unsafe { load_bytes(back.as_mut_ptr(), at, len) };
+                assert_eq!(back, src);
+                let bytes: &[u8] = bytemuck::cast_slice(&shared);
+                assert!(bytes[..start].iter().chain(&bytes[start + len..]).all(|&b| b == 0xAA));
+            }
+        }
+    }
 }
 
 #[cfg(all(test, not(miri)))]
