@@ -88,10 +88,12 @@ const REP_MIN: usize = 256;
 /// The hardware performs each byte access indivisibly, so a racing peer leaves a mix of old
 /// and new bytes, never a data race. Ordering: the block is a compiler barrier for memory (no
 /// `nomem`/`readonly`), and x86-64 keeps the string instruction's loads and stores before any
-/// later store (Intel SDM vol. 3A, "Fast-String Operation and Out-of-Order Stores":
-/// only the stores *within* one string operation may be seen out of order), so the Release
-/// store that publishes or releases a slot after the copy still orders it, and the Acquire
-/// load before it still orders the copy after. The slot protocol never relies on an order
+/// later store (Intel SDM vol. 3A, memory ordering, "Out-of-Order Stores For String
+/// Operations": only the stores *within* one string operation may be seen out of order;
+/// "string operations are not reordered with other store operations", and order-dependent
+/// code should "use a discrete semaphore uniquely stored to after any string operations",
+/// which the slot word is), so the Release store that publishes or releases a slot after the
+/// copy still orders it, and the Acquire load before it still orders the copy after. The slot protocol never relies on an order
 /// among the bytes of one message.
 ///
 /// Why: on a fresh destination line a `rep movsb` of a few hundred bytes or more writes whole
