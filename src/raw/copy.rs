@@ -19,18 +19,11 @@ const BULK: usize = 8;
 /// writers use atomic or byte-wise atomic stores (or are other processes).
 #[inline]
 pub(crate) unsafe fn load<T: Pod>(src: *const T) -> T {
-    if core::mem::size_of::<T>() > BULK {
-        let mut v = core::mem::MaybeUninit::<T>::uninit();
-        // SAFETY: `src` is valid for `size_of::<T>()` bytes (caller); `v` is a private local
-        // of that size.
-        unsafe { load_bytes(v.as_mut_ptr().cast(), src.cast(), core::mem::size_of::<T>()) };
-        // SAFETY: every byte was written, and any bytes are a valid `T` (`Pod`).
-        return unsafe { v.assume_init() };
-    }
-    // SAFETY: the caller guarantees `src` is valid and aligned.
-    let v = unsafe { atomic_memcpy::atomic_load(src, Ordering::Relaxed) };
-    // SAFETY: `T: Pod`, so every byte pattern (torn ones included) is a valid `T`, and
-    // atomic_load initialised every byte.
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the caller's contract is `load_into`'s; `v` is a private local for one `T`.
+    unsafe { load_into(v.as_mut_ptr(), src) };
+    // SAFETY: `load_into` initialised every byte, and any bytes (torn ones included) are a
+    // valid `T` (`Pod`).
     unsafe { v.assume_init() }
 }
 
@@ -43,10 +36,13 @@ pub(crate) unsafe fn load_into<T: Pod>(dst: *mut T, src: *const T) {
     if core::mem::size_of::<T>() > BULK {
         // SAFETY: both ranges hold `size_of::<T>()` bytes (caller); `dst` is private.
         unsafe { load_bytes(dst.cast(), src.cast(), core::mem::size_of::<T>()) };
-    } else {
-        // SAFETY: as the caller guarantees.
-        unsafe { dst.write(load(src)) };
+        return;
     }
+    // SAFETY: the caller guarantees `src` is valid and aligned.
+    let v = unsafe { atomic_memcpy::atomic_load(src, Ordering::Relaxed) };
+    // SAFETY: `dst` is valid for one `T` (caller); `atomic_load` initialised every byte of
+    // `v`, and any bytes are a valid `T` (`Pod`).
+    unsafe { dst.write(v.assume_init()) };
 }
 
 /// Writes `v` to `dst`.
