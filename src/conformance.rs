@@ -155,10 +155,10 @@ fn queue_carries_items_of_odd_size_and_alignment<B: Backend>() {
     }
 }
 
-/// Items of hundreds of bytes: copied in and out in one piece (`rep movsb` on x86-64 outside
-/// Miri), straight into the returned value, and handed back whole when the queue is full.
+/// Items of 1 KiB: copied in and out in one piece (`rep movsb` on x86-64 outside Miri),
+/// straight into the returned value, and handed back whole when the queue is full.
 fn queue_carries_large_items_whole<B: Backend>() {
-    type Big = [u64; 96];
+    type Big = [u64; 128];
     let item = |k: u64| -> Big { core::array::from_fn(|i| (i as u64).wrapping_mul(0x9E37_79B9) ^ k) };
     let q = B::queue::<Big>(2);
     for k in 0..3 {
