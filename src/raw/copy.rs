@@ -96,11 +96,11 @@ const REP_MIN: usize = 1024;
 /// protocol never relies on an order among the bytes of one message.
 ///
 /// Why: on a fresh destination line a long `rep movsb` writes whole lines without reading them
-/// first, where 8-byte stores read each line in. Measured with
-/// `benches/compare` between two processes (2-vCPU development VM, A/B back to back):
-/// `ByteQueue` 64 KiB messages 7.8 -> 4.7-5.2 us with `get_into` and 7.7 -> 2.7-3.0 us read
-/// in place; 1 KiB messages 191 -> 77-83 ns. Under Miri, which runs no assembly, and on other
-/// architectures the callers keep their word loops.
+/// first, where 8-byte stores read each line in. Measured with `benches/compare` between two
+/// processes (2-vCPU development VM, A/B back to back): `ByteQueue` 64 KiB messages 7.8 ->
+/// 4.7-5.2 us with `get_into` and 7.7 -> 2.7-3.0 us read in place; 1 KiB messages 191 -> 77-83
+/// ns. Under Miri, which runs no assembly, and on other architectures the callers keep their
+/// word loops.
 ///
 /// # Safety
 /// `src` is valid for reads and `dst` for writes of `len` bytes, and the two ranges do not
@@ -290,7 +290,7 @@ mod tests {
                 let base = shared.as_mut_ptr().cast::<u8>();
                 let src: Vec<u8> = (0..len).map(|i| (i * 13 + start) as u8).collect();
                 let at = base.wrapping_add(start);
-                // SAFETY: `shared` holds `len + 24..=len + 31` bytes and `start + len` fits;
+                // SAFETY: `shared` holds `len + 25..=len + 32` bytes and `start + len <= len + 8`;
                 // it is accessed only through these copies and the reads below.
                 unsafe { store_bytes(at, &src) };
                 let mut back = vec![0u8; len];
