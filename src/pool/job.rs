@@ -26,7 +26,7 @@ use std::time::Instant;
 /// One item's state: 8 bytes and nothing to drop, so that a map of many items is cheap to
 /// make room for and to free.
 #[derive(Clone, Copy)]
-enum Slot {
+pub(crate) enum Slot {
     /// No outcome yet.
     Waiting,
     /// An entry of frame `frame` (found, and checked, when it is read).
@@ -85,6 +85,13 @@ struct Inner {
     failures: Vec<ProcessError>,
     /// A `map_pod` job: the size of its results.
     pod: Option<usize>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The table's memory serves the next job (see `Spares`).
+        self.spares.give_slots(std::mem::take(&mut self.items));
+    }
 }
 
 impl Inner {
@@ -195,7 +202,7 @@ impl Job {
     fn with_pod(track_arrival: bool, spares: Arc<Spares>, pod: Option<usize>) -> Arc<Job> {
         Arc::new(Job {
             inner: Mutex::new(Inner {
-                items: Vec::new(),
+                items: spares.take_slots(),
                 frames: Vec::new(),
                 free_frames: Vec::new(),
                 arrived: track_arrival.then(VecDeque::new),
@@ -571,6 +578,31 @@ mod tests {
         job.take_run_into::<u64>(0, 5, &mut out).unwrap();
         assert_eq!(out, [10, 11, 300_000, 13, 14]);
         assert!(job.lock().frames.iter().all(Option::is_none), "every frame freed");
+    }
+
+    #[test]
+    fn a_dropped_jobs_table_serves_the_next_job_empty() {
+        let spares = Spares::new(4, 1 << 20);
+        let job = Job::new(false, spares.clone());
+        job.grow_to(1000);
+        job.fail(3, ProcessError::Ipc { reason: "x".into() });
+        drop(job);
+        let job = Job::new(false, spares.clone());
+        {
+            let g = job.lock();
+            assert!(
+                g.items.is_empty() && g.items.capacity() >= 1000,
+                "the table came back, cleared"
+            );
+        }
+        job.grow_to(2);
+        assert!(!job.lock().is_ready(0), "a reused table starts with no outcomes");
+        // A table beyond the byte bound is not kept.
+        let small = Spares::new(4, 64);
+        let big = Job::new(false, small.clone());
+        big.grow_to(100);
+        drop(big);
+        assert_eq!(small.take_slots().capacity(), 0);
     }
 
     fn pod_frame(first: u32, values: &[u64]) -> Vec<u8> {

@@ -15,7 +15,7 @@
 //! - its other chunks go back to the front of the pending queue, in order;
 //! - the slot starts a new worker; nothing else is affected.
 
-use super::job::Job;
+use super::job::{self, Job};
 use crate::error::ProcessError;
 use crate::process::wire::{self, EXIT, READY, REFUSED, RESULTS, RESULTS_POD};
 use crate::process::{Launch, Spawned, exit_error, launch};
@@ -50,10 +50,15 @@ pub(crate) struct Config {
 /// allocations of that size often come from `mmap`, so that every page of them faults
 /// in again on each call (the allocator's choice, which depends on the whole process's
 /// heap). Bounded in count and in bytes.
+///
+/// It also keeps one job's per-item table ([`job::Slot`]s) for the next job: a `map` of 100 000
+/// items has an 800 KB table, which otherwise faults in again (and, grown by doubling, is
+/// copied) on every call.
 pub(crate) struct Spares {
     bufs: Mutex<(Vec<Vec<u8>>, usize)>,
     max_count: usize,
     max_bytes: usize,
+    slots: Mutex<Vec<job::Slot>>,
 }
 
 impl Spares {
@@ -62,7 +67,26 @@ impl Spares {
             bufs: Mutex::new((Vec::new(), 0)),
             max_count,
             max_bytes,
+            slots: Mutex::new(Vec::new()),
         })
+    }
+
+    /// An empty item table, with room from an earlier job if one is spare.
+    pub(crate) fn take_slots(&self) -> Vec<job::Slot> {
+        std::mem::take(&mut *self.slots.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Keeps `table` for a later job if it is larger than the one kept (and not larger
+    /// than the byte bound).
+    pub(crate) fn give_slots(&self, mut table: Vec<job::Slot>) {
+        if table.capacity() * size_of::<job::Slot>() > self.max_bytes {
+            return;
+        }
+        table.clear();
+        let mut g = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if table.capacity() > g.capacity() {
+            *g = table;
+        }
     }
 
     /// An empty buffer, with room from an earlier frame if one is spare.
