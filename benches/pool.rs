@@ -12,7 +12,7 @@
 //! - in-process threads (`std::thread::scope`) on the same work, as the ceiling.
 //!
 //! `SHMPROC_BENCH_QUICK=1` runs fewer repetitions; `SHMPROC_BENCH_PROFILE=trivial` (or
-//! `pod`, or `bytes`) runs only that map, many times (`SHMPROC_BENCH_REPS`, default 50), for `perf record`
+//! `pod`, `vec`, or `bytes`) runs only that map, many times (`SHMPROC_BENCH_REPS`, default 50), for `perf record`
 //! or callgrind. Workers: `SHMPROC_BENCH_WORKERS`
 //! (default: the number of CPUs).
 
@@ -187,6 +187,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "map_pod of 100 000 trivial items: {:.1} ns/item",
                 t.as_nanos() as f64 / 1e5
             );
+            pool.join();
+            return Ok(());
+        }
+        Ok("vec") => {
+            let t = time(profile_reps.div_ceil(2), || pool.map(sum64k, big.iter().cloned()).expect("map"));
+            println!("map of 1 000 x 64 KiB Vec<u8>: {:.0} ns/item", t.as_nanos() as f64 / 1e3);
             pool.join();
             return Ok(());
         }
