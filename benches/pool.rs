@@ -191,8 +191,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(());
         }
         Ok("vec") => {
-            let t = time(profile_reps.div_ceil(2), || pool.map(sum64k, big.iter().cloned()).expect("map"));
-            println!("map of 1 000 x 64 KiB Vec<u8>: {:.0} ns/item", t.as_nanos() as f64 / 1e3);
+            let t = time(profile_reps.div_ceil(2), || {
+                pool.map(sum64k, big.iter().cloned()).expect("map")
+            });
+            println!(
+                "map of 1 000 x 64 KiB Vec<u8>: {:.0} ns/item",
+                t.as_nanos() as f64 / 1e3
+            );
             pool.join();
             return Ok(());
         }
