@@ -352,6 +352,7 @@ impl MessageReader<'_> {
     ///
     /// # Panics
     /// If `offset + buf.len()` exceeds the message length.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) {
         let end = offset.checked_add(buf.len());
         assert!(
@@ -411,6 +412,7 @@ impl MessageWriter<'_> {
     /// # Panics
     /// If `offset + bytes.len()` exceeds [`len`](MessageWriter::len), like slice indexing.
     /// The message is then not sent (its slot is given back), and the panic goes on.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
         let end = offset.checked_add(bytes.len());
         assert!(
