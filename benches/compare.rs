@@ -727,6 +727,11 @@ fn child_q_prod<T: Pod>(name: &str, mode: &str) -> ChildResult {
     let mut template = T::zeroed();
     serve(|n| {
         for i in 0..n {
+            if mode == "ref" {
+                stamp_bytes(bytemuck::bytes_of_mut(&mut template), i);
+                q.put_ref(&template).expect("put_ref");
+                continue;
+            }
             let item = stamped(&mut template, i);
             if mode == "spin" {
                 let mut fails = 0;
@@ -947,22 +952,43 @@ fn start_count(size: usize) -> u64 {
     ((4u64 << 20) / size as u64).clamp(2 * CAPACITY as u64, 20_000)
 }
 
-/// `spin`: both sides poll (`try_put` / `try_get`, with `backoff`) instead of `put` / `get`,
-/// as the crossbeam row does; no futex is ever touched.
-fn shm_1p1c<T: Pod>(cfg: &Cfg, spin: bool) -> Stats {
+/// How the 1P1C `Queue` rows put and get.
+#[derive(Clone, Copy, PartialEq)]
+enum QMode {
+    /// `put` / `get`, items by value.
+    Block,
+    /// Both sides poll (`try_put` / `try_get`, with `backoff`), as the crossbeam row does; no
+    /// futex is ever touched.
+    Spin,
+    /// `put_ref` / `get_into`: blocking, items by reference (no copy of a large `T` besides
+    /// the one into and the one out of its cell).
+    Ref,
+}
+
+fn shm_1p1c<T: Pod>(cfg: &Cfg, how: QMode) -> Stats {
     let size = size_of::<T>();
     let name = seg_name();
     let q = Queue::<T>::create(&name, CAPACITY).expect("create queue");
-    let mode = if spin { "spin" } else { "block" };
+    let mode = match how {
+        QMode::Block => "block",
+        QMode::Spin => "spin",
+        QMode::Ref => "ref",
+    };
     let mut kid = Kid::spawn("q-prod", &[name.clone(), size.to_string(), mode.into()], &[]);
     kid.ready();
     unlink(&name);
+    let mut buf = T::zeroed();
     measure(cfg, start_count(size), |n| {
         let t0 = Instant::now();
         kid.run(n);
         let mut sum = 0u64;
         for _ in 0..n {
-            let item = if spin {
+            if how == QMode::Ref {
+                q.get_into(&mut buf).expect("get_into");
+                sum = sum.wrapping_add(check(&buf));
+                continue;
+            }
+            let item = if how == QMode::Spin {
                 let mut fails = 0;
                 loop {
                     match q.try_get() {
@@ -2220,6 +2246,7 @@ const G_OPEN: &str = "open by name";
 
 const SHM_Q: &str = "shmproc Queue (put/get)";
 const SHM_Q_SPIN: &str = "shmproc Queue (spinning try_put/try_get)";
+const SHM_Q_REF: &str = "shmproc Queue (put_ref/get_into)";
 const BYTEQ: &str = "shmproc ByteQueue (put/get_into)";
 const BYTEQ_IN_PLACE: &str = "shmproc ByteQueue (put/get_with, read in place)";
 const BYTEQ_SMALL: &str = "shmproc ByteQueue, capacity 16: a 1 MiB ring (put/get_into)";
@@ -2256,8 +2283,11 @@ const OPEN_RAW: &str = "libc shm_open+ftruncate+mmap: create+open+read";
 fn run_all(b: &mut Bench) {
     for size in PAYLOADS {
         with_payload!(size, T => {
-            b.row((G_1P1C, SHM_Q, size), Per::Msg, None, |c| shm_1p1c::<T>(c, false));
-            b.row((G_1P1C, SHM_Q_SPIN, size), Per::Msg, Some(SHM_Q), |c| shm_1p1c::<T>(c, true));
+            b.row((G_1P1C, SHM_Q, size), Per::Msg, None, |c| shm_1p1c::<T>(c, QMode::Block));
+            b.row((G_1P1C, SHM_Q_SPIN, size), Per::Msg, Some(SHM_Q), |c| shm_1p1c::<T>(c, QMode::Spin));
+            if size >= 1024 {
+                b.row((G_1P1C, SHM_Q_REF, size), Per::Msg, Some(SHM_Q), |c| shm_1p1c::<T>(c, QMode::Ref));
+            }
             b.row((G_1P1C, CROSSBEAM, size), Per::Msg, Some(SHM_Q), crossbeam_1p1c::<T>);
         });
         b.row((G_1P1C, PIPE, size), Per::Msg, Some(SHM_Q), |c| {
@@ -2366,17 +2396,21 @@ fn print_targets(b: &Bench) {
             format!("{} vs {} = {}", fmt_ns(block), fmt_ns(floor), fmt_ratio(block / floor)),
         );
     }
-    if let (Some(shm), Some(mc)) = (ns(G_1P1C, SHM_Q, 65536), ns(G_1P1C, MEMCPY_HOT, 65536)) {
-        judge(
-            "64 KiB messages >= 1/2 single-core memcpy bandwidth",
-            shm <= 2.0 * mc,
-            format!(
-                "{:.0} vs {:.0} MB/s = {}",
-                65536e3 / shm,
-                65536e3 / mc,
-                fmt_ratio(mc / shm)
-            ),
-        );
+    // Both ways of passing a 64 KiB item: by value, and by reference (no copy of the item
+    // besides the ones into and out of its cell).
+    for (how, case) in [("put/get", SHM_Q), ("put_ref/get_into", SHM_Q_REF)] {
+        if let (Some(shm), Some(mc)) = (ns(G_1P1C, case, 65536), ns(G_1P1C, MEMCPY_HOT, 65536)) {
+            judge(
+                &format!("Queue 64 KiB messages ({how}) >= 1/2 single-core memcpy bandwidth"),
+                shm <= 2.0 * mc,
+                format!(
+                    "{:.0} vs {:.0} MB/s = {}",
+                    65536e3 / shm,
+                    65536e3 / mc,
+                    fmt_ratio(mc / shm)
+                ),
+            );
+        }
     }
     for size in MSG_SIZES {
         if let (Some(bq), Some(sock)) = (ns(G_1P1C, BYTEQ, size), ns(G_1P1C, SOCK1, size)) {

@@ -106,6 +106,7 @@ conformance_tests!(
     queue_is_fifo,
     queue_carries_items_of_odd_size_and_alignment,
     queue_carries_large_items_whole,
+    queue_by_reference_puts_and_gets,
     queue_try_put_full_and_try_get_empty,
     queue_close_drains_then_reports_closed,
     queue_close_wakes_blocked_callers,
@@ -169,6 +170,39 @@ fn queue_carries_large_items_whole<B: Backend>() {
         assert_eq!(q.try_get(), Ok(item(k + 100)));
         assert_eq!(q.try_get(), Err(GetError::Empty));
     }
+}
+
+/// The by-reference calls: the same items, states and errors as by value, with `()` in the
+/// put errors (the caller kept the item).
+fn queue_by_reference_puts_and_gets<B: Backend>() {
+    type Big = [u64; 128];
+    let item = |k: u64| -> Big { core::array::from_fn(|i| (i as u64).wrapping_mul(0x9E37_79B9) ^ k) };
+    let q = B::queue::<Big>(2);
+    let mut out: Big = [0; 128];
+    assert_eq!(q.try_get_into(&mut out), Err(GetError::Empty));
+    assert_eq!(q.get_into_timeout(&mut out, ms(5)), Err(GetError::Timeout));
+    for k in 0..3 {
+        q.put_ref(&item(k)).unwrap();
+        q.try_put_ref(&item(k + 100)).unwrap();
+        assert_eq!(q.try_put_ref(&item(k + 200)), Err(PutError::Full(())));
+        assert_eq!(q.put_ref_timeout(&item(k + 300), ms(5)), Err(PutError::Timeout(())));
+        q.get_into(&mut out).unwrap();
+        assert_eq!(out, item(k));
+        q.try_get_into(&mut out).unwrap();
+        assert_eq!(out, item(k + 100));
+    }
+    // Mixed with the by-value calls, in order.
+    q.put(item(7)).unwrap();
+    q.put_ref(&item(8)).unwrap();
+    q.get_into_timeout(&mut out, LONG).unwrap();
+    assert_eq!(out, item(7));
+    assert_eq!(q.get(), Ok(item(8)));
+    q.put_ref(&item(9)).unwrap();
+    q.close();
+    assert_eq!(q.put_ref(&item(10)), Err(PutError::Closed(())));
+    q.get_into(&mut out).unwrap();
+    assert_eq!(out, item(9), "a closed queue still drains");
+    assert_eq!(q.get_into(&mut out), Err(GetError::Closed));
 }
 
 fn queue_try_put_full_and_try_get_empty<B: Backend>() {

@@ -366,6 +366,89 @@ impl<T: Pod> Queue<T> {
         self.put_in(Block::Until(Some(Instant::now() + timeout)), item)
     }
 
+    /// [`put`](Queue::put) from a reference: the item is copied from `*item` straight into
+    /// its cell. For large `T` (kilobytes) this saves the copy that passing `T` by value
+    /// costs; the caller keeps the item, so the error carries `()`.
+    ///
+    /// # Errors
+    /// `Closed(())`, `Lost(())` (see [`PutError`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let name = format!("doc-put-ref-{}", std::process::id());
+    /// let q = shmproc::Queue::<[u64; 512]>::create(&name, 4)?;
+    /// let mut frame = [0u64; 512];
+    /// frame[0] = 7;
+    /// q.put_ref(&frame)?;
+    /// let mut got = [0u64; 512];
+    /// q.get_into(&mut got)?;
+    /// assert_eq!(got[0], 7);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_ref(&self, item: &T) -> Result<(), PutError<()>> {
+        self.put_ref_in(Block::Until(None), item)
+    }
+
+    /// [`try_put`](Queue::try_put) from a reference (see [`put_ref`](Queue::put_ref)).
+    ///
+    /// # Errors
+    /// `Full(())`, `Closed(())`, `Lost(())`.
+    pub fn try_put_ref(&self, item: &T) -> Result<(), PutError<()>> {
+        self.put_ref_in(Block::No, item)
+    }
+
+    /// [`put_timeout`](Queue::put_timeout) from a reference (see [`put_ref`](Queue::put_ref)).
+    ///
+    /// # Errors
+    /// `Timeout(())`, `Closed(())`, `Lost(())`.
+    pub fn put_ref_timeout(&self, item: &T, timeout: Duration) -> Result<(), PutError<()>> {
+        self.put_ref_in(Block::Until(Some(Instant::now() + timeout)), item)
+    }
+
+    #[inline]
+    fn put_ref_in(&self, block: Block, item: &T) -> Result<(), PutError<()>> {
+        self.ring()
+            .put_ref(block, item, &self.seg, &self.seg)
+            .map_err(|fail| put_error(fail, ()))
+    }
+
+    /// [`get`](Queue::get) into `*out`: the item is copied from its cell straight into
+    /// `*out`, which for large `T` saves the copy that returning `T` by value costs. After
+    /// an error `*out` is still a valid `T`, but its bytes are unspecified.
+    ///
+    /// # Errors
+    /// As [`get`](Queue::get).
+    pub fn get_into(&self, out: &mut T) -> Result<(), GetError> {
+        self.get_into_in(Block::Until(None), out)
+    }
+
+    /// [`try_get`](Queue::try_get) into `*out` (see [`get_into`](Queue::get_into)).
+    ///
+    /// # Errors
+    /// As [`try_get`](Queue::try_get).
+    pub fn try_get_into(&self, out: &mut T) -> Result<(), GetError> {
+        self.get_into_in(Block::No, out)
+    }
+
+    /// [`get_timeout`](Queue::get_timeout) into `*out` (see [`get_into`](Queue::get_into)).
+    ///
+    /// # Errors
+    /// As [`get_timeout`](Queue::get_timeout).
+    pub fn get_into_timeout(&self, out: &mut T, timeout: Duration) -> Result<(), GetError> {
+        self.get_into_in(Block::Until(Some(Instant::now() + timeout)), out)
+    }
+
+    #[inline]
+    fn get_into_in(&self, block: Block, out: &mut T) -> Result<(), GetError> {
+        // SAFETY: `MaybeUninit<T>` has `T`'s layout, and every value the ring writes through
+        // it is a whole `T` (a `Pod`, any bytes valid), so `*out` stays a valid `T` whether or
+        // not the get writes it.
+        let out = unsafe { &mut *(out as *mut T).cast::<MaybeUninit<T>>() };
+        self.ring().get_into(block, out, &self.seg, self.in_hand(), &self.seg)
+    }
+
     /// Takes the oldest item, waiting while the queue is empty.
     ///
     /// # Errors
