@@ -210,6 +210,14 @@ fn wait_sleeping(pid: i32) {
     }
 }
 
+/// Waits out the time for which a handle reuses a positive liveness answer in a queue's
+/// claims (1 ms, `participants::ALIVE_TTL_US`): these tests watched the hung process's slot
+/// (and found it alive) just before killing it, and then expect a single `try_` call to
+/// repair it.
+fn let_recent_answers_expire() {
+    std::thread::sleep(Duration::from_millis(2));
+}
+
 /// The queue is empty: then `capacity` try_puts all succeed (never a Full while empty), one
 /// more is Full, and the items come back in order. Twice, so a full lap of every slot is used.
 fn fill_and_drain(q: &Queue<u64>, producer: u64) {
@@ -546,7 +554,9 @@ fn producer_paused_at(point: &str, cap: usize, pause: Pause) {
         }
         Pause::Hang => {
             slow.kill();
-            // No waiting needed: the dead writer's position is repaired by the get itself.
+            // The dead writer's position is repaired by the get itself, once the get's
+            // handle no longer trusts its last "alive" answer about the writer.
+            let_recent_answers_expire();
             let mut got: Vec<u64> = std::iter::from_fn(|| q.try_get().ok()).collect();
             // A written but unpublished item may be delivered or not; if it is, it comes first.
             if point == "queue.put.after_write" && got.first() == Some(&tag(1, 0)) {
@@ -602,7 +612,10 @@ fn consumer_paused_at(point: &str, cap: usize, pause: Pause) {
             slow.expect_line("DONE", T);
             slow.wait_ok(T);
         }
-        Pause::Hang => slow.kill(),
+        Pause::Hang => {
+            slow.kill();
+            let_recent_answers_expire();
+        }
     }
     assert_eq!(q.try_get(), Err(GetError::Empty), "{point} cap {cap} {pause:?}");
     fill_and_drain(&q, 3);

@@ -852,6 +852,12 @@ impl<'a> RawRing<'a> {
         live.is_alive(Owner(owner))
     }
 
+    /// [`Liveness::is_alive_recent`]: the claims' question, which may be answered from a
+    /// recent positive answer (a death is then noticed up to a millisecond later).
+    fn alive_recent<L: Liveness + ?Sized>(live: &L, owner: u32) -> bool {
+        live.is_alive_recent(Owner(owner))
+    }
+
     // ----- put ---------------------------------------------------------------------------
 
     /// One bounded put attempt; `write(index)` copies the payload into cell `index` while we
@@ -910,11 +916,11 @@ impl<'a> RawRing<'a> {
                 (Lap::Same, _) => self.help_tail(t),
                 (Lap::Later, _) => self.help_index(&self.control.tail.0, t, self.past(t, seen.lap)),
                 // Repair R: the reader of position t - N died; its one item is lost.
-                (Lap::Previous, READING) if !Self::alive(live, seen.owner) => {
+                (Lap::Previous, READING) if !Self::alive_recent(live, seen.owner) => {
                     self.cas_slot(index, raw, empty(lap));
                 }
                 // Repair W: the writer of t - N died; consumers will step over it.
-                (Lap::Previous, WRITING) if !Self::alive(live, seen.owner) => {
+                (Lap::Previous, WRITING) if !Self::alive_recent(live, seen.owner) => {
                     self.cas_slot(index, raw, skip(seen.lap));
                 }
                 // Repair S: a skipped position of the previous lap frees the slot for lap t.
@@ -1069,14 +1075,14 @@ impl<'a> RawRing<'a> {
                     self.help_head(h);
                 }
                 // Repair W: the writer of position h died.
-                (Lap::Same, WRITING) if !Self::alive(live, seen.owner) => {
+                (Lap::Same, WRITING) if !Self::alive_recent(live, seen.owner) => {
                     self.cas_slot(index, raw, skip(lap));
                 }
                 // A live writer: FIFO waits for it (polling: see `GetFail::Busy`).
                 (Lap::Same, WRITING) => return Err(GetFail::Busy),
                 // Repair R: the reader of h - N died; with no producer left to wrap around,
                 // nobody else would ever free this slot.
-                (Lap::Previous, READING) if !Self::alive(live, seen.owner) => {
+                (Lap::Previous, READING) if !Self::alive_recent(live, seen.owner) => {
                     if self.cas_slot(index, raw, empty(lap)) {
                         self.control.not_full.0.wake(wait);
                     }

@@ -262,6 +262,8 @@ pub(crate) struct Segment {
     /// Unlink the name on drop (we created it and were not told to persist).
     unlink_on_drop: bool,
     inode: u64,
+    /// Recent positive liveness answers (see [`participants::AliveCache`]).
+    alive: participants::AliveCache,
     /// `simulate_crash` was called: drop like a killed process (no deregistration).
     #[cfg(test)]
     crashed: bool,
@@ -559,6 +561,7 @@ impl Segment {
             os_name,
             unlink_on_drop: false,
             inode,
+            alive: participants::AliveCache::new(),
             #[cfg(test)]
             crashed: false,
         };
@@ -720,7 +723,23 @@ impl Liveness for Segment {
     fn is_alive(&self, owner: Owner) -> bool {
         let table = self.participant_table();
         match &self.backing {
-            Backing::Shm { fd, .. } => participants::is_alive(table, &fd.as_fd(), self.me, owner),
+            Backing::Shm { fd, .. } => participants::is_alive_cached(table, &fd.as_fd(), self.me, owner, None),
+            #[cfg(test)]
+            Backing::Heap(mem) => participants::is_alive(table, &**mem, self.me, owner),
+        }
+    }
+
+    fn is_alive_recent(&self, owner: Owner) -> bool {
+        let table = self.participant_table();
+        match &self.backing {
+            Backing::Shm { fd, .. } => participants::is_alive_cached(
+                table,
+                &fd.as_fd(),
+                self.me,
+                owner,
+                Some((&self.alive, participants::now_us())),
+            ),
+            // Tests on heap memory crash a participant and expect the next claim to see it.
             #[cfg(test)]
             Backing::Heap(mem) => participants::is_alive(table, &**mem, self.me, owner),
         }

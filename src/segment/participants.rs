@@ -125,8 +125,22 @@ pub(crate) fn deregister(table: &[Participant], beacons: &impl Beacons, me: Owne
     beacons.unlock(BEACON_BASE + u64::from(me.index()));
 }
 
-/// Whether `owner` is alive, asked through our own `beacons` (`me` is our token).
+/// Whether `owner` is alive, asked through our own `beacons` (`me` is our token). The heap
+/// backing's (tests); the mapped backing uses [`is_alive_cached`].
+#[cfg(test)]
 pub(crate) fn is_alive(table: &[Participant], beacons: &impl Beacons, me: Owner, owner: Owner) -> bool {
+    is_alive_cached(table, beacons, me, owner, None)
+}
+
+/// [`is_alive`], answering "alive" without asking the beacon when `cache` (with the time
+/// now) holds a positive answer for `owner` younger than [`ALIVE_TTL_US`].
+pub(crate) fn is_alive_cached(
+    table: &[Participant],
+    beacons: &impl Beacons,
+    me: Owner,
+    owner: Owner,
+    cache: Option<(&AliveCache, u32)>,
+) -> bool {
     if owner == me {
         return true;
     }
@@ -136,7 +150,144 @@ pub(crate) fn is_alive(table: &[Participant], beacons: &impl Beacons, me: Owner,
     if rec.state.load(Ordering::Acquire) != TAKEN | u64::from(owner.generation()) {
         return false; // freed or recycled since: that owner is gone
     }
+    if let Some((cache, now)) = cache
+        && cache.fresh(owner, now)
+    {
+        return true;
+    }
     // An error from F_OFD_GETLK is answered "alive": a false "dead" could let two
     // processes into one critical section, a false "alive" only delays recovery.
-    beacons.is_held(BEACON_BASE + u64::from(owner.index())).unwrap_or(true)
+    let alive = beacons.is_held(BEACON_BASE + u64::from(owner.index())).unwrap_or(true);
+    if alive && let Some((cache, now)) = cache {
+        cache.record(owner, now);
+    }
+    alive
+}
+
+/// How long a positive liveness answer is reused: how much later, at most, a handle notices
+/// a death (a repair, `OwnerDied`, a disconnected pipe) than it would by asking every time.
+pub(crate) const ALIVE_TTL_US: u32 = 1000;
+
+/// Entries of an [`AliveCache`].
+const ALIVE_CACHE_SIZE: usize = 64;
+
+/// Recent positive answers of the beacon check, per handle (process-local memory).
+///
+/// A get that finds a put's slot WRITING, or a put that finds a get's slot READING, asks
+/// whether that owner is alive, because a dead one's slot must be repaired. The answer is an
+/// `F_OFD_GETLK` system call (about a microsecond), and in a busy queue the owner is nearly
+/// always alive and about to finish: the 1P1C `Queue<[u8; 64]>` bench made one such call
+/// every ten messages. A positive answer less than [`ALIVE_TTL_US`] old is reused instead.
+/// That is sound because "alive" is the safe direction: an owner that died since is treated
+/// as a slow live one a little longer (recovery is delayed, never wrong), while a negative
+/// answer is never cached.
+///
+/// Entry `owner.index() % 64` holds `owner << 32 | time`, time in microseconds (wrapping
+/// `u32`) since a process-wide start ([`now_us`]); another owner's entry is a miss.
+pub(crate) struct AliveCache {
+    entries: [std::sync::atomic::AtomicU64; ALIVE_CACHE_SIZE],
+}
+
+impl AliveCache {
+    pub(crate) fn new() -> AliveCache {
+        AliveCache {
+            entries: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    fn entry(&self, owner: Owner) -> &std::sync::atomic::AtomicU64 {
+        &self.entries[owner.index() as usize % ALIVE_CACHE_SIZE]
+    }
+
+    /// Whether `owner` was found alive less than [`ALIVE_TTL_US`] before `now`.
+    pub(crate) fn fresh(&self, owner: Owner, now: u32) -> bool {
+        // Relaxed: the entry only remembers an earlier answer of ours; it orders nothing.
+        let e = self.entry(owner).load(std::sync::atomic::Ordering::Relaxed);
+        (e >> 32) as u32 == owner.0 && now.wrapping_sub(e as u32) < ALIVE_TTL_US
+    }
+
+    /// `owner` was found alive at `now`.
+    pub(crate) fn record(&self, owner: Owner, now: u32) {
+        self.entry(owner).store(
+            u64::from(owner.0) << 32 | u64::from(now),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+/// Microseconds since this process first asked, wrapping (the clock of [`AliveCache`]).
+pub(crate) fn now_us() -> u32 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_micros() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// One beacon, held or not, counting the questions asked of it.
+    struct FakeBeacon {
+        held: Cell<bool>,
+        asked: Cell<u32>,
+    }
+
+    impl Beacons for FakeBeacon {
+        fn try_lock(&self, _: u64) -> io::Result<bool> {
+            Ok(true)
+        }
+        fn unlock(&self, _: u64) {}
+        fn is_held(&self, _: u64) -> io::Result<bool> {
+            self.asked.set(self.asked.get() + 1);
+            Ok(self.held.get())
+        }
+    }
+
+    fn record(generation: u32) -> Participant {
+        Participant {
+            state: AtomicU64::new(TAKEN | u64::from(generation)),
+            pid: AtomicU32::new(0),
+            flags: AtomicU32::new(0),
+            in_hand: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn positive_answers_are_reused_until_they_expire_and_negative_ones_never() {
+        let table = [record(0), record(5)];
+        let (me, other) = (Owner::new(0, 0), Owner::new(1, 5));
+        let beacon = FakeBeacon {
+            held: Cell::new(true),
+            asked: Cell::new(0),
+        };
+        let cache = AliveCache::new();
+        let t0 = u32::MAX - 10; // the clock wraps in between
+        assert!(is_alive_cached(&table, &beacon, me, other, Some((&cache, t0))));
+        assert_eq!(beacon.asked.get(), 1);
+        // The owner dies: within the time to live the earlier answer stands...
+        beacon.held.set(false);
+        assert!(is_alive_cached(
+            &table,
+            &beacon,
+            me,
+            other,
+            Some((&cache, t0.wrapping_add(ALIVE_TTL_US - 1)))
+        ));
+        assert_eq!(beacon.asked.get(), 1, "answered from the cache");
+        // ...and once it has expired the beacon is asked again, and "dead" is not kept.
+        let later = t0.wrapping_add(ALIVE_TTL_US);
+        assert!(!is_alive_cached(&table, &beacon, me, other, Some((&cache, later))));
+        assert!(!is_alive_cached(&table, &beacon, me, other, Some((&cache, later))));
+        assert_eq!(beacon.asked.get(), 3);
+        // A freed or recycled record is dead whatever the cache holds.
+        beacon.held.set(true);
+        assert!(is_alive_cached(&table, &beacon, me, other, Some((&cache, later))));
+        table[1].state.store(u64::from(5u32), Ordering::Release);
+        assert!(!is_alive_cached(&table, &beacon, me, other, Some((&cache, later))));
+        // Another owner of the same cache entry (index + 64, or a new generation) misses.
+        assert!(!cache.fresh(Owner::new(1 + ALIVE_CACHE_SIZE as u32, 5), later));
+        assert!(!cache.fresh(Owner::new(1, 6), later));
+        assert!(cache.fresh(other, later));
+    }
 }
