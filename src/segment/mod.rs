@@ -721,25 +721,25 @@ impl Liveness for Segment {
         self.me
     }
     fn is_alive(&self, owner: Owner) -> bool {
-        let table = self.participant_table();
-        match &self.backing {
-            Backing::Shm { fd, .. } => participants::is_alive_cached(table, &fd.as_fd(), self.me, owner, None),
-            #[cfg(test)]
-            Backing::Heap(mem) => participants::is_alive(table, &**mem, self.me, owner),
-        }
+        self.liveness(owner, false)
     }
 
     fn is_alive_recent(&self, owner: Owner) -> bool {
+        self.liveness(owner, true)
+    }
+}
+
+impl Segment {
+    /// The beacon question about `owner`; `recent`: answered from [`Segment::alive`] when it
+    /// holds a young positive answer (mapped backing only: tests on heap memory crash a
+    /// participant and expect the next claim to see it).
+    fn liveness(&self, owner: Owner, recent: bool) -> bool {
         let table = self.participant_table();
         match &self.backing {
-            Backing::Shm { fd, .. } => participants::is_alive_cached(
-                table,
-                &fd.as_fd(),
-                self.me,
-                owner,
-                Some((&self.alive, participants::now_us())),
-            ),
-            // Tests on heap memory crash a participant and expect the next claim to see it.
+            Backing::Shm { fd, .. } => {
+                let cache = recent.then(|| (&self.alive, participants::now_us()));
+                participants::is_alive_cached(table, &fd.as_fd(), self.me, owner, cache)
+            }
             #[cfg(test)]
             Backing::Heap(mem) => participants::is_alive(table, &**mem, self.me, owner),
         }
