@@ -467,13 +467,19 @@ impl Drop for Page {
 
 /// A memfd of one page (no name anywhere in the file system).
 fn memfd_page() -> OwnedFd {
+    memfd_of(PAGE)
+}
+
+/// A memfd of `len` bytes, zero-filled (no name anywhere in the file system).
+fn memfd_of(len: usize) -> OwnedFd {
     // SAFETY: the name is a NUL-terminated literal; the result is checked by `owned`.
     let fd = owned(
         unsafe { libc::memfd_create(c"shmproc-bench".as_ptr(), libc::MFD_CLOEXEC) },
         "memfd_create",
     );
+    let len = libc::off_t::try_from(len).expect("memfd length");
     // SAFETY: resizing a descriptor we own.
-    let r = unsafe { libc::ftruncate(fd.as_raw_fd(), PAGE as libc::off_t) };
+    let r = unsafe { libc::ftruncate(fd.as_raw_fd(), len) };
     assert_eq!(r, 0, "ftruncate: {}", io::Error::last_os_error());
     fd
 }
@@ -714,6 +720,10 @@ fn child_main(role: &str, args: &[String]) -> ChildResult {
         "lat-atomic" => child_lat_atomic(),
         // fd 3 = memfd
         "lat-futex" => child_lat_futex(),
+        // stride; fd 3 = memfd of one bare ring
+        "bare-prod" => child_bare_prod(num(0)),
+        // fd 3 = memfd of two bare rings
+        "lat-bare" => child_lat_bare(),
         // name
         "val-inc" => child_val_inc(arg(0)),
         // name size bytes|string
@@ -1442,6 +1452,288 @@ fn lat_crossbeam(cfg: &Cfg) -> Stats {
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Bare rings: two lock-free ring algorithms in a shared memfd between two processes, with none
+// of shmproc's crash handling, so that the table shows in the same run what a ring costs across
+// processes before any of it: the algorithm of crossbeam's `ArrayQueue` (its claims are CASes
+// on `head` and `tail`, its slot words only loaded and stored), with its own 16-byte slots
+// (four per cache line) and with shmproc's 64-byte ones; and the simplest ring there is, one
+// producer and one consumer that only load and store slot words (no read-modify-write at all),
+// whose round trip is the floor of any design that passes a message through two rings.
+
+/// Bytes before a bare ring's slots: `head` and `tail`, each on its own cache line.
+const BARE_HEADER: usize = 128;
+
+/// A shared mapping of a memfd holding bare rings, `len` bytes.
+struct Region {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Region {
+    fn map(fd: &OwnedFd, len: usize) -> Region {
+        // SAFETY: a fresh shared mapping chosen by the kernel (null hint) of a descriptor we
+        // own that is `len` bytes long (`memfd_of`); the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
+        Region { ptr, len }
+    }
+
+    /// The 8-byte word at byte `at`.
+    fn word(&self, at: usize) -> &AtomicU64 {
+        assert!(at % 8 == 0 && at + 8 <= self.len, "word {at} outside the region");
+        // SAFETY: `at` is 8-aligned inside the live, page-aligned mapping of `len` bytes
+        // (checked above), which lives as long as `self`; every process accesses the region's
+        // words only atomically.
+        unsafe { &*self.ptr.cast::<u8>().add(at).cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `map`; no reference into it outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// Bytes of one bare ring of CAPACITY slots of `stride` bytes.
+fn bare_ring_bytes(stride: usize) -> usize {
+    BARE_HEADER + CAPACITY * stride
+}
+
+/// Ring `k` of a region of rings of `stride`-byte slots: `head`, `tail`, then each slot's
+/// stamp word and value word. All zero is not a valid start: [`BareRing::init`] sets the
+/// stamps.
+#[derive(Clone, Copy)]
+struct BareRing<'a> {
+    region: &'a Region,
+    base: usize,
+    stride: usize,
+}
+
+impl<'a> BareRing<'a> {
+    fn new(region: &'a Region, k: usize, stride: usize) -> BareRing<'a> {
+        assert!(stride >= 16 && stride % 8 == 0);
+        BareRing {
+            region,
+            base: k * bare_ring_bytes(stride),
+            stride,
+        }
+    }
+    fn head(&self) -> &AtomicU64 {
+        self.region.word(self.base)
+    }
+    fn tail(&self) -> &AtomicU64 {
+        self.region.word(self.base + 64)
+    }
+    fn stamp(&self, i: usize) -> &AtomicU64 {
+        self.region.word(self.base + BARE_HEADER + i * self.stride)
+    }
+    fn value(&self, i: usize) -> &AtomicU64 {
+        self.region.word(self.base + BARE_HEADER + i * self.stride + 8)
+    }
+    /// Stamp `i` in slot `i` (free for position `i`), both indices 0: the start of both
+    /// algorithms. Run before the other process opens the region.
+    fn init(&self) {
+        for i in 0..CAPACITY {
+            self.stamp(i).store(i as u64, Ordering::Relaxed);
+        }
+        self.head().store(0, Ordering::Relaxed);
+        self.tail().store(0, Ordering::Relaxed);
+    }
+
+    /// crossbeam's `one_lap`: the smallest power of two above the capacity.
+    fn one_lap() -> u64 {
+        (CAPACITY as u64 + 1).next_power_of_two()
+    }
+
+    /// `ArrayQueue::push` (crossbeam-queue 0.3), spinning: claim position `tail` by CAS once
+    /// its slot's stamp says it is free, then store the value and the stamp `tail + 1`.
+    fn cb_push(&self, v: u64) {
+        let one_lap = Self::one_lap();
+        let mut fails = 0;
+        let mut tail = self.tail().load(Ordering::Relaxed);
+        loop {
+            let index = (tail & (one_lap - 1)) as usize;
+            let lap = tail & !(one_lap - 1);
+            let next = if index + 1 < CAPACITY {
+                tail + 1
+            } else {
+                lap.wrapping_add(one_lap)
+            };
+            let stamp = self.stamp(index).load(Ordering::Acquire);
+            if tail == stamp {
+                match self
+                    .tail()
+                    .compare_exchange_weak(tail, next, Ordering::SeqCst, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        self.value(index).store(v, Ordering::Relaxed);
+                        self.stamp(index).store(tail + 1, Ordering::Release);
+                        return;
+                    }
+                    Err(t) => tail = t,
+                }
+            } else {
+                // Full (the slot still holds the previous lap's value) or a push in progress.
+                backoff(&mut fails);
+                tail = self.tail().load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `ArrayQueue::pop`, spinning: claim position `head` by CAS once its slot's stamp says
+    /// it is full, then load the value and store the stamp of the next lap.
+    fn cb_pop(&self) -> u64 {
+        let one_lap = Self::one_lap();
+        let mut fails = 0;
+        let mut head = self.head().load(Ordering::Relaxed);
+        loop {
+            let index = (head & (one_lap - 1)) as usize;
+            let lap = head & !(one_lap - 1);
+            let stamp = self.stamp(index).load(Ordering::Acquire);
+            if head + 1 == stamp {
+                let next = if index + 1 < CAPACITY {
+                    head + 1
+                } else {
+                    lap.wrapping_add(one_lap)
+                };
+                match self
+                    .head()
+                    .compare_exchange_weak(head, next, Ordering::SeqCst, Ordering::Relaxed)
+                {
+                    Ok(_) => {
+                        let v = self.value(index).load(Ordering::Relaxed);
+                        self.stamp(index).store(head.wrapping_add(one_lap), Ordering::Release);
+                        return v;
+                    }
+                    Err(h) => head = h,
+                }
+            } else {
+                // Empty, or a pop in progress.
+                backoff(&mut fails);
+                head = self.head().load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Single producer: position `*at` is free when its slot's stamp is `*at`; store the value,
+    /// then the stamp `*at + 1`. No read-modify-write, and no shared index.
+    fn spsc_push(&self, at: &mut u64, v: u64) {
+        let i = (*at % CAPACITY as u64) as usize;
+        let mut fails = 0;
+        while self.stamp(i).load(Ordering::Acquire) != *at {
+            backoff(&mut fails);
+        }
+        self.value(i).store(v, Ordering::Relaxed);
+        self.stamp(i).store(*at + 1, Ordering::Release);
+        *at += 1;
+    }
+
+    /// Single consumer: position `*at` is full when its stamp is `*at + 1`; load the value,
+    /// then free the slot for position `*at + CAPACITY`.
+    fn spsc_pop(&self, at: &mut u64) -> u64 {
+        let i = (*at % CAPACITY as u64) as usize;
+        let mut fails = 0;
+        while self.stamp(i).load(Ordering::Acquire) != *at + 1 {
+            backoff(&mut fails);
+        }
+        let v = self.value(i).load(Ordering::Relaxed);
+        self.stamp(i).store(*at + CAPACITY as u64, Ordering::Release);
+        *at += 1;
+        v
+    }
+}
+
+/// 1P1C `u64` through crossbeam's algorithm in a bare ring of `stride`-byte slots: a child
+/// process pushes, the parent pops.
+fn bare_1p1c(cfg: &Cfg, stride: usize) -> Stats {
+    let len = bare_ring_bytes(stride);
+    let fd = memfd_of(len);
+    let region = Region::map(&fd, len);
+    let ring = BareRing::new(&region, 0, stride);
+    ring.init();
+    let fd = high(&fd);
+    let mut kid = Kid::spawn("bare-prod", &[stride.to_string()], &[fd.as_raw_fd()]);
+    drop(fd);
+    kid.ready();
+    measure(cfg, start_count(8), |n| {
+        kid.run(n);
+        let t0 = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(ring.cb_pop());
+        }
+        let dt = t0.elapsed();
+        kid.done();
+        assert_eq!(sum, stamps_sum(n), "checksum");
+        (dt, n)
+    })
+}
+
+fn child_bare_prod(stride: usize) -> ChildResult {
+    let len = bare_ring_bytes(stride);
+    let region = Region::map(&inherited(3), len);
+    let ring = BareRing::new(&region, 0, stride);
+    serve(|n| {
+        for i in 0..n {
+            ring.cb_push(i);
+        }
+        String::new()
+    })
+}
+
+/// The round trip of the spinning rows through two single-producer single-consumer bare
+/// rings of 64-byte slots: what passing a message through two rings costs at the least.
+fn lat_bare(cfg: &Cfg) -> Stats {
+    let len = 2 * bare_ring_bytes(64);
+    let fd = memfd_of(len);
+    let region = Region::map(&fd, len);
+    let (ping, pong) = (BareRing::new(&region, 0, 64), BareRing::new(&region, 1, 64));
+    ping.init();
+    pong.init();
+    let fd = high(&fd);
+    let mut kid = Kid::spawn("lat-bare", &[], &[fd.as_raw_fd()]);
+    drop(fd);
+    kid.ready();
+    // Ring positions carry over from one run to the next, as the child's do.
+    let (mut put_at, mut get_at) = (0, 0);
+    measure(cfg, LAT_START, |n| {
+        kid.run(n);
+        let t0 = Instant::now();
+        for i in 0..n {
+            ping.spsc_push(&mut put_at, i);
+            assert_eq!(pong.spsc_pop(&mut get_at), i);
+        }
+        let dt = t0.elapsed();
+        kid.done();
+        (dt, n)
+    })
+}
+
+fn child_lat_bare() -> ChildResult {
+    let len = 2 * bare_ring_bytes(64);
+    let region = Region::map(&inherited(3), len);
+    let (ping, pong) = (BareRing::new(&region, 0, 64), BareRing::new(&region, 1, 64));
+    let (mut get_at, mut put_at) = (0, 0);
+    serve(|n| {
+        for _ in 0..n {
+            let v = ping.spsc_pop(&mut get_at);
+            pong.spsc_push(&mut put_at, v);
+        }
+        String::new()
+    })
+}
+
 /// The floor: one atomic word in a shared page, odd values from the parent, even ones back.
 fn lat_atomic(cfg: &Cfg) -> Stats {
     let fd = memfd_page();
@@ -2071,7 +2363,11 @@ struct Series {
 fn chart_svg(b: &Bench, machine: &str) -> Option<String> {
     use std::fmt::Write as _;
     let mut series: Vec<Series> = Vec::new();
-    for r in b.rows.iter().filter(|r| r.group == G_1P1C && r.payload > 0) {
+    for r in b
+        .rows
+        .iter()
+        .filter(|r| r.group == G_1P1C && r.payload > 0 && ![BARE_CB16, BARE_CB64].contains(&r.case))
+    {
         let point = (r.payload, r.mb_per_s());
         match series.iter_mut().find(|s| s.case == r.case) {
             Some(s) => s.points.push(point),
@@ -2270,6 +2566,9 @@ const RT_BLOCK: &str = "shmproc Queue, blocking (put/get)";
 const RT_FLOOR: &str = "shared atomic word (floor)";
 const RT_FUTEX: &str = "bare futex wait/wake (blocking floor)";
 const RT_CROSSBEAM: &str = "crossbeam ArrayQueue, 2 threads, spinning";
+const RT_BARE: &str = "two bare SPSC rings, 2 processes (ring floor)";
+const BARE_CB16: &str = "bare ring, crossbeam's algorithm, 16-B slots (2 processes)";
+const BARE_CB64: &str = "bare ring, crossbeam's algorithm, 64-B slots (2 processes)";
 const RT_PIPE: &str = "unix pipe (2 pipes)";
 const RT_SOCK: &str = "unix socket";
 const VALUE1: &str = "shmproc Value<u64>, 1 process";
@@ -2315,6 +2614,8 @@ fn run_all(b: &mut Bench) {
     b.row((G_1P1C, MEMCPY_HOT, 65536), Per::Copy, Some(SHM_Q), memcpy_hot);
     b.row((G_1P1C, MEMCPY_RING, 65536), Per::Copy, Some(SHM_Q), memcpy_ring);
     b.row((G_1P1C, MEMCPY_HANDOVER, 65536), Per::Msg, Some(SHM_Q), memcpy_handover);
+    b.row((G_1P1C, BARE_CB16, 8), Per::Msg, Some(SHM_Q), |c| bare_1p1c(c, 16));
+    b.row((G_1P1C, BARE_CB64, 8), Per::Msg, Some(SHM_Q), |c| bare_1p1c(c, 64));
 
     for size in PAYLOADS {
         with_payload!(size, T => {
@@ -2333,6 +2634,7 @@ fn run_all(b: &mut Bench) {
     b.row((G_RT, RT_FLOOR, 8), Per::RoundTrip, Some(RT_SPIN), lat_atomic);
     b.row((G_RT, RT_FUTEX, 8), Per::RoundTrip, Some(RT_BLOCK), lat_futex);
     b.row((G_RT, RT_CROSSBEAM, 8), Per::RoundTrip, Some(RT_SPIN), lat_crossbeam);
+    b.row((G_RT, RT_BARE, 8), Per::RoundTrip, Some(RT_SPIN), lat_bare);
     b.row((G_RT, RT_PIPE, 8), Per::RoundTrip, Some(RT_BLOCK), |c| {
         lat_stream(c, Link::Pipe)
     });
@@ -2443,6 +2745,27 @@ fn print_targets(b: &Bench) {
             fmt_ratio(hot / floor),
             ns(G_1P1C, SHM_Q, 65536).map_or("-".into(), |q| fmt_ratio(floor / q)),
             ns(G_1P1C, BYTEQ, 65536).map_or("-".into(), |q| fmt_ratio(floor / q)),
+        ));
+    }
+    if let (Some(cb16), Some(cb64)) = (ns(G_1P1C, BARE_CB16, 8), ns(G_1P1C, BARE_CB64, 8)) {
+        // Context for the crossbeam target: the same algorithm across processes, with its own
+        // slot layout and with shmproc's one slot per cache line.
+        notes.push(format!(
+            "  (context) crossbeam's algorithm between 2 processes: {} msgs/s with its 16-B slots, \
+             {} with 64-B slots; Queue<u64> put/get {}",
+            fmt_rate(1e9 / cb16),
+            fmt_rate(1e9 / cb64),
+            ns(G_1P1C, SHM_Q, 8).map_or("-".into(), |q| fmt_rate(1e9 / q)),
+        ));
+    }
+    if let (Some(rings), Some(floor)) = (ns(G_RT, RT_BARE, 8), ns(G_RT, RT_FLOOR, 8)) {
+        // Context for the spinning round-trip target: two rings at their simplest.
+        notes.push(format!(
+            "  (context) the ring floor, a round trip through two bare SPSC rings, takes {} = {} of the \
+             shared-atomic floor; the spinning Queue round trip is {} of the ring floor",
+            fmt_ns(rings),
+            fmt_ratio(rings / floor),
+            ns(G_RT, RT_SPIN, 8).map_or("-".into(), |q| fmt_ratio(q / rings)),
         ));
     }
     if let (Some(v), Some(m)) = (ns(G_LOCK1, VALUE1, 8), ns(G_LOCK1, MUTEX1, 8)) {
