@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Exhaustive model check of a crash-tolerant MPMC ring whose claims are CASes on `tail` and
+`head` (as in crossbeam's ArrayQueue), not on the slot words: the candidate for layout
+version 4 of `src/raw/ring.rs` (see models/README.md, "The intent protocol").
+
+Why: a claim that is a CAS on the slot word (layout 3, ring_model.py) is a locked instruction
+on the cache line the other side just wrote, so every put and every get stalls for a line
+transfer and an upgrade, and slots cannot share a line. With the claims on `head`/`tail` the
+slot words are only loaded and stored, four 16-byte slots fit in a line, and a 1P1C `u64`
+stream costs what crossbeam's algorithm costs (benches/README.md, the bare-ring rows).
+
+What replaces the owner in the slot word: each participant has a record whose `claim` word
+says which position it is claiming, ('P', t) or ('G', h). It is stored *before* the CAS on the
+index and cleared *after* the publish or release store. So a position below `tail` whose slot
+is still free was claimed by a producer that either still shows ('P', t) in its record (alive:
+wait for it) or is dead (nobody alive shows it: step over the position). The same holds for a
+position below `head` whose slot was not released yet, with ('G', h).
+
+Explores every interleaving of the protocol's atomic steps for small queues, with processes
+killed at any step (one kill; `crashes=2` for two). A standby consumer starts once a consumer
+was killed. A scan of the records is one step per record (not atomic). Checks in every state:
+no duplicate delivery, nothing delivered that was not published, per-producer FIFO in claim
+order, no publish, release or repair store ever meets a word other than the one it expects
+(a guarded store). Checks at the end: at most one message lost per killed consumer, every
+message of a live producer published. Progress: from every reachable state all live processes
+can still finish (catches deadlock and livelock).
+
+Not modelled yet (next steps, as ring_model.py's modes): close racing puts (`close_anytime`:
+close here happens after the producers end), `task_done`/`join`, a put's writer that unwinds,
+`len`. Same abstractions as ring_model.py: sequentially consistent memory, exact liveness,
+waiting as "sleep until a watched word changes or the watched owner dies", atomic copies.
+
+Usage: python3 intent_model.py [crashes=2] [MUTATION ...]. Mutations (each must fail):
+  intent_after_claim  the producer records its claim after the tail CAS
+  no_reload           a consumer repairs without re-reading the slot after its scan
+  no_scan             a consumer steps over a claimed, unpublished position without the scan
+  no_reader_repair    producers never free a slot whose reader died
+  release_keeps_claim a consumer clears its record before its release store
+
+Slot word = (phase, lap): E free for position lap*N + index, F full with that position's item.
+Position p lives in slot p % N with lap p // N."""
+import sys
+from collections import deque
+
+MUT = set()
+MAXCRASH = 1
+
+
+def run(N, producers, consumers, crash=True):
+    P = len(producers)
+    C = consumers + 1          # the last consumer is a standby that starts once one was killed
+    nproc = P + C + 1          # + controller that closes
+    CTL = P + C
+    init_slots = tuple(('E', 0) for _ in range(N))
+    init_locals = tuple([('p0', 0, None, 0)] * P + [('c0', 0, None, 0)] * C + [('m0', 0, None, 0)])
+    # shared: head, tail, slots, data, closed, alive, acked, delivered, claims (item, consumer)
+    # in consumer-claim order, crashes, bad (guarded stores that met another word), records
+    init = (0, 0, init_slots, tuple([None] * N), False, tuple([True] * nproc), frozenset(), (), (),
+            0, 0, tuple([None] * nproc))
+
+    def lap(p): return p // N
+    def msg(pid, k): return (pid, k)
+
+    def steps(st):
+        head, tail, slots, data, closed, alive, acked, deliv, claims, crashes, bad, recs = st[0]
+        locs = st[1]
+        out = []
+        for i in range(nproc):
+            if not alive[i]:
+                continue
+            pc, pos, seen, k = locs[i]
+            if pc == 'done':
+                continue
+            consumer_died = any(not alive[j] for j in range(P, P + C))
+            if crash and crashes < MAXCRASH and (i < P or (i < P + C - 1 and not consumer_died)):
+                a = list(alive); a[i] = False
+                out.append(((head, tail, slots, data, closed, tuple(a), acked, deliv, claims,
+                             crashes + 1, bad, recs), locs, f'kill {i}'))
+
+            def mk(nloc, label, head=head, tail=tail, slots=slots, data=data, closed=closed,
+                   acked=acked, deliv=deliv, claims=claims, bad=bad, rec=False):
+                l = list(locs); l[i] = nloc
+                r = recs
+                if rec is not False:
+                    r = list(recs); r[i] = rec; r = tuple(r)
+                return ((head, tail, slots, data, closed, alive, acked, deliv, claims, crashes,
+                         bad, r), tuple(l), label)
+
+            def setslot(idx, val):
+                s = list(slots); s[idx] = val; return tuple(s)
+
+            def guarded(idx, expect, val):
+                # a plain store that the protocol says can only meet `expect`
+                return setslot(idx, val), bad + (0 if slots[idx] == expect else 1)
+
+            if i < P:                                   # ---- producer
+                if k >= producers[i]:
+                    out.append(mk(('done', 0, None, k), 'pdone')); continue
+                if pc == 'p0':
+                    out.append(mk(('p1', tail, None, k), 'load tail'))
+                elif pc == 'p1':
+                    out.append(mk(('p1d', pos, slots[pos % N], k), 'load slot'))
+                elif pc == 'p1d':
+                    t = pos; ph, sl = seen; L = lap(t)
+                    if (ph, sl) == ('E', L):
+                        nxt = 'p3' if 'intent_after_claim' in MUT else 'p2'
+                        out.append(mk((nxt, t, None, k), 'decide claim'))
+                    elif sl == L - 1:
+                        # position t - N is not released yet: full, or its reader died
+                        out.append(mk(('pf', t, seen, k), 'decide previous lap'))
+                    else:
+                        out.append(mk(('p0', 0, None, k), 'stale'))
+                elif pc == 'p2':
+                    out.append(mk(('p3', pos, None, k), 'record claim', rec=('P', pos)))
+                elif pc == 'p3':
+                    t = pos
+                    if tail == t:
+                        nxt = 'p2x' if 'intent_after_claim' in MUT else 'p4'
+                        out.append(mk((nxt, t, None, k), 'claim ok (CAS tail)', tail=t + 1))
+                    else:
+                        out.append(mk(('p3f', t, None, k), 'claim fail'))
+                elif pc == 'p2x':
+                    out.append(mk(('p4', pos, None, k), 'record claim (late)', rec=('P', pos)))
+                elif pc == 'p3f':
+                    out.append(mk(('p0', 0, None, k), 'clear record', rec=None))
+                elif pc == 'p4':
+                    t = pos; d = list(data); d[t % N] = msg(i, k)
+                    out.append(mk(('p5', t, None, k), 'write', data=tuple(d)))
+                elif pc == 'p5':
+                    t = pos; L = lap(t)
+                    s, b = guarded(t % N, ('E', L), ('F', L))
+                    out.append(mk(('p6', t, None, k), 'publish (store)', slots=s, bad=b,
+                                  acked=acked | {msg(i, k)}))
+                elif pc == 'p6':
+                    out.append(mk(('p0', 0, None, k + 1), 'clear record', rec=None))
+                elif pc == 'pf':      # load head: was position t - N claimed by a consumer?
+                    t = pos
+                    if head > t - N and 'no_reader_repair' not in MUT:
+                        out.append(mk(('ps', t, (seen, P), k), 'load head: claimed'))
+                    else:
+                        out.append(mk(('pw', t, (seen, head), k), 'load head: full'))
+                elif pc == 'pw':      # full: sleep until the slot or head changes
+                    t = pos; s0, h0 = seen
+                    if slots[t % N] != s0 or head != h0:
+                        out.append(mk(('p0', 0, None, k), 'wake full'))
+                elif pc == 'ps':      # scan the consumers' records for a live ('G', t - N)
+                    t = pos; s0, j = seen
+                    if j == P + C:
+                        out.append(mk(('pr', t, s0, k), 'scan: no live reader'))
+                    elif alive[j] and recs[j] == ('G', t - N):
+                        out.append(mk(('pwr', t, (s0, j), k), f'scan: reader {j} is live'))
+                    else:
+                        out.append(mk(('ps', t, (s0, j + 1), k), f'scan: not {j}'))
+                elif pc == 'pwr':     # a live reader holds t - N: wait for its release (or death)
+                    t = pos; s0, j = seen
+                    if slots[t % N] != s0 or recs[j] != ('G', t - N) or not alive[j]:
+                        out.append(mk(('p0', 0, None, k), 'wake reader'))
+                elif pc == 'pr':      # repair: CAS the unreleased word to free for lap(t)
+                    t = pos
+                    if slots[t % N] == seen:
+                        out.append(mk(('p0', 0, None, k), 'repair reader (CAS)',
+                                      slots=setslot(t % N, ('E', lap(t)))))
+                    else:
+                        out.append(mk(('p0', 0, None, k), 'repair reader: CAS fails'))
+            elif i < P + C:                             # ---- consumer
+                standby = i == P + C - 1
+                if pc == 'c0':
+                    if standby and all(alive[j] for j in range(P, P + C - 1)) and not k:
+                        continue      # the standby joins only after another consumer was killed
+                    out.append(mk(('c1', head, None, k), 'load head'))
+                elif pc == 'c1':
+                    out.append(mk(('c1d', pos, slots[pos % N], k), 'load slot'))
+                elif pc == 'c1d':
+                    h = pos; ph, sl = seen; L = lap(h)
+                    if (ph, sl) == ('F', L):
+                        out.append(mk(('c2', h, None, k), 'decide claim'))
+                    elif (ph, sl) == ('E', L):
+                        out.append(mk(('ct', h, seen, k), 'decide: free, look at tail'))
+                    elif sl == L - 1:
+                        # position h - N not released yet: nothing can be produced at h
+                        out.append(mk(('cc', h, (seen, tail), k), 'decide empty'))
+                    else:
+                        out.append(mk(('c0', 0, None, k), 'stale'))
+                elif pc == 'c2':
+                    out.append(mk(('c3', pos, None, k), 'record claim', rec=('G', pos)))
+                elif pc == 'c3':
+                    h = pos
+                    if head == h:
+                        out.append(mk(('c4', h, None, k), 'claim ok (CAS head)', head=h + 1,
+                                      claims=claims + ((data[h % N], i),)))
+                    else:
+                        out.append(mk(('c3f', h, None, k), 'claim fail'))
+                elif pc == 'c3f':
+                    out.append(mk(('c0', 0, None, k), 'clear record', rec=None))
+                elif pc == 'c4':
+                    if 'release_keeps_claim' in MUT:
+                        out.append(mk(('c4x', pos, data[pos % N], k), 'copy out; clear record early',
+                                      rec=None))
+                    else:
+                        out.append(mk(('c5', pos, data[pos % N], k), 'copy out'))
+                elif pc == 'c4x':
+                    out.append(mk(('c5', pos, seen, k), 'pause'))
+                elif pc == 'c5':
+                    h = pos; L = lap(h)
+                    s, b = guarded(h % N, ('F', L), ('E', L + 1))
+                    out.append(mk(('c6', h, None, k + 1), 'release (store)', slots=s, bad=b,
+                                  deliv=deliv + (seen,)))
+                elif pc == 'c6':
+                    out.append(mk(('c0', 0, None, k), 'clear record', rec=None))
+                elif pc == 'ct':      # slot free for h: empty, or claimed and not yet published
+                    h = pos
+                    if tail > h:
+                        nxt = ('cr', h, seen, k) if 'no_scan' in MUT else ('cs', h, (seen, 0), k)
+                        out.append(mk(nxt, 'load tail: claimed'))
+                    else:
+                        out.append(mk(('cc', h, (seen, tail), k), 'load tail: empty'))
+                elif pc == 'cs':      # scan the producers' records for a live ('P', h)
+                    h = pos; s0, j = seen
+                    if j == P:
+                        nxt = ('cr2', h, s0, k) if 'no_reload' in MUT else ('cr', h, s0, k)
+                        out.append(mk(nxt, 'scan: no live writer'))
+                    elif alive[j] and recs[j] == ('P', h):
+                        out.append(mk(('cwp', h, (s0, j), k), f'scan: writer {j} is live'))
+                    else:
+                        out.append(mk(('cs', h, (s0, j + 1), k), f'scan: not {j}'))
+                elif pc == 'cwp':     # a live writer holds h: wait for its publish (or death)
+                    h = pos; s0, j = seen
+                    if slots[h % N] != s0 or recs[j] != ('P', h) or not alive[j]:
+                        out.append(mk(('c0', 0, None, k), 'wake writer'))
+                elif pc == 'cr':      # reload: still free means its writer died before publishing
+                    h = pos
+                    if slots[h % N] == seen:
+                        out.append(mk(('cr2', h, seen, k), 'reload: writer died'))
+                    else:
+                        out.append(mk(('c0', 0, None, k), 'reload: changed'))
+                elif pc == 'cr2':     # step over it: claim h as a get does, release it empty
+                    out.append(mk(('cr3', pos, seen, k), 'record claim (skip)', rec=('G', pos)))
+                elif pc == 'cr3':
+                    h = pos
+                    if head == h:
+                        out.append(mk(('cr4', h, seen, k), 'claim ok (CAS head, skip)', head=h + 1))
+                    else:
+                        out.append(mk(('c3f', h, None, k), 'claim fail (skip)'))
+                elif pc == 'cr4':
+                    h = pos; L = lap(h)
+                    s, b = guarded(h % N, ('E', L), ('E', L + 1))
+                    out.append(mk(('c6', h, None, k), 'skip (store)', slots=s, bad=b))
+                elif pc == 'cc':      # nothing at h: load the closed flag
+                    out.append(mk(('cc2' if closed else 'cw', pos, seen, k), 'load closed'))
+                elif pc == 'cc2':     # closed: reload; unchanged means empty for good
+                    h = pos; s0, t0 = seen
+                    if slots[h % N] == s0 and head == h and tail == t0:
+                        out.append(mk(('done', 0, None, k), 'closed+empty'))
+                    else:
+                        out.append(mk(('c0', 0, None, k), 'closed but not empty'))
+                elif pc == 'cw':      # sleep until the slot, head, tail or closed changes
+                    h = pos; s0, t0 = seen
+                    if slots[h % N] != s0 or head != h or tail != t0 or closed:
+                        out.append(mk(('c0', 0, None, k), 'wake empty'))
+            else:                                       # ---- controller: close
+                if pc == 'm0' and all((not alive[j]) or locs[j][0] == 'done' for j in range(P)):
+                    out.append(mk(('done', 0, None, 0), 'close', closed=True))
+        return out
+
+    def check(st):
+        head, tail, slots, data, closed, alive, acked, deliv, claims, crashes, bad, recs = st[0]
+        if len(set(deliv)) != len(deliv): return 'duplicate delivery'
+        for m in deliv:
+            if m not in acked: return f'delivered unpublished {m}'
+        if bad: return 'a guarded store met a word other than the one it expected'
+        for pid in range(P):
+            seq = [m[1] for (m, _) in claims if m is not None and m[0] == pid]
+            if seq != sorted(seq): return f'FIFO broken for producer {pid}: {seq}'
+        return None
+
+    start = (init, init_locals)
+    seen = {start: None}
+    preds = {}
+    good = []
+    q = deque([start])
+    terminal = 0
+    while q:
+        st = q.popleft()
+        err = check(st)
+        if err: return report(seen, st, err)
+        nxt = steps(st)
+        alive = st[0][5]
+        if not nxt:
+            locs = st[1]
+            idle_standby = lambda j: j == P + C - 1 and locs[j] == ('c0', 0, None, 0)
+            if not all((not alive[j]) or locs[j][0] == 'done' or idle_standby(j) for j in range(nproc)):
+                return report(seen, st, 'deadlock')
+            terminal += 1
+            acked, deliv = st[0][6], st[0][7]
+            missing = acked - set(deliv)
+            dead_cons = sum(1 for j in range(P, P + C) if not alive[j])
+            if len(missing) > dead_cons: return report(seen, st, f'lost {missing}')
+            alive_prod_msgs = {msg(j, k) for j in range(P) if alive[j] for k in range(producers[j])}
+            if not alive_prod_msgs <= acked:
+                return report(seen, st, 'alive producer message not published')
+            good.append(st)
+            continue
+        for n in nxt:
+            key = (n[0], n[1])
+            preds.setdefault(key, []).append(st)
+            if key not in seen:
+                seen[key] = (st, n[2])
+                q.append(key)
+    ok = set(good)
+    stack = list(good)
+    while stack:
+        s = stack.pop()
+        for p in preds.get(s, ()):
+            if p not in ok:
+                ok.add(p); stack.append(p)
+    stuck = [s for s in seen if s not in ok]
+    if stuck:
+        return report(seen, min(stuck, key=lambda s: len(str(s))), f'livelock: {len(stuck)} states cannot finish')
+    return f'ok: {len(seen)} states, {terminal} terminal'
+
+
+def report(seen, st, err):
+    path = []
+    cur = st
+    while seen[cur] is not None:
+        prev, label = seen[cur]
+        path.append((label, cur))
+        cur = prev
+    path.reverse()
+    lines = [f'VIOLATION: {err}']
+    for label, s in path[-40:]:
+        lines.append(f'  {label:28} head={s[0][0]} tail={s[0][1]} slots={s[0][2]} alive={s[0][5]} '
+                     f'recs={s[0][11]} locs={s[1]}')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    for a in sys.argv[1:]:
+        if a.startswith('crashes='): MAXCRASH = int(a.split('=')[1])
+        else: MUT.add(a)
+    cases = [(1, [1, 1], 1), (2, [2, 1], 1), (2, [1, 1], 2)] if MAXCRASH > 1 else [
+        (1, [2], 1), (2, [2], 1), (1, [1, 1], 1), (2, [2, 1], 1), (1, [2], 2), (2, [2], 2),
+        (1, [1, 1], 2), (2, [3], 1), (2, [1, 1], 2),
+    ]
+    failed = False
+    for N, prods, cons in cases:
+        r = run(N, prods, cons)
+        failed |= not r.startswith('ok')
+        print(f'{" ".join(sorted(MUT)) or "intent"} N={N} producers={prods} consumers={cons}:', r, flush=True)
+    sys.exit(1 if failed else 0)
