@@ -25,9 +25,21 @@ order, no publish, release or repair store ever meets a word other than the one 
 message of a live producer published. Progress: from every reachable state all live processes
 can still finish (catches deadlock and livelock).
 
-Not modelled yet (next steps, as ring_model.py's modes): close racing puts (`close_anytime`:
-close here happens after the producers end), `task_done`/`join`, a put's writer that unwinds,
-`len`. Same abstractions as ring_model.py: sequentially consistent memory, exact liveness,
+Mode `close_anytime`: close races with puts. A put looks at `closed` before it starts (and a
+put waiting for room is woken by close), as the Rust code does. It loads `closed` after its claim and, if
+closed, stores SKIP(lap t) in its slot (the put fails Closed); a get at that position steps over
+it as over a dead writer's (claim, release FREE of the next lap). At the end of every run no
+position in [head, tail) is FULL. Mutation `close_anytime no_close_check`: the put does not look.
+
+Mode `join`: consumers count `in_hand` (+1 before the claim, undone if it fails) and call
+task_done after each item; a joiner (after the producers end) scans [head, tail) for a FULL
+slot or a claimed one whose writer is alive, then every live consumer's `in_hand`, and returns
+when all are clear. Checks that join never returns while an item published by a live producer
+is neither done nor held by a dead consumer. Mutation `join late_inhand`: `in_hand` counted at
+the release instead of before the claim.
+
+Not modelled yet (next steps, as ring_model.py's modes): a put's writer that unwinds (it would
+retire as a put that saw close does), `len` beyond the end check above. Same abstractions as ring_model.py: sequentially consistent memory, exact liveness,
 waiting as "sleep until a watched word changes or the watched owner dies", atomic copies.
 
 Usage: python3 intent_model.py [crashes=2] [MUTATION ...]. Mutations (each must fail):
@@ -37,7 +49,8 @@ Usage: python3 intent_model.py [crashes=2] [MUTATION ...]. Mutations (each must 
   no_reader_repair    producers never free a slot whose reader died
   release_keeps_claim a consumer clears its record before its release store
 
-Slot word = (phase, lap): E free for position lap*N + index, F full with that position's item.
+Slot word = (phase, lap): E free for position lap*N + index, F full with that position's item,
+S skipped (a put that saw close retired the position).
 Position p lives in slot p % N with lap p // N."""
 import sys
 from collections import deque
@@ -49,20 +62,21 @@ MAXCRASH = 1
 def run(N, producers, consumers, crash=True):
     P = len(producers)
     C = consumers + 1          # the last consumer is a standby that starts once one was killed
-    nproc = P + C + 1          # + controller that closes
-    CTL = P + C
+    nproc = P + C + 2          # + controller that closes, + joiner (mode join)
+    CTL, JNR = P + C, P + C + 1
     init_slots = tuple(('E', 0) for _ in range(N))
-    init_locals = tuple([('p0', 0, None, 0)] * P + [('c0', 0, None, 0)] * C + [('m0', 0, None, 0)])
+    init_locals = tuple([('p0', 0, None, 0)] * P + [('c0', 0, None, 0)] * C + [('m0', 0, None, 0)]
+                        + [('j0' if 'join' in MUT else 'done', 0, None, 0)])
     # shared: head, tail, slots, data, closed, alive, acked, delivered, claims (item, consumer)
     # in consumer-claim order, crashes, bad (guarded stores that met another word), records
     init = (0, 0, init_slots, tuple([None] * N), False, tuple([True] * nproc), frozenset(), (), (),
-            0, 0, tuple([None] * nproc))
+            0, 0, tuple([None] * nproc), tuple([0] * C), frozenset())
 
     def lap(p): return p // N
     def msg(pid, k): return (pid, k)
 
     def steps(st):
-        head, tail, slots, data, closed, alive, acked, deliv, claims, crashes, bad, recs = st[0]
+        head, tail, slots, data, closed, alive, acked, deliv, claims, crashes, bad, recs, inh, done = st[0]
         locs = st[1]
         out = []
         for i in range(nproc):
@@ -75,16 +89,19 @@ def run(N, producers, consumers, crash=True):
             if crash and crashes < MAXCRASH and (i < P or (i < P + C - 1 and not consumer_died)):
                 a = list(alive); a[i] = False
                 out.append(((head, tail, slots, data, closed, tuple(a), acked, deliv, claims,
-                             crashes + 1, bad, recs), locs, f'kill {i}'))
+                             crashes + 1, bad, recs, inh, done), locs, f'kill {i}'))
 
             def mk(nloc, label, head=head, tail=tail, slots=slots, data=data, closed=closed,
-                   acked=acked, deliv=deliv, claims=claims, bad=bad, rec=False):
+                   acked=acked, deliv=deliv, claims=claims, bad=bad, rec=False, inh=inh, done=done):
                 l = list(locs); l[i] = nloc
                 r = recs
                 if rec is not False:
                     r = list(recs); r[i] = rec; r = tuple(r)
                 return ((head, tail, slots, data, closed, alive, acked, deliv, claims, crashes,
-                         bad, r), tuple(l), label)
+                         bad, r, inh, done), tuple(l), label)
+
+            def bump(d):
+                x = list(inh); x[i - P] += d; return tuple(x)
 
             def setslot(idx, val):
                 s = list(slots); s[idx] = val; return tuple(s)
@@ -97,7 +114,11 @@ def run(N, producers, consumers, crash=True):
                 if k >= producers[i]:
                     out.append(mk(('done', 0, None, k), 'pdone')); continue
                 if pc == 'p0':
-                    out.append(mk(('p1', tail, None, k), 'load tail'))
+                    if 'close_anytime' in MUT and closed:
+                        # the early look (Rust: `put_attempt`): a put after close fails Closed
+                        out.append(mk(('done', 0, None, producers[i]), 'closed before the claim'))
+                    else:
+                        out.append(mk(('p1', tail, None, k), 'load tail'))
                 elif pc == 'p1':
                     out.append(mk(('p1d', pos, slots[pos % N], k), 'load slot'))
                 elif pc == 'p1d':
@@ -115,12 +136,21 @@ def run(N, producers, consumers, crash=True):
                 elif pc == 'p3':
                     t = pos
                     if tail == t:
-                        nxt = 'p2x' if 'intent_after_claim' in MUT else 'p4'
+                        nxt = 'p2x' if 'intent_after_claim' in MUT else 'pcc' if 'close_anytime' in MUT else 'p4'
                         out.append(mk((nxt, t, None, k), 'claim ok (CAS tail)', tail=t + 1))
                     else:
                         out.append(mk(('p3f', t, None, k), 'claim fail'))
                 elif pc == 'p2x':
                     out.append(mk(('p4', pos, None, k), 'record claim (late)', rec=('P', pos)))
+                elif pc == 'pcc':     # closed? checked after the claim, so no put lands after close
+                    undo = closed and 'no_close_check' not in MUT
+                    out.append(mk(('pret' if undo else 'p4', pos, None, k), 'load closed'))
+                elif pc == 'pret':    # retire: mark the position skipped; the put fails Closed
+                    t = pos; L = lap(t)
+                    s_, b = guarded(t % N, ('E', L), ('S', L))
+                    out.append(mk(('pret2', t, None, k), 'retire (store SKIP)', slots=s_, bad=b))
+                elif pc == 'pret2':
+                    out.append(mk(('done', 0, None, producers[i]), 'clear record; put fails Closed', rec=None))
                 elif pc == 'p3f':
                     out.append(mk(('p0', 0, None, k), 'clear record', rec=None))
                 elif pc == 'p4':
@@ -141,7 +171,7 @@ def run(N, producers, consumers, crash=True):
                         out.append(mk(('pw', t, (seen, head), k), 'load head: full'))
                 elif pc == 'pw':      # full: sleep until the slot or head changes
                     t = pos; s0, h0 = seen
-                    if slots[t % N] != s0 or head != h0:
+                    if slots[t % N] != s0 or head != h0 or ('close_anytime' in MUT and closed):
                         out.append(mk(('p0', 0, None, k), 'wake full'))
                 elif pc == 'ps':      # scan the consumers' records for a live ('G', t - N)
                     t = pos; s0, j = seen
@@ -176,20 +206,30 @@ def run(N, producers, consumers, crash=True):
                         out.append(mk(('c2', h, None, k), 'decide claim'))
                     elif (ph, sl) == ('E', L):
                         out.append(mk(('ct', h, seen, k), 'decide: free, look at tail'))
+                    elif (ph, sl) == ('S', L):
+                        out.append(mk(('cr2', h, seen, k), 'decide: skip a retired position'))
                     elif sl == L - 1:
                         # position h - N not released yet: nothing can be produced at h
                         out.append(mk(('cc', h, (seen, tail), k), 'decide empty'))
                     else:
                         out.append(mk(('c0', 0, None, k), 'stale'))
                 elif pc == 'c2':
-                    out.append(mk(('c3', pos, None, k), 'record claim', rec=('G', pos)))
+                    nxt = 'c2i' if 'join' in MUT else 'c3'
+                    out.append(mk((nxt, pos, None, k), 'record claim', rec=('G', pos)))
+                elif pc == 'c2i':     # before the claim: a joiner that sees h claimed sees this
+                    out.append(mk(('c3', pos, None, k), 'in_hand += 1',
+                                  inh=bump(0 if 'late_inhand' in MUT else 1)))
                 elif pc == 'c3':
                     h = pos
                     if head == h:
                         out.append(mk(('c4', h, None, k), 'claim ok (CAS head)', head=h + 1,
                                       claims=claims + ((data[h % N], i),)))
                     else:
-                        out.append(mk(('c3f', h, None, k), 'claim fail'))
+                        nxt = 'c3u' if 'join' in MUT else 'c3f'
+                        out.append(mk((nxt, h, None, k), 'claim fail'))
+                elif pc == 'c3u':
+                    out.append(mk(('c3f', pos, None, k), 'in_hand -= 1 (undo)',
+                                  inh=bump(0 if 'late_inhand' in MUT else -1)))
                 elif pc == 'c3f':
                     out.append(mk(('c0', 0, None, k), 'clear record', rec=None))
                 elif pc == 'c4':
@@ -203,10 +243,14 @@ def run(N, producers, consumers, crash=True):
                 elif pc == 'c5':
                     h = pos; L = lap(h)
                     s, b = guarded(h % N, ('F', L), ('E', L + 1))
-                    out.append(mk(('c6', h, None, k + 1), 'release (store)', slots=s, bad=b,
-                                  deliv=deliv + (seen,)))
+                    late = 1 if 'late_inhand' in MUT else 0
+                    out.append(mk(('c6', h, seen if 'join' in MUT else None, k + 1), 'release (store)',
+                                  slots=s, bad=b, deliv=deliv + (seen,), inh=bump(late)))
                 elif pc == 'c6':
-                    out.append(mk(('c0', 0, None, k), 'clear record', rec=None))
+                    nxt = ('ctd', 0, seen, k) if 'join' in MUT and seen is not None else ('c0', 0, None, k)
+                    out.append(mk(nxt, 'clear record', rec=None))
+                elif pc == 'ctd':     # task_done
+                    out.append(mk(('c0', 0, None, k), 'task_done', inh=bump(-1), done=done | {seen}))
                 elif pc == 'ct':      # slot free for h: empty, or claimed and not yet published
                     h = pos
                     if tail > h:
@@ -243,7 +287,7 @@ def run(N, producers, consumers, crash=True):
                         out.append(mk(('c3f', h, None, k), 'claim fail (skip)'))
                 elif pc == 'cr4':
                     h = pos; L = lap(h)
-                    s, b = guarded(h % N, ('E', L), ('E', L + 1))
+                    s, b = guarded(h % N, seen, ('E', L + 1))
                     out.append(mk(('c6', h, None, k), 'skip (store)', slots=s, bad=b))
                 elif pc == 'cc':      # nothing at h: load the closed flag
                     out.append(mk(('cc2' if closed else 'cw', pos, seen, k), 'load closed'))
@@ -257,13 +301,57 @@ def run(N, producers, consumers, crash=True):
                     h = pos; s0, t0 = seen
                     if slots[h % N] != s0 or head != h or tail != t0 or closed:
                         out.append(mk(('c0', 0, None, k), 'wake empty'))
-            else:                                       # ---- controller: close
-                if pc == 'm0' and all((not alive[j]) or locs[j][0] == 'done' for j in range(P)):
+            elif i == CTL:                              # ---- controller: close
+                if pc == 'm0' and ('close_anytime' in MUT or all((not alive[j]) or locs[j][0] == 'done' for j in range(P))):
                     out.append(mk(('done', 0, None, 0), 'close', closed=True))
+            else:                                       # ---- joiner: q.join() after producers end
+                if pc == 'j0':
+                    if all((not alive[j]) or locs[j][0] == 'done' for j in range(P)):
+                        out.append(mk(('j1', 0, None, 0), 'join starts'))
+                elif pc == 'j1':
+                    out.append(mk(('j2', head, None, 0), 'join: load head'))
+                elif pc == 'j2':      # k = the tail seen
+                    out.append(mk(('js', pos, None, tail), 'join: load tail'))
+                elif pc == 'js':      # scan [head, tail): a FULL slot, or a claimed one whose
+                    p = pos           # writer is alive, is work not done
+                    if p >= k:
+                        out.append(mk(('jc', 0, None, 0), 'join: ring clear'))
+                    else:
+                        ph, sl = slots[p % N]
+                        if (ph, sl) == ('F', lap(p)):
+                            out.append(mk(('jw', 0, None, 0), 'join: live item'))
+                        elif (ph, sl) == ('E', lap(p)):
+                            out.append(mk(('jp', p, P - 1, k), 'join: claimed, look for its writer'))
+                        else:
+                            out.append(mk(('js', p + 1, None, k), 'join: slot clear'))
+                elif pc == 'jp':      # scan the producers' records for a live Put(p)
+                    p, j = pos, seen
+                    if j < 0:
+                        out.append(mk(('js', p + 1, None, k), 'join: writer dead'))
+                    elif alive[j] and recs[j] == ('P', p):
+                        out.append(mk(('jw', 0, None, 0), 'join: writer live'))
+                    else:
+                        out.append(mk(('jp', p, j - 1, k), f'join: not {j}'))
+                elif pc == 'jc':      # then every live consumer's in_hand
+                    c = pos
+                    if c >= C:
+                        held = {m for (m, who) in claims if not alive[who]}
+                        missing = {m for m in acked if m not in done and m not in held}
+                        nd = frozenset(done | {('JOINED', tuple(sorted(missing)))})
+                        out.append(mk(('done', 0, None, 0), 'join returns', done=nd))
+                    elif alive[P + c] and inh[c] != 0:
+                        out.append(mk(('jw', 0, None, 0), 'join: work in hand'))
+                    else:
+                        out.append(mk(('jc', c + 1, None, 0), 'join: consumer clear'))
+                elif pc == 'jw':      # timed sleep: rescan after a wake-up or the slice timeout
+                    out.append(mk(('j1', 0, None, 0), 'join: rescan'))
         return out
 
     def check(st):
-        head, tail, slots, data, closed, alive, acked, deliv, claims, crashes, bad, recs = st[0]
+        head, tail, slots, data, closed, alive, acked, deliv, claims, crashes, bad, recs, inh, done = st[0]
+        for d in done:
+            if isinstance(d, tuple) and d and d[0] == 'JOINED' and d[1]:
+                return f'join returned while {list(d[1])} were neither done nor held by a dead consumer'
         if len(set(deliv)) != len(deliv): return 'duplicate delivery'
         for m in deliv:
             if m not in acked: return f'delivered unpublished {m}'
@@ -296,8 +384,13 @@ def run(N, producers, consumers, crash=True):
             dead_cons = sum(1 for j in range(P, P + C) if not alive[j])
             if len(missing) > dead_cons: return report(seen, st, f'lost {missing}')
             alive_prod_msgs = {msg(j, k) for j in range(P) if alive[j] for k in range(producers[j])}
-            if not alive_prod_msgs <= acked:
+            if 'close_anytime' not in MUT and not alive_prod_msgs <= acked:
                 return report(seen, st, 'alive producer message not published')
+            # closed and drained (every live consumer saw Closed): no FULL slot in [head, tail)
+            h, t_, sl_ = st[0][0], st[0][1], st[0][2]
+            left = [p for p in range(h, t_) if sl_[p % N] == ('F', lap(p))]
+            if left:
+                return report(seen, st, f'closed and drained but positions {left} are FULL')
             good.append(st)
             continue
         for n in nxt:
@@ -339,6 +432,8 @@ if __name__ == '__main__':
         if a.startswith('crashes='): MAXCRASH = int(a.split('=')[1])
         else: MUT.add(a)
     cases = [(1, [1, 1], 1), (2, [2, 1], 1), (2, [1, 1], 2)] if MAXCRASH > 1 else [
+        (1, [2], 1), (2, [2], 1), (1, [1, 1], 1), (2, [2, 1], 1), (1, [2], 2), (2, [1, 1], 2),
+    ] if MUT & {'close_anytime', 'join'} else [
         (1, [2], 1), (2, [2], 1), (1, [1, 1], 1), (2, [2, 1], 1), (1, [2], 2), (2, [2], 2),
         (1, [1, 1], 2), (2, [3], 1), (2, [1, 1], 2),
     ]
