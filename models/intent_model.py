@@ -38,8 +38,12 @@ when all are clear. Checks that join never returns while an item published by a 
 is neither done nor held by a dead consumer. Mutation `join late_inhand`: `in_hand` counted at
 the release instead of before the claim.
 
-Not modelled yet (next steps, as ring_model.py's modes): a put's writer that unwinds (it would
-retire as a put that saw close does), `len` beyond the end check above. Same abstractions as ring_model.py: sequentially consistent memory, exact liveness,
+Mode `retire_anytime`: a put's payload writer may unwind half-way through its copy (a panicking
+`put_with` closure); the put stores SKIP(lap t) as a put that saw close does, clears its record
+and the producer goes on with its next message. The torn item must never be delivered (the
+"delivered unpublished" check).
+
+Not modelled yet: `len` beyond the end check above. Same abstractions as ring_model.py: sequentially consistent memory, exact liveness,
 waiting as "sleep until a watched word changes or the watched owner dies", atomic copies.
 
 Usage: python3 intent_model.py [crashes=2] [MUTATION ...]. Mutations (each must fail):
@@ -156,6 +160,15 @@ def run(N, producers, consumers, crash=True):
                 elif pc == 'p4':
                     t = pos; d = list(data); d[t % N] = msg(i, k)
                     out.append(mk(('p5', t, None, k), 'write', data=tuple(d)))
+                    if 'retire_anytime' in MUT:   # the payload writer unwinds half-way: retire
+                        d[t % N] = ('torn', i, k)
+                        out.append(mk(('puw', t, None, k), 'writer unwinds', data=tuple(d)))
+                elif pc == 'puw':     # retire as a put that saw close does (RetireOnUnwind)
+                    t = pos; L = lap(t)
+                    s_, b = guarded(t % N, ('E', L), ('S', L))
+                    out.append(mk(('puw2', t, None, k), 'retire (store SKIP)', slots=s_, bad=b))
+                elif pc == 'puw2':    # the put panics out; the producer goes on with its next one
+                    out.append(mk(('p0', 0, None, k + 1), 'clear record; next message', rec=None))
                 elif pc == 'p5':
                     t = pos; L = lap(t)
                     s, b = guarded(t % N, ('E', L), ('F', L))
@@ -384,7 +397,7 @@ def run(N, producers, consumers, crash=True):
             dead_cons = sum(1 for j in range(P, P + C) if not alive[j])
             if len(missing) > dead_cons: return report(seen, st, f'lost {missing}')
             alive_prod_msgs = {msg(j, k) for j in range(P) if alive[j] for k in range(producers[j])}
-            if 'close_anytime' not in MUT and not alive_prod_msgs <= acked:
+            if not MUT & {'close_anytime', 'retire_anytime'} and not alive_prod_msgs <= acked:
                 return report(seen, st, 'alive producer message not published')
             # closed and drained (every live consumer saw Closed): no FULL slot in [head, tail)
             h, t_, sl_ = st[0][0], st[0][1], st[0][2]
@@ -433,7 +446,7 @@ if __name__ == '__main__':
         else: MUT.add(a)
     cases = [(1, [1, 1], 1), (2, [2, 1], 1), (2, [1, 1], 2)] if MAXCRASH > 1 else [
         (1, [2], 1), (2, [2], 1), (1, [1, 1], 1), (2, [2, 1], 1), (1, [2], 2), (2, [1, 1], 2),
-    ] if MUT & {'close_anytime', 'join'} else [
+    ] if MUT & {'close_anytime', 'join', 'retire_anytime'} else [
         (1, [2], 1), (2, [2], 1), (1, [1, 1], 1), (2, [2, 1], 1), (1, [2], 2), (2, [2], 2),
         (1, [1, 1], 2), (2, [3], 1), (2, [1, 1], 2),
     ]
