@@ -384,21 +384,20 @@ fn inherited(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// One page of memory shared through a descriptor (a memfd or a POSIX shm object).
-struct Page {
+/// A shared mapping of `len` bytes of a descriptor (a memfd or a POSIX shm object).
+struct Region {
     ptr: *mut libc::c_void,
+    len: usize,
 }
 
-const PAGE: usize = 4096;
-
-impl Page {
-    fn map(fd: &OwnedFd) -> Page {
+impl Region {
+    fn map(fd: &OwnedFd, len: usize) -> Region {
         // SAFETY: a fresh shared mapping chosen by the kernel (null hint) of a descriptor we
-        // own that is at least PAGE bytes long; the result is checked.
+        // own that is at least `len` bytes long (every caller sized it); the result is checked.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                PAGE,
+                len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
@@ -406,21 +405,47 @@ impl Page {
             )
         };
         assert_ne!(ptr, libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
-        Page { ptr }
+        Region { ptr, len }
+    }
+
+    /// The 8-byte word at byte `at`.
+    fn word(&self, at: usize) -> &AtomicU64 {
+        assert!(at % 8 == 0 && at + 8 <= self.len, "word {at} outside the region");
+        // SAFETY: `at` is 8-aligned inside the live, page-aligned mapping of `len` bytes
+        // (checked above), which lives as long as `self`; every process accesses the region's
+        // words only atomically.
+        unsafe { &*self.ptr.cast::<u8>().add(at).cast::<AtomicU64>() }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `map`; no reference into it outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// One page of memory shared through a descriptor: the floors' words.
+struct Page(Region);
+
+const PAGE: usize = 4096;
+
+impl Page {
+    fn map(fd: &OwnedFd) -> Page {
+        Page(Region::map(fd, PAGE))
     }
 
     fn word(&self) -> &AtomicU64 {
-        // SAFETY: `ptr` is a live, page-aligned (hence 8-aligned) mapping of PAGE bytes that
-        // lives as long as `self`; every process accesses this word only atomically.
-        unsafe { &*self.ptr.cast::<AtomicU64>() }
+        self.0.word(0)
     }
 
     /// The 32-bit futex word `i` (0 or 1), each on its own cache line after `word`'s.
     fn futex_word(&self, i: usize) -> &AtomicU32 {
         assert!(i < 2);
-        // SAFETY: offset 64 (i + 1) + 4 <= PAGE, 4-aligned, inside the live mapping of `self`;
-        // every process accesses these words only atomically (loads, stores, futex calls).
-        unsafe { &*self.ptr.cast::<u8>().add(64 * (i + 1)).cast::<AtomicU32>() }
+        // SAFETY: offset 64 (i + 1) + 4 <= PAGE, 4-aligned, inside the live, page-aligned
+        // mapping of PAGE bytes that `self` holds; every process accesses these words only
+        // atomically (loads, stores, futex calls).
+        unsafe { &*self.0.ptr.cast::<u8>().add(64 * (i + 1)).cast::<AtomicU32>() }
     }
 }
 
@@ -455,13 +480,6 @@ fn futex_wait_for(word: &AtomicU32, want: u32) {
             return;
         }
         futex_wait(word, cur);
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping made in `map`; no reference into it outlives `self`.
-        unsafe { libc::munmap(self.ptr, PAGE) };
     }
 }
 
@@ -1463,47 +1481,6 @@ fn lat_crossbeam(cfg: &Cfg) -> Stats {
 
 /// Bytes before a bare ring's slots: `head` and `tail`, each on its own cache line.
 const BARE_HEADER: usize = 128;
-
-/// A shared mapping of a memfd holding bare rings, `len` bytes.
-struct Region {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl Region {
-    fn map(fd: &OwnedFd, len: usize) -> Region {
-        // SAFETY: a fresh shared mapping chosen by the kernel (null hint) of a descriptor we
-        // own that is `len` bytes long (`memfd_of`); the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
-        Region { ptr, len }
-    }
-
-    /// The 8-byte word at byte `at`.
-    fn word(&self, at: usize) -> &AtomicU64 {
-        assert!(at % 8 == 0 && at + 8 <= self.len, "word {at} outside the region");
-        // SAFETY: `at` is 8-aligned inside the live, page-aligned mapping of `len` bytes
-        // (checked above), which lives as long as `self`; every process accesses the region's
-        // words only atomically.
-        unsafe { &*self.ptr.cast::<u8>().add(at).cast::<AtomicU64>() }
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping made in `map`; no reference into it outlives `self`.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
-}
 
 /// Bytes of one bare ring of CAPACITY slots of `stride` bytes.
 fn bare_ring_bytes(stride: usize) -> usize {
