@@ -1533,20 +1533,27 @@ impl<'a> BareRing<'a> {
         (CAPACITY as u64 + 1).next_power_of_two()
     }
 
+    /// crossbeam's position arithmetic: the slot index of position `pos` (lap in the high
+    /// bits, index in the low ones) and the position after it (the next lap's index 0 after
+    /// the last slot).
+    fn locate(pos: u64) -> (usize, u64) {
+        let one_lap = Self::one_lap();
+        let index = (pos & (one_lap - 1)) as usize;
+        let next = if index + 1 < CAPACITY {
+            pos + 1
+        } else {
+            (pos & !(one_lap - 1)).wrapping_add(one_lap)
+        };
+        (index, next)
+    }
+
     /// `ArrayQueue::push` (crossbeam-queue 0.3), spinning: claim position `tail` by CAS once
     /// its slot's stamp says it is free, then store the value and the stamp `tail + 1`.
     fn cb_push(&self, v: u64) {
-        let one_lap = Self::one_lap();
         let mut fails = 0;
         let mut tail = self.tail().load(Ordering::Relaxed);
         loop {
-            let index = (tail & (one_lap - 1)) as usize;
-            let lap = tail & !(one_lap - 1);
-            let next = if index + 1 < CAPACITY {
-                tail + 1
-            } else {
-                lap.wrapping_add(one_lap)
-            };
+            let (index, next) = Self::locate(tail);
             let stamp = self.stamp(index).load(Ordering::Acquire);
             if tail == stamp {
                 match self
@@ -1571,26 +1578,20 @@ impl<'a> BareRing<'a> {
     /// `ArrayQueue::pop`, spinning: claim position `head` by CAS once its slot's stamp says
     /// it is full, then load the value and store the stamp of the next lap.
     fn cb_pop(&self) -> u64 {
-        let one_lap = Self::one_lap();
         let mut fails = 0;
         let mut head = self.head().load(Ordering::Relaxed);
         loop {
-            let index = (head & (one_lap - 1)) as usize;
-            let lap = head & !(one_lap - 1);
+            let (index, next) = Self::locate(head);
             let stamp = self.stamp(index).load(Ordering::Acquire);
             if head + 1 == stamp {
-                let next = if index + 1 < CAPACITY {
-                    head + 1
-                } else {
-                    lap.wrapping_add(one_lap)
-                };
                 match self
                     .head()
                     .compare_exchange_weak(head, next, Ordering::SeqCst, Ordering::Relaxed)
                 {
                     Ok(_) => {
                         let v = self.value(index).load(Ordering::Relaxed);
-                        self.stamp(index).store(head.wrapping_add(one_lap), Ordering::Release);
+                        self.stamp(index)
+                            .store(head.wrapping_add(Self::one_lap()), Ordering::Release);
                         return v;
                     }
                     Err(h) => head = h,
