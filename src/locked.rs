@@ -41,7 +41,7 @@ impl<T> Locked<T> {
 
 impl<T: Pod> Locked<T> {
     fn spec(kind: Kind, opts: &Options) -> (TypeDesc, crate::segment::BodySize) {
-        (TypeDesc::of::<T>(kind, opts.schema_id), |count, _| {
+        (TypeDesc::of::<T>(kind, opts.schema_id), |count, _, _| {
             body_size::<T>(count)
         })
     }

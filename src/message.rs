@@ -38,6 +38,7 @@ use crate::error::{OpenError, RecvError, SendError, TaskError};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::queue::MAX_CAPACITY;
 use crate::raw::Liveness;
+use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::ring::{Block, PutFail, RawRing, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
@@ -55,11 +56,15 @@ const CONTROL_SIZE: u64 = core::mem::size_of::<RingControl>() as u64;
 const SLOT_SIZE: u64 = core::mem::size_of::<Slot>() as u64;
 /// The length word at the start of each cell.
 const LEN_WORD: u64 = 8;
+const RECORD_SIZE: u64 = core::mem::size_of::<ClaimRecord>() as u64;
 
 /// Where one message ring lies, in bytes from the start of the body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RingLayout {
     control: u64,
+    records: u64,
+    nrecords: u64,
+    participants: u32,
     slots: u64,
     cells: u64,
     stride: u64,
@@ -72,17 +77,22 @@ pub(crate) struct RingLayout {
 impl RingLayout {
     /// The layout of a ring of `cap` messages of up to `max` bytes starting at `base`
     /// (rounded up to 64); `None` if a size is out of range or the arithmetic overflows.
-    pub(crate) fn new(base: u64, cap: u64, max: u64) -> Option<RingLayout> {
+    pub(crate) fn new(base: u64, cap: u64, max: u64, participants: u32) -> Option<RingLayout> {
         if cap == 0 || cap > MAX_CAPACITY as u64 || max > MAX_MESSAGE_SIZE as u64 {
             return None;
         }
         let control = align_up(base, 64)?;
-        let slots = control.checked_add(CONTROL_SIZE)?;
+        let records = control.checked_add(CONTROL_SIZE)?;
+        let nrecords = records_for(participants);
+        let slots = records.checked_add(nrecords.checked_mul(RECORD_SIZE)?)?;
         let cells = align_up(slots.checked_add(cap.checked_mul(SLOT_SIZE)?)?, 64)?;
         let stride = align_up(max.checked_add(LEN_WORD)?, 64)?;
         let end = cells.checked_add(cap.checked_mul(stride)?)?;
         Some(RingLayout {
             control,
+            records,
+            nrecords,
+            participants,
             slots,
             cells,
             stride,
@@ -111,7 +121,12 @@ pub(crate) fn check_sizes(capacity: usize, max: usize) -> Result<(u64, u64), Ope
 /// One message ring in a mapping: raw pointers into a segment body, valid as long as the
 /// segment that owns the mapping.
 pub(crate) struct MsgRing {
+    /// This handle's claim records; the owner of a `MsgRing` declares it before its
+    /// segment, so that these are given back while the mapping is there.
+    leases: HandleLeases,
     control: *const RingControl,
+    records: *const ClaimRecord,
+    nrecords: usize,
     slots: *const Slot,
     cells: *mut u8,
     cap: usize,
@@ -128,8 +143,23 @@ impl MsgRing {
     /// processes).
     pub(crate) unsafe fn new(body: *mut u8, layout: &RingLayout) -> MsgRing {
         // `layout.end` fits in the mapping, hence in `usize`, and so does every offset below.
+        let control: *const RingControl = body.wrapping_add(layout.control as usize).cast();
+        let records: *const ClaimRecord = body.wrapping_add(layout.records as usize).cast();
+        let nrecords = layout.nrecords as usize;
         MsgRing {
-            control: body.wrapping_add(layout.control as usize).cast(),
+            // SAFETY: the records and the control block lie in the ring (this function's
+            // contract), 64-aligned; the caller keeps the body alive while we are used.
+            leases: unsafe {
+                HandleLeases::new(
+                    records,
+                    nrecords,
+                    core::ptr::addr_of!((*control).records_used).cast(),
+                    layout.participants as usize,
+                )
+            },
+            control,
+            records,
+            nrecords,
             slots: body.wrapping_add(layout.slots as usize).cast(),
             cells: body.wrapping_add(layout.cells as usize),
             cap: layout.cap as usize,
@@ -145,7 +175,10 @@ impl MsgRing {
         // SAFETY: `cap` 8-byte slot words follow it, 8-aligned, inside the mapping; `Slot` is
         // one atomic.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap) };
-        match RawRing::new(control, slots) {
+        // SAFETY: `nrecords` 64-byte records follow the control block, 64-aligned, inside the
+        // mapping; `ClaimRecord` is all atomics.
+        let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
+        match RawRing::new_strided(control, slots, 1, records) {
             Some(r) => r,
             None => unreachable!("a message ring has at least one slot (RingLayout::new)"),
         }
@@ -205,8 +238,8 @@ impl MsgRing {
                 f(&mut w);
             }
         };
-        self.raw()
-            .put_with(block, &mut write, live, wait)
+        self.leases
+            .with(live, |mine| self.raw().put_with(block, &mut write, mine, live, wait))
             .map_err(|fail| match fail {
                 PutFail::Full => SendError::Full,
                 PutFail::Closed => SendError::Closed,
@@ -266,7 +299,9 @@ impl MsgRing {
             }
             Ok(())
         };
-        match self.raw().get_with(block, &mut read, live, in_hand, wait) {
+        match self.leases.with(live, |mine| {
+            self.raw().get_with(block, &mut read, mine, live, in_hand, wait)
+        }) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
             Err(e) => Err(recv_error(e)),
@@ -306,7 +341,9 @@ impl MsgRing {
             // the ring), so the caller's panic waits until the slot is released.
             Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&reader))))
         };
-        match self.raw().get_with(block, &mut read, live, in_hand, wait) {
+        match self.leases.with(live, |mine| {
+            self.raw().get_with(block, &mut read, mine, live, in_hand, wait)
+        }) {
             Ok(Ok(Ok(r))) => Ok(r),
             Ok(Ok(Err(panic))) => std::panic::resume_unwind(panic),
             Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
@@ -474,8 +511,9 @@ fn until(timeout: Duration) -> Block {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct ByteQueue {
-    seg: Segment,
+    /// Before `seg`: dropping it gives its claim records back, which needs the mapping.
     ring: MsgRing,
+    seg: Segment,
 }
 
 // SAFETY: the ring's raw pointers point into `seg`'s mapping, which moves with the handle;
@@ -496,8 +534,8 @@ impl ByteQueue {
         }
     }
 
-    fn body_size(count: u64, max: u64) -> Option<u64> {
-        RingLayout::new(0, count, max).map(|l| l.end)
+    fn body_size(count: u64, max: u64, participants: u32) -> Option<u64> {
+        RingLayout::new(0, count, max, participants).map(|l| l.end)
     }
 
     /// What the segment layer needs to create or open a message queue of `type_name`.
@@ -538,7 +576,7 @@ impl ByteQueue {
     }
 
     fn wrap(seg: Segment) -> Result<ByteQueue, OpenError> {
-        let layout = RingLayout::new(0, seg.count(), seg.elem_size()).ok_or_else(|| {
+        let layout = RingLayout::new(0, seg.count(), seg.elem_size(), seg.participant_count()).ok_or_else(|| {
             OpenError::corrupted(format!(
                 "message queue capacity {} or message size {} out of range",
                 seg.count(),
@@ -1178,18 +1216,20 @@ mod tests {
 
     #[test]
     fn layouts_are_checked_and_aligned() {
-        let l = RingLayout::new(0, 3, 5).unwrap();
-        assert_eq!(l.slots, 384);
-        assert_eq!(l.cells, 448);
+        // 448 bytes of control, then 4 records of 64 bytes (1 participant), then the slots.
+        let l = RingLayout::new(0, 3, 5, 1).unwrap();
+        assert_eq!(l.records, 448);
+        assert_eq!(l.slots, 448 + 256);
+        assert_eq!(l.cells, 768);
         assert_eq!(l.stride, 64);
-        assert_eq!(l.end, 448 + 3 * 64);
-        let l = RingLayout::new(100, 1, 56).unwrap();
+        assert_eq!(l.end, 768 + 3 * 64);
+        let l = RingLayout::new(100, 1, 56, 1).unwrap();
         assert_eq!((l.control, l.stride), (128, 64));
-        assert_eq!(RingLayout::new(0, 1, 57).unwrap().stride, 128);
-        assert!(RingLayout::new(0, 0, 8).is_none());
-        assert!(RingLayout::new(0, 1, MAX_MESSAGE_SIZE as u64 + 1).is_none());
-        assert!(RingLayout::new(0, MAX_CAPACITY as u64, MAX_MESSAGE_SIZE as u64).is_some());
-        assert!(RingLayout::new(u64::MAX - 10, 1, 1).is_none());
+        assert_eq!(RingLayout::new(0, 1, 57, 1).unwrap().stride, 128);
+        assert!(RingLayout::new(0, 0, 8, 1).is_none());
+        assert!(RingLayout::new(0, 1, MAX_MESSAGE_SIZE as u64 + 1, 1).is_none());
+        assert!(RingLayout::new(0, MAX_CAPACITY as u64, MAX_MESSAGE_SIZE as u64, 1024).is_some());
+        assert!(RingLayout::new(u64::MAX - 10, 1, 1, 1).is_none());
     }
 
     #[test]

@@ -41,9 +41,9 @@ const ONE_WAY: u64 = 1;
 /// Bytes before ring 0: two end words on their own cache lines.
 const ENDS_SIZE: u64 = 128;
 
-fn layouts(cap: u64, max: u64) -> Option<(RingLayout, RingLayout)> {
-    let a = RingLayout::new(ENDS_SIZE, cap, max)?;
-    let b = RingLayout::new(a.end, cap, max)?;
+fn layouts(cap: u64, max: u64, participants: u32) -> Option<(RingLayout, RingLayout)> {
+    let a = RingLayout::new(ENDS_SIZE, cap, max, participants)?;
+    let b = RingLayout::new(a.end, cap, max, participants)?;
     Some((a, b))
 }
 
@@ -139,8 +139,8 @@ fn desc(opts: &Options) -> TypeDesc {
     }
 }
 
-fn body_size(count: u64, max: u64) -> Option<u64> {
-    layouts(count, max).map(|(_, b)| b.end)
+fn body_size(count: u64, max: u64, participants: u32) -> Option<u64> {
+    layouts(count, max, participants).map(|(_, b)| b.end)
 }
 
 /// One end of a [`Pipe`]: sends to and receives from the other end, in any process.
@@ -151,13 +151,14 @@ fn body_size(count: u64, max: u64) -> Option<u64> {
 /// messages it sent and then [`RecvError::Disconnected`], and sends return
 /// [`SendError::Disconnected`], within [`PEER_CHECK`].
 pub struct Connection {
-    seg: Segment,
-    end: usize,
-    one_way: bool,
-    /// Messages we send.
+    /// Messages we send. (The rings come before `seg`: dropping them gives their claim
+    /// records back, which needs the mapping.)
     out: MsgRing,
     /// Messages we receive.
     inc: MsgRing,
+    seg: Segment,
+    end: usize,
+    one_way: bool,
 }
 
 // SAFETY: the rings' raw pointers point into `seg`'s mapping, which moves with the handle;
@@ -190,7 +191,7 @@ impl Connection {
     }
 
     fn wrap(seg: Segment, end: usize) -> Result<Connection, OpenError> {
-        let (a, b) = layouts(seg.count(), seg.elem_size()).ok_or_else(|| {
+        let (a, b) = layouts(seg.count(), seg.elem_size(), seg.participant_count()).ok_or_else(|| {
             OpenError::corrupted(format!(
                 "pipe capacity {} or message size {} out of range",
                 seg.count(),

@@ -24,6 +24,7 @@
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
+use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::ring::{Block, Payload, Ring, RingControl, Slot, put_error};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
@@ -37,6 +38,12 @@ pub const MAX_CAPACITY: usize = 1 << 32;
 
 const CONTROL_SIZE: u64 = core::mem::size_of::<RingControl>() as u64;
 const SLOT_SIZE: u64 = core::mem::size_of::<Slot>() as u64;
+const RECORD_SIZE: u64 = core::mem::size_of::<ClaimRecord>() as u64;
+
+/// Offset of the slots (or inline cells): after the control block and the claim records.
+fn cells_offset(participants: u32) -> Option<u64> {
+    CONTROL_SIZE.checked_add(records_for(participants).checked_mul(RECORD_SIZE)?)
+}
 
 /// Offset of the item in an inline cell: after the slot word, aligned for `T`.
 const fn inline_offset<T>() -> u64 {
@@ -54,9 +61,9 @@ const fn inline_cell<T>() -> Option<u64> {
     }
 }
 
-fn payload_offset<T>(cap: u64) -> Option<u64> {
+fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
     let a = (core::mem::align_of::<T>() as u64).max(128);
-    align_up(CONTROL_SIZE.checked_add(cap.checked_mul(SLOT_SIZE)?)?, a)
+    align_up(cells_offset(participants)?.checked_add(cap.checked_mul(SLOT_SIZE)?)?, a)
 }
 
 /// Distance between payload cells. Cells of 64 bytes or more start on their own pair of
@@ -70,13 +77,13 @@ const fn stride<T>() -> u64 {
     if size >= 64 { size.div_ceil(128) * 128 } else { size }
 }
 
-fn body_size<T>(cap: u64) -> Option<u64> {
+fn body_size<T>(cap: u64, participants: u32) -> Option<u64> {
     if cap == 0 || cap > MAX_CAPACITY as u64 {
         return None;
     }
     match inline_cell::<T>() {
-        Some(cell) => CONTROL_SIZE.checked_add(cap.checked_mul(cell)?),
-        None => payload_offset::<T>(cap)?.checked_add(cap.checked_mul(stride::<T>())?),
+        Some(cell) => cells_offset(participants)?.checked_add(cap.checked_mul(cell)?),
+        None => payload_offset::<T>(cap, participants)?.checked_add(cap.checked_mul(stride::<T>())?),
     }
 }
 
@@ -171,9 +178,14 @@ unsafe impl<T: Pod> Payload for ShmPayload<T> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Queue<T> {
+    /// This handle's claim records (one per thread that uses it). Before `seg`: it gives
+    /// them back when dropped, while the mapping is still there.
+    leases: HandleLeases,
     seg: Segment,
     control: *const RingControl,
     slots: *const Slot,
+    records: *const ClaimRecord,
+    nrecords: usize,
     /// Slot words from one slot to the next: `cell / 8` inline, 1 apart.
     slot_stride: usize,
     payload: ShmPayload<T>,
@@ -224,7 +236,7 @@ impl<T: Pod> Queue<T> {
         let cap = Self::check_capacity(capacity)?;
         let spec = Spec {
             desc: Self::spec(opts),
-            body_size: &|count, _| body_size::<T>(count),
+            body_size: &|count, _, participants| body_size::<T>(count, participants),
         };
         // All-zero bytes are an empty, open ring: nothing to initialise.
         Self::wrap(Segment::create(name, &spec, cap, opts, &|_| {})?)
@@ -246,7 +258,7 @@ impl<T: Pod> Queue<T> {
     pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
         let spec = Spec {
             desc: Self::spec(opts),
-            body_size: &|count, _| body_size::<T>(count),
+            body_size: &|count, _, participants| body_size::<T>(count, participants),
         };
         Self::wrap(Segment::open(name, &spec, opts)?)
     }
@@ -268,7 +280,7 @@ impl<T: Pod> Queue<T> {
         let cap = Self::check_capacity(capacity)?;
         let spec = Spec {
             desc: Self::spec(opts),
-            body_size: &|count, _| body_size::<T>(count),
+            body_size: &|count, _, participants| body_size::<T>(count, participants),
         };
         let (seg, _) = Segment::open_or_create(name, &spec, cap, opts, &|_| {})?;
         Self::wrap(seg)
@@ -278,17 +290,40 @@ impl<T: Pod> Queue<T> {
         let count = seg.count();
         let bad = || OpenError::corrupted(format!("queue capacity {count} is out of range"));
         let cap = usize::try_from(count).map_err(|_| bad())?;
+        let participants = seg.participant_count();
+        let cells = cells_offset(participants).ok_or_else(bad)?;
         // (payload offset, payload stride, slot stride in words)
         let (poff, stride, slot_stride) = match inline_cell::<T>() {
-            Some(cell) => (CONTROL_SIZE + inline_offset::<T>(), cell, cell / SLOT_SIZE),
-            None => (payload_offset::<T>(count).ok_or_else(bad)?, stride::<T>(), 1),
+            Some(cell) => (cells + inline_offset::<T>(), cell, cell / SLOT_SIZE),
+            None => (
+                payload_offset::<T>(count, participants).ok_or_else(bad)?,
+                stride::<T>(),
+                1,
+            ),
         };
-        // `body_size::<T>(count)` equals the validated body size, so every offset below is
-        // inside the mapping (checked by `header::validate`).
+        // `body_size::<T>(count, participants)` equals the validated body size, so every
+        // offset below is inside the mapping (checked by `header::validate`).
         let body = seg.body();
+        let control = body.cast::<RingControl>();
+        let records = body.wrapping_add(CONTROL_SIZE as usize).cast::<ClaimRecord>();
+        let nrecords = records_for(participants) as usize;
+        // SAFETY: the records (64-aligned: the body is, and `CONTROL_SIZE` is a multiple of
+        // 64) and the control block lie in the validated body, which lives as long as `seg`;
+        // `leases` is declared before `seg`, so it is dropped first.
+        let leases = unsafe {
+            HandleLeases::new(
+                records,
+                nrecords,
+                core::ptr::addr_of!((*control).records_used).cast(),
+                participants as usize,
+            )
+        };
         Ok(Queue {
-            control: body.cast::<RingControl>(),
-            slots: body.wrapping_add(CONTROL_SIZE as usize).cast::<Slot>(),
+            leases,
+            control,
+            records,
+            nrecords,
+            slots: body.wrapping_add(cells as usize).cast::<Slot>(),
             slot_stride: slot_stride as usize,
             payload: ShmPayload {
                 base: body.wrapping_add(poff as usize),
@@ -313,7 +348,10 @@ impl<T: Pod> Queue<T> {
         // inside the validated body (the cells, or the slot array); `Slot` is one atomic,
         // valid for any bytes.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
-        match Ring::new_strided(control, slots, self.slot_stride, &self.payload) {
+        // SAFETY: `nrecords` records of 64 bytes follow the control block, 64-aligned, inside
+        // the validated body; `ClaimRecord` is all atomics.
+        let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
+        match Ring::new_strided(control, slots, self.slot_stride, records, &self.payload) {
             Some(r) => r,
             // `cap >= 1` and `payload.len == cap` were established in `wrap`.
             None => unreachable!("a validated queue has at least one slot"),
@@ -327,8 +365,10 @@ impl<T: Pod> Queue<T> {
     /// The puts: `item` is copied once, into its cell, and handed back only in an error.
     #[inline]
     fn put_in(&self, block: Block, item: T) -> Result<(), PutError<T>> {
-        self.ring()
-            .put_ref(block, &item, &self.seg, &self.seg)
+        self.leases
+            .with(&self.seg, |mine| {
+                self.ring().put_ref(block, &item, mine, &self.seg, &self.seg)
+            })
             .map_err(|fail| put_error(fail, item))
     }
 
@@ -336,8 +376,10 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn get_in(&self, block: Block) -> Result<T, GetError> {
         let mut out = MaybeUninit::uninit();
-        self.ring()
-            .get_into(block, &mut out, &self.seg, self.in_hand(), &self.seg)?;
+        self.leases.with(&self.seg, |mine| {
+            self.ring()
+                .get_into(block, &mut out, mine, &self.seg, self.in_hand(), &self.seg)
+        })?;
         // SAFETY: `get_into` returned `Ok`, so it wrote the item into `out`.
         Ok(unsafe { out.assume_init() })
     }
@@ -409,8 +451,10 @@ impl<T: Pod> Queue<T> {
 
     #[inline]
     fn put_ref_in(&self, block: Block, item: &T) -> Result<(), PutError<()>> {
-        self.ring()
-            .put_ref(block, item, &self.seg, &self.seg)
+        self.leases
+            .with(&self.seg, |mine| {
+                self.ring().put_ref(block, item, mine, &self.seg, &self.seg)
+            })
             .map_err(|fail| put_error(fail, ()))
     }
 
@@ -446,7 +490,10 @@ impl<T: Pod> Queue<T> {
         // it is a whole `T` (a `Pod`, any bytes valid), so `*out` stays a valid `T` whether or
         // not the get writes it.
         let out = unsafe { &mut *(out as *mut T).cast::<MaybeUninit<T>>() };
-        self.ring().get_into(block, out, &self.seg, self.in_hand(), &self.seg)
+        self.leases.with(&self.seg, |mine| {
+            self.ring()
+                .get_into(block, out, mine, &self.seg, self.in_hand(), &self.seg)
+        })
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -565,7 +612,7 @@ impl<T: Pod> Queue<T> {
         let opts = Options::new();
         let spec = Spec {
             desc: Self::spec(&opts),
-            body_size: &|count, _| body_size::<T>(count),
+            body_size: &|count, _, participants| body_size::<T>(count, participants),
         };
         Self::wrap(Segment::heap(&spec, cap, &opts, &|_| {})?)
     }
@@ -574,27 +621,34 @@ impl<T: Pod> Queue<T> {
     pub(crate) fn peer(&self) -> Result<Self, OpenError> {
         let spec = Spec {
             desc: Self::spec(&Options::new()),
-            body_size: &|count, _| body_size::<T>(count),
+            body_size: &|count, _, participants| body_size::<T>(count, participants),
         };
         Self::wrap(self.seg.peer(&spec)?)
     }
 
     /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
     pub(crate) fn simulate_crash(self) {
-        self.seg.simulate_crash();
+        let Queue { leases, seg, .. } = self;
+        leases.abandon();
+        seg.simulate_crash();
     }
 
     /// Claims the tail position for a put and stops there for good, as a producer stopped at
     /// the `queue.put.after_claim` fault point (then `simulate_crash` for a killed one).
     /// `false` if there was no room to claim.
     pub(crate) fn stall_after_put_claim(&self) -> bool {
-        self.ring().claim_put_and_stop(&self.seg)
+        self.leases.with(&self.seg, |mine| {
+            self.ring().claim_put_and_stop(mine, &self.seg, &self.seg)
+        })
     }
 
     /// Claims the head item and stops holding it, as a consumer stopped at the
     /// `queue.get.after_claim` fault point. `false` if there was no item to claim.
     pub(crate) fn stall_after_get_claim(&self) -> bool {
-        self.ring().claim_get_and_stop(&self.seg, self.in_hand(), &self.seg)
+        self.leases.with(&self.seg, |mine| {
+            self.ring()
+                .claim_get_and_stop(mine, &self.seg, self.in_hand(), &self.seg)
+        })
     }
 }
 

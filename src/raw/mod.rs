@@ -8,6 +8,7 @@
 use crate::primitive::AtomicU32;
 use std::time::Instant;
 
+pub(crate) mod claims;
 #[cfg(not(loom))]
 pub(crate) mod copy;
 pub(crate) mod lock;

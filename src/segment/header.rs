@@ -17,8 +17,10 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
 /// 64 bytes or more are padded to 128 (see `queue.rs`); message queues and pipes. 3: the
 /// ring protocol publishes and releases with stores and moves `tail`/`head` lazily (same
 /// bytes, but a version-2 peer would sleep through wake-ups and trust a lagging `tail`).
-/// 4: `Queue` items of up to 56 bytes sit next to their slot word (inline cells).
-pub const LAYOUT_VERSION: u32 = 4;
+/// 4: `Queue` items of up to 56 bytes sit next to their slot word (inline cells). 5: the
+/// intent protocol: claims are CASes on `tail`/`head`, announced in per-thread claim records
+/// (`4 * participants` per ring, after the 448-byte control block); slot words carry no owner.
+pub const LAYOUT_VERSION: u32 = 5;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Size of one participant record.
@@ -252,7 +254,7 @@ pub(crate) fn validate(
     h: &Header,
     file_size: u64,
     desc: &TypeDesc,
-    body_size: impl Fn(u64, u64) -> Option<u64>,
+    body_size: impl Fn(u64, u64, u32) -> Option<u64>,
 ) -> Result<Layout, OpenError> {
     let bad = |what: String| Err(OpenError::Corrupted { what });
     if h.magic != MAGIC {
@@ -281,7 +283,7 @@ pub(crate) fn validate(
         ));
     }
     desc.check(h)?;
-    let Some(body) = body_size(h.count, h.elem_size) else {
+    let Some(body) = body_size(h.count, h.elem_size, h.participants) else {
         return bad(format!(
             "element count {} or element size {} is out of range for this kind",
             h.count, h.elem_size
@@ -334,19 +336,19 @@ mod tests {
         let d = TypeDesc::of::<u64>(Kind::Value, 0);
         let l = Layout::compute(8, 8, 80).unwrap();
         let h = new_header(&d, 1, 8, &l, 1);
-        assert_eq!(validate(&h, l.total_size, &d, |_, _| Some(80)).unwrap(), l);
+        assert_eq!(validate(&h, l.total_size, &d, |_, _, _| Some(80)).unwrap(), l);
         assert!(matches!(
-            validate(&h, l.total_size - 1, &d, |_, _| Some(80)),
+            validate(&h, l.total_size - 1, &d, |_, _, _| Some(80)),
             Err(OpenError::Corrupted { .. })
         ));
         let other = TypeDesc::of::<u32>(Kind::Value, 0);
         assert!(matches!(
-            validate(&h, l.total_size, &other, |_, _| Some(80)),
+            validate(&h, l.total_size, &other, |_, _, _| Some(80)),
             Err(OpenError::IncompatibleType { .. })
         ));
         let arr = TypeDesc::of::<u64>(Kind::Array, 0);
         assert!(matches!(
-            validate(&h, l.total_size, &arr, |_, _| Some(80)),
+            validate(&h, l.total_size, &arr, |_, _, _| Some(80)),
             Err(OpenError::IncompatibleType { .. })
         ));
     }

@@ -143,7 +143,7 @@ mod tests {
     fn an_opener_racing_its_creator_reads_a_whole_header() {
         let spec = Spec {
             desc: TypeDesc::of::<u64>(Kind::Value, 0),
-            body_size: &|_, _| Some(72),
+            body_size: &|_, _, _| Some(72),
         };
         let opts = Options::new().participants(4);
         let layout = Layout::compute(4, 8, 72).unwrap();
@@ -159,7 +159,7 @@ mod tests {
                 // SAFETY: as above.
                 let h = unsafe { read_header(base) };
                 let desc = TypeDesc::of::<u64>(Kind::Value, 0);
-                super::super::header::validate(&h, mem.len(), &desc, |_, _| Some(72)).unwrap()
+                super::super::header::validate(&h, mem.len(), &desc, |_, _, _| Some(72)).unwrap()
             });
             // SAFETY: fresh, zeroed, page-aligned, `total_size` bytes.
             unsafe { write_and_publish(mem.base(), &spec, 1, &opts, &layout, &|_| {}) };

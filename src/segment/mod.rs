@@ -152,7 +152,7 @@ fn unlink_if_same(os_name: &str, inode: u64) {
 }
 
 /// Body size for an element count and element size; `None` if either is out of range.
-pub(crate) type BodySize = fn(u64, u64) -> Option<u64>;
+pub(crate) type BodySize = fn(u64, u64, u32) -> Option<u64>;
 
 /// The header's `init_state` word (offset 8).
 ///
@@ -241,7 +241,7 @@ pub(crate) struct Spec<'a> {
     pub(crate) desc: TypeDesc,
     /// Body size for an element count and element size (both from the header), `None` if
     /// either is out of range.
-    pub(crate) body_size: &'a dyn Fn(u64, u64) -> Option<u64>,
+    pub(crate) body_size: &'a dyn Fn(u64, u64, u32) -> Option<u64>,
 }
 
 /// An open segment: its memory (mapping and descriptor), validated layout, and our
@@ -314,9 +314,10 @@ impl Segment {
         init: &dyn Fn(*mut u8),
     ) -> Result<Segment, OpenError> {
         let os_name = name::os_name(name)?;
-        let body = (spec.body_size)(count, spec.desc.size).ok_or_else(|| OpenError::InvalidSize {
-            what: format!("element count {count} is out of range"),
-        })?;
+        let body =
+            (spec.body_size)(count, spec.desc.size, opts.participants).ok_or_else(|| OpenError::InvalidSize {
+                what: format!("element count {count} is out of range"),
+            })?;
         let layout = Layout::compute(opts.participants, spec.desc.align, body)
             .map_err(|what| OpenError::InvalidSize { what })?;
         // A process that wrongly takes us for a creator that died during initialisation
@@ -626,6 +627,11 @@ impl Segment {
             .map_err(|_| crate::error::TaskError::Timeout)
     }
 
+    /// Participant count from the validated header.
+    pub(crate) fn participant_count(&self) -> u32 {
+        self.participants
+    }
+
     /// Element count from the validated header.
     pub(crate) fn count(&self) -> u64 {
         self.count
@@ -664,9 +670,10 @@ impl Segment {
         opts: &Options,
         init: &dyn Fn(*mut u8),
     ) -> Result<Segment, OpenError> {
-        let body = (spec.body_size)(count, spec.desc.size).ok_or_else(|| OpenError::InvalidSize {
-            what: format!("element count {count} is out of range"),
-        })?;
+        let body =
+            (spec.body_size)(count, spec.desc.size, opts.participants).ok_or_else(|| OpenError::InvalidSize {
+                what: format!("element count {count} is out of range"),
+            })?;
         let layout = Layout::compute(opts.participants, spec.desc.align, body)
             .map_err(|what| OpenError::InvalidSize { what })?;
         let mem = std::sync::Arc::new(heap::HeapMem::new(layout.total_size as usize));

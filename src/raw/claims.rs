@@ -1,0 +1,524 @@
+//! Claim records: where each put and get announces the position it is claiming (ring layout
+//! version 5, the intent protocol of `models/intent_model.py`).
+//!
+//! A ring's claims are CASes on its `tail` and `head` (as in crossbeam's `ArrayQueue`), so the
+//! slot words no longer name an owner. What crash recovery needs instead: before its claim
+//! CAS, a put stores `Put(t)` in a record of its own, a get `Get(h)`, and each clears it after
+//! its publish or release store. A peer that finds a position claimed and not yet published
+//! (or not yet released) looks for a *live* record showing that claim; none means the
+//! claimant died, and the position may be stepped over (or the slot freed).
+//!
+//! Records belong to one thread of one participant at a time: `Queue` is `Sync`, and two
+//! threads sharing a record would overwrite each other's claim (a get would then step over a
+//! live writer's position). A record's liveness is its participant's.
+//!
+//! # Layout (per ring, `4 * participants` records of 64 bytes)
+//!
+//! | records | used by |
+//! |---|---|
+//! | `0 .. 3P` | leased to threads ([`Table::take`]), lowest free first |
+//! | `3P + i` | participant `i`'s overflow record, shared under a process-local mutex by its threads that found no free record |
+//!
+//! Each record is `{owner: u64, claim: u64}` on its own cache line: `owner` 0 (free) or the
+//! [`Owner`] token of the participant that leased it; `claim` 0 (none), `PUT | t` or
+//! `GET | h` (positions modulo 2^62). The ring control block's `records_used` is the high
+//! mark of records ever leased: scans stop there, so a 1P1C ring scans two records.
+
+use super::{Liveness, Owner};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Weak};
+
+/// Claim word: no claim.
+pub(crate) const NONE: u64 = 0;
+const PUT: u64 = 1 << 62;
+const GET: u64 = 2 << 62;
+const POS_MASK: u64 = (1 << 62) - 1;
+
+/// The claim word of a put claiming position `t`.
+#[inline]
+pub(crate) fn put_claim(t: u64) -> u64 {
+    PUT | (t & POS_MASK)
+}
+
+/// The claim word of a get claiming position `h` (or stepping over it).
+#[inline]
+pub(crate) fn get_claim(h: u64) -> u64 {
+    GET | (h & POS_MASK)
+}
+
+/// Records a ring has for a segment of `participants` participants.
+pub(crate) fn records_for(participants: u32) -> u64 {
+    4 * u64::from(participants)
+}
+
+/// One claim record (64 bytes, all atomics: peers may write any of it).
+#[repr(C, align(64))]
+pub(crate) struct ClaimRecord {
+    owner: AtomicU64,
+    claim: AtomicU64,
+    _pad: [AtomicU64; 6],
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(core::mem::size_of::<ClaimRecord>() == 64);
+
+impl ClaimRecord {
+    /// A free record (the same as all-zero bytes).
+    pub(crate) fn new() -> ClaimRecord {
+        ClaimRecord {
+            owner: AtomicU64::new(0),
+            claim: AtomicU64::new(NONE),
+            _pad: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// The claim word, which the record's thread stores and clears around each claim.
+    #[cfg(test)]
+    pub(crate) fn claim(&self) -> &AtomicU64 {
+        &self.claim
+    }
+
+    /// Leases the record to `owner` without a CAS (tests that hand records out by hand).
+    #[cfg(test)]
+    pub(crate) fn bind(&self, owner: Owner) {
+        self.owner.store(u64::from(owner.0), Ordering::SeqCst);
+    }
+}
+
+impl Default for ClaimRecord {
+    fn default() -> ClaimRecord {
+        ClaimRecord::new()
+    }
+}
+
+/// A ring's claim records and the high mark of those ever leased.
+#[derive(Clone, Copy)]
+pub(crate) struct Table<'a> {
+    records: &'a [ClaimRecord],
+    used: &'a AtomicU32,
+}
+
+impl<'a> Table<'a> {
+    pub(crate) fn new(records: &'a [ClaimRecord], used: &'a AtomicU32) -> Table<'a> {
+        Table { records, used }
+    }
+
+    /// The records a scan must look at: those below the high mark (a scribbled mark is
+    /// clamped to the table).
+    fn in_use(&self) -> &'a [ClaimRecord] {
+        // Acquire, partner: `raise`'s RMW, which precedes the first claim stored in a record
+        // (and so the index CAS that made a scanner look).
+        let n = self.used.load(Ordering::Acquire) as usize;
+        &self.records[..n.min(self.records.len())]
+    }
+
+    /// Whether a live participant's record shows `claim`: "its claimant is alive and has not
+    /// finished". Never `false` for a live claimant that stored `claim` before an index CAS
+    /// the caller has seen (Acquire) and has not cleared it. `recent`: liveness may come
+    /// from [`Liveness::is_alive_recent`] (the claims' hot paths); `len` and `join` ask
+    /// [`Liveness::is_alive`].
+    pub(crate) fn shows_live<L: Liveness + ?Sized>(&self, claim: u64, live: &L, recent: bool) -> bool {
+        self.in_use().iter().any(|r| {
+            // Acquire, partner: the Release stores of the claim words, so that "cleared" (or
+            // a later claim) is read with the publish or release before it.
+            r.claim.load(Ordering::Acquire) == claim && {
+                let owner = r.owner.load(Ordering::Acquire) as u32;
+                owner != 0
+                    && if recent {
+                        live.is_alive_recent(Owner(owner))
+                    } else {
+                        live.is_alive(Owner(owner))
+                    }
+            }
+        })
+    }
+
+    fn raise(&self, index: usize) {
+        let want = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        self.used.fetch_max(want, Ordering::SeqCst);
+    }
+
+    /// Leases a free record of `range` (or one whose owner died) to `me`; `None` if all are
+    /// taken by live participants.
+    pub(crate) fn take<L: Liveness + ?Sized>(&self, range: core::ops::Range<usize>, live: &L) -> Option<usize> {
+        let me = u64::from(live.me().0);
+        let end = range.end.min(self.records.len());
+        let start = range.start.min(end);
+        let got = (start..end)
+            .find(|&i| {
+                let r = &self.records[i];
+                r.owner.load(Ordering::Relaxed) == 0
+                    && r.owner
+                        .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+            })
+            .or_else(|| {
+                (start..end).find(|&i| {
+                    let r = &self.records[i];
+                    let o = r.owner.load(Ordering::Acquire);
+                    o != me
+                        && !live.is_alive(Owner(o as u32))
+                        && r.owner
+                            .compare_exchange(o, me, Ordering::SeqCst, Ordering::Relaxed)
+                            .is_ok()
+                })
+            })?;
+        self.adopt(got);
+        Some(got)
+    }
+
+    /// Makes record `index` ours without a CAS: participant `i`'s overflow record is ours
+    /// while we are participant `i`.
+    fn own(&self, index: usize, me: u64) {
+        if let Some(r) = self.records.get(index) {
+            r.owner.store(me, Ordering::SeqCst);
+            self.adopt(index);
+        }
+    }
+
+    /// A record just taken: clear what a dead owner left, then let scans reach it.
+    fn adopt(&self, index: usize) {
+        self.records[index].claim.store(NONE, Ordering::Release);
+        self.raise(index);
+    }
+
+    /// Gives record `index` back (handle drop).
+    pub(crate) fn give_back(&self, index: usize) {
+        if let Some(r) = self.records.get(index) {
+            r.claim.store(NONE, Ordering::Release);
+            r.owner.store(0, Ordering::Release);
+        }
+    }
+
+    /// The claim word of record `index` (`index` in range).
+    fn claim(&self, index: usize) -> &'a AtomicU64 {
+        &self.records[index].claim
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases: which record each thread of this process uses (process-local state)
+
+/// One handle's leases of one ring's records: each thread that uses the handle gets a record
+/// of its own on first use (cached in a thread-local, given back to this handle when the
+/// thread ends), and records go back to the table when the handle is dropped.
+pub(crate) struct Leases {
+    id: u64,
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    /// Records this handle leased that no thread holds now.
+    free: Mutex<Vec<usize>>,
+    /// Every record this handle leased from the table (the overflow record included once
+    /// used), to give back on drop.
+    taken: Mutex<Vec<usize>>,
+    /// Serialises the threads that use the overflow record.
+    overflow: Mutex<()>,
+}
+
+struct Held {
+    id: u64,
+    index: usize,
+    busy: bool,
+    pool: Weak<Pool>,
+}
+
+/// A thread's leases; when the thread ends, each goes back to its handle (if still open).
+struct HeldList(Vec<Held>);
+
+impl Drop for HeldList {
+    fn drop(&mut self) {
+        for h in self.0.drain(..) {
+            if let Some(pool) = h.pool.upgrade() {
+                lock(&pool.free).push(h.index);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static HELD: RefCell<HeldList> = const { RefCell::new(HeldList(Vec::new())) };
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Marks a thread's lease free again when the operation ends (unwinding included).
+struct Unbusy {
+    id: u64,
+    index: usize,
+}
+
+impl Drop for Unbusy {
+    fn drop(&mut self) {
+        let _ = HELD.try_with(|h| {
+            if let Some(e) = h
+                .borrow_mut()
+                .0
+                .iter_mut()
+                .find(|e| e.id == self.id && e.index == self.index)
+            {
+                e.busy = false;
+            }
+        });
+    }
+}
+
+impl Leases {
+    pub(crate) fn new() -> Leases {
+        Leases {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            pool: Arc::new(Pool {
+                free: Mutex::new(Vec::new()),
+                taken: Mutex::new(Vec::new()),
+                overflow: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Runs `f` with the claim word of a record that only this thread uses meanwhile.
+    /// `participants` is the segment's participant count (the table has `4 *` that many
+    /// records).
+    #[inline]
+    pub(crate) fn with<L, R>(
+        &self,
+        table: Table<'_>,
+        participants: usize,
+        live: &L,
+        f: impl FnOnce(&AtomicU64) -> R,
+    ) -> R
+    where
+        L: Liveness + ?Sized,
+    {
+        let id = self.id;
+        let cached = HELD
+            .try_with(|h| {
+                let mut h = h.borrow_mut();
+                let e = h.0.iter_mut().find(|e| e.id == id && !e.busy)?;
+                e.busy = true;
+                Some(e.index)
+            })
+            .ok()
+            .flatten();
+        match cached {
+            Some(index) if index < table.records.len() => {
+                let _unbusy = Unbusy { id, index };
+                f(table.claim(index))
+            }
+            _ => self.with_new(table, participants, live, f),
+        }
+    }
+
+    #[cold]
+    fn with_new<L, R>(&self, table: Table<'_>, participants: usize, live: &L, f: impl FnOnce(&AtomicU64) -> R) -> R
+    where
+        L: Liveness + ?Sized,
+    {
+        let leased = lock(&self.pool.free).pop().or_else(|| {
+            let i = table.take(0..3 * participants, live)?;
+            lock(&self.pool.taken).push(i);
+            Some(i)
+        });
+        if let Some(index) = leased {
+            let cached = HELD
+                .try_with(|h| {
+                    let mut h = h.borrow_mut();
+                    h.0.retain(|e| e.pool.strong_count() > 0);
+                    h.0.push(Held {
+                        id: self.id,
+                        index,
+                        busy: true,
+                        pool: Arc::downgrade(&self.pool),
+                    });
+                })
+                .is_ok();
+            if cached {
+                let _unbusy = Unbusy { id: self.id, index };
+                return f(table.claim(index));
+            }
+            // This thread is ending (its thread-locals are gone): use the record once.
+            let r = f(table.claim(index));
+            lock(&self.pool.free).push(index);
+            return r;
+        }
+        // Every thread record is taken: share this participant's overflow record.
+        let _serial = lock(&self.pool.overflow);
+        let index = 3 * participants + live.me().index() as usize;
+        {
+            let mut taken = lock(&self.pool.taken);
+            if !taken.contains(&index) {
+                let me = u64::from(live.me().0);
+                table.own(index, me);
+                taken.push(index);
+            }
+        }
+        match table.records.get(index) {
+            Some(r) => f(&r.claim),
+            // A table smaller than its participant count says: only a scribbled header can
+            // do that, and it was validated. Use a private word: claims then go unseen, which
+            // only makes peers step over our positions early (wrong answers, no UB).
+            None => f(&AtomicU64::new(NONE)),
+        }
+    }
+
+    /// Gives every record this handle leased back to the table. Call when the handle is
+    /// dropped (no operation can be running then).
+    pub(crate) fn release(&self, table: Table<'_>) {
+        for i in lock(&self.pool.taken).drain(..) {
+            table.give_back(i);
+        }
+        lock(&self.pool.free).clear();
+    }
+}
+
+/// A handle's [`Leases`] of a ring's table in its segment, given back when dropped: a field
+/// of the handle declared before its segment, so that it drops while the mapping is there.
+pub(crate) struct HandleLeases {
+    leases: Leases,
+    records: *const ClaimRecord,
+    len: usize,
+    used: *const AtomicU32,
+    participants: usize,
+}
+
+// SAFETY: the pointers reach atomics in a mapping that the handle owning this value keeps
+// alive (and that every process shares anyway); the rest is `Leases`, which is Send + Sync.
+unsafe impl Send for HandleLeases {}
+// SAFETY: as above; every access through `&HandleLeases` is atomic or under a mutex.
+unsafe impl Sync for HandleLeases {}
+
+impl HandleLeases {
+    /// Leases of the `len` records at `records`, with the high mark at `used`, in a segment of
+    /// `participants` participants (`len` is `records_for(participants)`).
+    ///
+    /// # Safety
+    ///
+    /// `records` (64-aligned, `len` records) and `used` (4-aligned) stay valid for reads and
+    /// atomic writes for as long as this value lives, and are only accessed atomically.
+    pub(crate) unsafe fn new(
+        records: *const ClaimRecord,
+        len: usize,
+        used: *const AtomicU32,
+        participants: usize,
+    ) -> HandleLeases {
+        HandleLeases {
+            leases: Leases::new(),
+            records,
+            len,
+            used,
+            participants,
+        }
+    }
+
+    fn table(&self) -> Table<'_> {
+        // SAFETY: `new`'s contract; `ClaimRecord` and `AtomicU32` are atomics, valid for any
+        // bytes and shared by design.
+        unsafe { Table::new(std::slice::from_raw_parts(self.records, self.len), &*self.used) }
+    }
+
+    /// [`Leases::with`] on this handle's table.
+    #[inline]
+    pub(crate) fn with<L: Liveness + ?Sized, R>(&self, live: &L, f: impl FnOnce(&AtomicU64) -> R) -> R {
+        self.leases.with(self.table(), self.participants, live, f)
+    }
+
+    /// Drops without giving the records back, as a process killed now would.
+    #[cfg(test)]
+    pub(crate) fn abandon(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for HandleLeases {
+    fn drop(&mut self) {
+        self.leases.release(self.table());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    struct Me(u32, Vec<u32>);
+    impl Liveness for Me {
+        fn me(&self) -> Owner {
+            Owner(self.0)
+        }
+        fn is_alive(&self, o: Owner) -> bool {
+            o.0 == self.0 || self.1.contains(&o.0)
+        }
+    }
+
+    fn table(n: usize) -> (Vec<ClaimRecord>, AtomicU32) {
+        ((0..n).map(|_| ClaimRecord::new()).collect(), AtomicU32::new(0))
+    }
+
+    #[test]
+    fn each_thread_gets_its_own_record_and_scans_see_live_claims_only() {
+        let (recs, used) = table(8);
+        let t = Table::new(&recs, &used);
+        let me = Me(Owner::new(0, 1).0, vec![]);
+        let leases = Leases::new();
+        let a = leases.with(t, 2, &me, |w| {
+            w.store(put_claim(5), Ordering::Release);
+            let inner = leases.with(t, 2, &me, |w2| core::ptr::from_ref(w2) as usize);
+            assert_ne!(
+                core::ptr::from_ref(w) as usize,
+                inner,
+                "a nested call needs another record"
+            );
+            assert!(t.shows_live(put_claim(5), &me, false));
+            w.store(NONE, Ordering::Release);
+            core::ptr::from_ref(w) as usize
+        });
+        // The same thread gets the same record again.
+        assert_eq!(leases.with(t, 2, &me, |w| core::ptr::from_ref(w) as usize), a);
+        let other = std::thread::scope(|s| {
+            s.spawn(|| leases.with(t, 2, &me, |w| core::ptr::from_ref(w) as usize))
+                .join()
+                .unwrap()
+        });
+        assert_ne!(other, a);
+        assert_eq!(used.load(Ordering::Relaxed), 3);
+        // The other thread ended: its record went back to the handle, not to the table.
+        assert_eq!(lock(&leases.pool.free).len(), 1);
+        // A dead owner's claim is not live, and its record can be taken over.
+        recs[1].claim.store(get_claim(9), Ordering::Release);
+        let stranger = Me(Owner::new(1, 1).0, vec![]);
+        assert!(!t.shows_live(get_claim(9), &stranger, true));
+        assert_eq!(t.take(0..6, &stranger), Some(3));
+        leases.release(t);
+        assert!(recs.iter().take(3).all(|r| r.owner.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn threads_beyond_the_table_share_the_overflow_record() {
+        let (recs, used) = table(4);
+        let t = Table::new(&recs, &used);
+        let me = Me(Owner::new(0, 1).0, vec![]);
+        let leases = Leases::new();
+        // participants = 1: records 0..3 for threads, 3 is participant 0's overflow record.
+        let words: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        leases.with(t, 1, &me, |w| {
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            core::ptr::from_ref(w) as usize
+                        })
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(words.contains(&(core::ptr::from_ref(&recs[3].claim) as usize)));
+        assert_eq!(used.load(Ordering::Relaxed), 4);
+        leases.release(t);
+        assert!(recs.iter().all(|r| r.owner.load(Ordering::Relaxed) == 0));
+    }
+}
