@@ -38,6 +38,11 @@ when all are clear. Checks that join never returns while an item published by a 
 is neither done nor held by a dead consumer. Mutation `join late_inhand`: `in_hand` counted at
 the release instead of before the claim.
 
+Mode `put_steps_over` (the Rust code): a put that finds the ring full because the head
+position holds nothing (retired: SKIP; or claimed by a writer that no live record shows:
+EMPTY after the scan and reload) steps over it as a get would, its own record showing
+('G', h); scans for a live ('G', h) then look at every process's record.
+
 Mode `retire_anytime`: a put's payload writer may unwind half-way through its copy (a panicking
 `put_with` closure); the put stores SKIP(lap t) as a put that saw close does, clears its record
 and the producer goes on with its next message. The torn item must never be delivered (the
@@ -52,6 +57,8 @@ Usage: python3 intent_model.py [crashes=2] [MUTATION ...]. Mutations (each must 
   no_scan             a consumer steps over a claimed, unpublished position without the scan
   no_reader_repair    producers never free a slot whose reader died
   release_keeps_claim a consumer clears its record before its release store
+  pso_no_scan         (with put_steps_over) a put steps over an unpublished head without
+                      looking for its writer
 
 Slot word = (phase, lap): E free for position lap*N + index, F full with that position's item,
 S skipped (a put that saw close retired the position).
@@ -179,9 +186,42 @@ def run(N, producers, consumers, crash=True):
                 elif pc == 'pf':      # load head: was position t - N claimed by a consumer?
                     t = pos
                     if head > t - N and 'no_reader_repair' not in MUT:
-                        out.append(mk(('ps', t, (seen, P), k), 'load head: claimed'))
+                        # put_steps_over: a producer's record may show Get too, so scan all
+                        first = 0 if 'put_steps_over' in MUT else P
+                        out.append(mk(('ps', t, (seen, first), k), 'load head: claimed'))
+                    elif 'put_steps_over' in MUT and head == t - N and seen[0] == 'S':
+                        out.append(mk(('pso2', t, seen, k), 'load head: retired head, step over'))
+                    elif 'put_steps_over' in MUT and head == t - N and seen[0] == 'E':
+                        nxt = ('pso2', t, seen, k) if 'pso_no_scan' in MUT else ('psw', t, (seen, 0), k)
+                        out.append(mk(nxt, 'load head: unpublished head'))
                     else:
                         out.append(mk(('pw', t, (seen, head), k), 'load head: full'))
+                elif pc == 'psw':     # put_steps_over: scan the producers' records for a live Put(t - N)
+                    t = pos; s0, j = seen
+                    if j == P:
+                        out.append(mk(('psr', t, s0, k), 'scan: no live writer of the head'))
+                    elif alive[j] and recs[j] == ('P', t - N):
+                        out.append(mk(('pw', t, (s0, head), k), f'scan: head writer {j} is live (full)'))
+                    else:
+                        out.append(mk(('psw', t, (s0, j + 1), k), f'scan: not {j}'))
+                elif pc == 'psr':     # reload: still free means the head's writer died
+                    t = pos
+                    if slots[t % N] == seen:
+                        out.append(mk(('pso2', t, seen, k), 'reload: head writer died'))
+                    else:
+                        out.append(mk(('p0', 0, None, k), 'reload: changed'))
+                elif pc == 'pso2':    # step over t - N as a get does, with our record showing Get
+                    out.append(mk(('pso3', pos, seen, k), 'record Get (put steps over)', rec=('G', pos - N)))
+                elif pc == 'pso3':
+                    h = pos - N
+                    if head == h:
+                        out.append(mk(('pso4', pos, seen, k), 'CAS head (put steps over)', head=h + 1))
+                    else:
+                        out.append(mk(('p3f', pos, None, k), 'CAS head fails (put steps over)'))
+                elif pc == 'pso4':
+                    h = pos - N
+                    s_, b = guarded(h % N, seen, ('E', lap(h) + 1))
+                    out.append(mk(('p3f', pos, None, k), 'store free (put steps over)', slots=s_, bad=b))
                 elif pc == 'pw':      # full: sleep until the slot or head changes
                     t = pos; s0, h0 = seen
                     if slots[t % N] != s0 or head != h0 or ('close_anytime' in MUT and closed):
