@@ -118,6 +118,7 @@ conformance_tests!(
     queue_dead_consumers_slot_is_repaired_and_capacity_kept,
     queue_put_blocked_by_a_consumer_wakes_when_it_dies,
     queue_two_producers_two_consumers_deliver_each_item_once_in_order,
+    queue_threads_sharing_one_handle_deliver_each_item_once_in_order,
     dead_handles_records_are_reused,
     value_lock_load_store,
     value_try_lock_would_block_and_lock_timeout,
@@ -532,6 +533,62 @@ fn queue_two_producers_two_consumers_deliver_each_item_once_in_order<B: Backend>
         .collect();
     assert_eq!(all, want);
     assert!(q.is_empty());
+}
+
+/// `Queue` is `Sync`: threads that share one handle each claim through a record of their
+/// own (`raw::claims`), so none overwrites another's announced claim. Short-lived threads
+/// give their records back to the handle, so a stream of them does not use up the table.
+fn queue_threads_sharing_one_handle_deliver_each_item_once_in_order<B: Backend>() {
+    const THREADS: u64 = 3;
+    let per_thread: u64 = if cfg!(miri) { 20 } else { 3_000 };
+    let q = B::queue::<u64>(2);
+    let taken: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let q = &q;
+        let puts: Vec<_> = (0..THREADS)
+            .map(|id| {
+                s.spawn(move || {
+                    for n in 0..per_thread {
+                        q.put((id << 32) | n).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let gets: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    while let Ok(v) = q.get() {
+                        got.push(v);
+                    }
+                    got
+                })
+            })
+            .collect();
+        for p in puts {
+            p.join().unwrap();
+        }
+        q.close();
+        gets.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    for got in &taken {
+        for id in 0..THREADS {
+            let mine: Vec<u64> = got.iter().filter(|v| *v >> 32 == id).map(|v| v & 0xffff_ffff).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "thread {id} out of order");
+        }
+    }
+    let mut all: Vec<u64> = taken.concat();
+    all.sort_unstable();
+    let want: Vec<u64> = (0..THREADS)
+        .flat_map(|id| (0..per_thread).map(move |n| (id << 32) | n))
+        .collect();
+    assert_eq!(all, want);
+    let q = B::queue::<u64>(1);
+    for i in 0..if cfg!(miri) { 5 } else { 300 } {
+        std::thread::scope(|s| {
+            s.spawn(|| q.put(i).unwrap());
+        });
+        assert_eq!(q.try_get(), Ok(i));
+    }
 }
 
 /// A dead handle's participant record is taken by the next handle: more handles than the

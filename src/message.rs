@@ -9,7 +9,7 @@
 //! messages' real sizes. A variable-length ring (a byte ring with wrap-around records) would
 //! need only as much memory as the messages in flight, but its records cannot reuse the slot
 //! protocol: a dead writer's half-reserved record, its skipping and its repair would need a
-//! new protocol and a new model (`models/ring_model.py` checks the slot protocol).
+//! new protocol and a new model (`models/intent_model.py` checks the slot protocol).
 //! Fixed slots keep every guarantee of `Queue<T>` (exactly once, per-producer order, a
 //! killed process costs at most its own message, `close`, `join`) for free, and memory that
 //! is never written is never allocated: `/dev/shm` is tmpfs, so a 64 KiB slot that only ever
@@ -25,8 +25,9 @@
 //!
 //! | offset | size | content |
 //! |---|---|---|
-//! | 0 | 384 | `RingControl` (tail, head, closed, three eventcounts) |
-//! | 384 | 8 x capacity | slot words, as in `Queue<T>` |
+//! | 0 | 448 | `RingControl` (tail, head, closed, three eventcounts, the records' high mark) |
+//! | 448 | 64 x 4 x participants | claim records (`raw/claims.rs`) |
+//! | `slots` | 8 x capacity | slot words, as in `Queue<T>` |
 //! | `cells` (64-aligned) | `stride` x capacity | cells: a `u64` length, then up to `max` bytes; `stride = align_up(8 + max, 64)` |
 //!
 //! A consumer never trusts the length word: one larger than the maximum drops that message
@@ -169,7 +170,7 @@ impl MsgRing {
     }
 
     pub(crate) fn raw(&self) -> RawRing<'_> {
-        // SAFETY: `control` is 64-aligned with 384 bytes reserved for it, inside the mapping
+        // SAFETY: `control` is 64-aligned with 448 bytes reserved for it, inside the mapping
         // (`new`'s contract); `RingControl` is all atomics, valid for any bytes.
         let control = unsafe { &*self.control };
         // SAFETY: `cap` 8-byte slot words follow it, 8-aligned, inside the mapping; `Slot` is
@@ -399,7 +400,7 @@ impl MessageReader<'_> {
             self.len
         );
         // SAFETY: `offset + buf.len() <= len <= max`, and the cell has `max` data bytes in
-        // the mapping; we hold the slot's READING claim (others touch it only atomically);
+        // the mapping; we hold the claim of the slot's position (others touch it only atomically);
         // `buf` is private.
         unsafe { crate::raw::copy::load_bytes(buf.as_mut_ptr(), self.data.wrapping_add(offset), buf.len()) };
     }
@@ -459,7 +460,7 @@ impl MessageWriter<'_> {
             self.len
         );
         // SAFETY: `offset + bytes.len() <= len <= max`, and the cell has `max` data bytes in
-        // the mapping; we hold the slot's WRITING claim (others touch it only atomically).
+        // the mapping; we hold the claim of the slot's position (others touch it only atomically).
         unsafe { crate::raw::copy::store_bytes(self.data.wrapping_add(offset), bytes) };
     }
 }

@@ -1,26 +1,27 @@
 //! `Queue<T>`: a bounded, lock-free, crash-tolerant MPMC queue in a named segment.
 //!
-//! Body layout (offsets from the body start, which is 64-aligned). Small items (an 8-byte
-//! slot word, then the item at `max(8, align_of::<T>())`, fit in 64 bytes) live **inline**,
-//! next to their slot word:
+//! Body layout (offsets from the body start, which is 64-aligned; `R = 4 * participants`
+//! claim records, see `raw/claims.rs`). Small items (an 8-byte slot word, then the item at
+//! `max(8, align_of::<T>())`, fit in 64 bytes) live **inline**, next to their slot word:
 //!
 //! | offset | size | content |
 //! |---|---|---|
-//! | 0 | 384 | `RingControl`: tail, head, closed, three eventcounts, each on its own cache line |
-//! | 384 | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap, owner}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
+//! | 0 | 448 | `RingControl`: tail, head, closed, three eventcounts, the records' high mark, each on its own cache line |
+//! | 448 | 64 x R | claim records `{owner, claim}`, one per cache line |
+//! | `cells` = 448 + 64 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
 //!
 //! so a put or get touches one cache line for its slot word and its item, as crossbeam's
-//! `ArrayQueue` does; with separate arrays every message moved two lines between the cores
-//! (the 1P1C `u64` row: 63 ns per message, layout version 3). Larger items keep separate
-//! arrays:
+//! `ArrayQueue` does, and a `u64` queue packs four slots per line: since layout 5 the claims
+//! are CASes on `head`/`tail`, and slot words are only loaded and stored, so neighbouring
+//! slots no longer fight over their line. Larger items keep separate arrays:
 //!
 //! | offset | size | content |
 //! |---|---|---|
-//! | 0 | 384 | `RingControl` |
-//! | 384 | 8 x capacity | slot words |
+//! | 0 | 448 + 64 R | `RingControl`, claim records |
+//! | `cells` | 8 x capacity | slot words |
 //! | `payload_offset` | `stride` x capacity | payload cells, aligned for `T` and to 128; `stride` is `size_of::<T>()`, rounded up to 128 from 64 bytes on |
 //!
-//! The algorithm is in `raw/ring.rs` (model: `models/ring_model.py`); this file
+//! The algorithm is in `raw/ring.rs` (model: `models/intent_model.py`); this file
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
@@ -338,7 +339,7 @@ impl<T: Pod> Queue<T> {
     }
 
     fn ring(&self) -> Ring<'_, ShmPayload<T>> {
-        // SAFETY: `control` is the 64-aligned body start, 384 bytes reserved for it; the type
+        // SAFETY: `control` is the 64-aligned body start, 448 bytes reserved for it; the type
         // is all atomics (valid for any bytes, shared by design); the mapping lives as long
         // as `self`.
         let control = unsafe { &*self.control };

@@ -26,7 +26,7 @@
 
 use super::{Liveness, Owner};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Claim word: no claim.
@@ -230,6 +230,9 @@ struct HeldList(Vec<Held>);
 
 impl Drop for HeldList {
     fn drop(&mut self) {
+        // Its entry goes back below: no later call on this thread (another thread-local's
+        // destructor) may use it.
+        LAST.with(|c| c.set((0, 0)));
         for h in self.0.drain(..) {
             if let Some(pool) = h.pool.upgrade() {
                 lock(&pool.free).push(h.index);
@@ -240,6 +243,26 @@ impl Drop for HeldList {
 
 thread_local! {
     static HELD: RefCell<HeldList> = const { RefCell::new(HeldList(Vec::new())) };
+    /// The lease this thread used last, `(handle id, record)`, with [`IN_USE`] set in the id
+    /// while an operation runs on it: the fast path of [`Leases::with`], two `Cell` accesses.
+    /// Its entry in `HELD` is marked busy for as long as it is here, so the slow path never
+    /// hands it out twice.
+    static LAST: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// Set in [`LAST`]'s id while an operation uses its record (ids count up from 1).
+const IN_USE: u64 = 1 << 63;
+
+/// Ends an operation on [`LAST`]'s record (unwinding included).
+struct LastDone {
+    id: u64,
+    index: usize,
+}
+
+impl Drop for LastDone {
+    fn drop(&mut self) {
+        LAST.with(|c| c.set((self.id, self.index)));
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -296,6 +319,24 @@ impl Leases {
         L: Liveness + ?Sized,
     {
         let id = self.id;
+        let (last, index) = LAST.with(Cell::get);
+        if last == id && index < table.records.len() {
+            LAST.with(|c| c.set((id | IN_USE, index)));
+            let _done = LastDone { id, index };
+            return f(table.claim(index));
+        }
+        self.with_slow(table, participants, live, f)
+    }
+
+    /// [`Leases::with`] when this thread's last lease is another handle's or in use (a call
+    /// made from inside a `put_with` closure): an idle entry of this handle, or a new lease,
+    /// which becomes the thread's last one if that one is idle.
+    #[cold]
+    fn with_slow<L, R>(&self, table: Table<'_>, participants: usize, live: &L, f: impl FnOnce(&AtomicU64) -> R) -> R
+    where
+        L: Liveness + ?Sized,
+    {
+        let id = self.id;
         let cached = HELD
             .try_with(|h| {
                 let mut h = h.borrow_mut();
@@ -305,48 +346,77 @@ impl Leases {
             })
             .ok()
             .flatten();
-        match cached {
-            Some(index) if index < table.records.len() => {
-                let _unbusy = Unbusy { id, index };
-                f(table.claim(index))
-            }
-            _ => self.with_new(table, participants, live, f),
+        let index = match cached {
+            Some(index) => Some(index),
+            None => match self.lease_new(table, participants, live) {
+                Some((index, true)) => Some(index),
+                Some((index, false)) => {
+                    // This thread is ending (its thread-locals are gone): use the record for
+                    // this operation only, then hand it back to the handle.
+                    let r = f(table.claim(index));
+                    lock(&self.pool.free).push(index);
+                    return r;
+                }
+                None => None,
+            },
+        };
+        let Some(index) = index.filter(|&i| i < table.records.len()) else {
+            return self.with_overflow(table, participants, live, f);
+        };
+        let (last, last_index) = LAST.with(Cell::get);
+        if last & IN_USE == 0 {
+            // Promote: the old last entry goes back to the idle ones.
+            let _ = HELD.try_with(|h| {
+                if let Some(e) = h
+                    .borrow_mut()
+                    .0
+                    .iter_mut()
+                    .find(|e| e.id == last && e.index == last_index)
+                {
+                    e.busy = false;
+                }
+            });
+            LAST.with(|c| c.set((id | IN_USE, index)));
+            let _done = LastDone { id, index };
+            return f(table.claim(index));
         }
+        let _unbusy = Unbusy { id, index };
+        f(table.claim(index))
     }
 
-    #[cold]
-    fn with_new<L, R>(&self, table: Table<'_>, participants: usize, live: &L, f: impl FnOnce(&AtomicU64) -> R) -> R
-    where
-        L: Liveness + ?Sized,
-    {
-        let leased = lock(&self.pool.free).pop().or_else(|| {
+    /// A record for this thread from the handle's idle ones or the table, entered in `HELD`
+    /// as busy (`true`), or not, if this thread's thread-locals are gone (`false`: the caller
+    /// gives it back after one operation); `None` if the table has none left.
+    fn lease_new<L: Liveness + ?Sized>(
+        &self,
+        table: Table<'_>,
+        participants: usize,
+        live: &L,
+    ) -> Option<(usize, bool)> {
+        let index = lock(&self.pool.free).pop().or_else(|| {
             let i = table.take(0..3 * participants, live)?;
             lock(&self.pool.taken).push(i);
             Some(i)
+        })?;
+        let cached = HELD.try_with(|h| {
+            let mut h = h.borrow_mut();
+            h.0.retain(|e| e.pool.strong_count() > 0);
+            h.0.push(Held {
+                id: self.id,
+                index,
+                busy: true,
+                pool: Arc::downgrade(&self.pool),
+            });
         });
-        if let Some(index) = leased {
-            let cached = HELD
-                .try_with(|h| {
-                    let mut h = h.borrow_mut();
-                    h.0.retain(|e| e.pool.strong_count() > 0);
-                    h.0.push(Held {
-                        id: self.id,
-                        index,
-                        busy: true,
-                        pool: Arc::downgrade(&self.pool),
-                    });
-                })
-                .is_ok();
-            if cached {
-                let _unbusy = Unbusy { id: self.id, index };
-                return f(table.claim(index));
-            }
-            // This thread is ending (its thread-locals are gone): use the record once.
-            let r = f(table.claim(index));
-            lock(&self.pool.free).push(index);
-            return r;
-        }
-        // Every thread record is taken: share this participant's overflow record.
+        Some((index, cached.is_ok()))
+    }
+
+    /// Every thread record is taken: share this participant's overflow record.
+    #[cold]
+    fn with_overflow<L, R>(&self, table: Table<'_>, participants: usize, live: &L, f: impl FnOnce(&AtomicU64) -> R) -> R
+    where
+        L: Liveness + ?Sized,
+    {
         let _serial = lock(&self.pool.overflow);
         let index = 3 * participants + live.me().index() as usize;
         {
@@ -384,6 +454,8 @@ pub(crate) struct HandleLeases {
     len: usize,
     used: *const AtomicU32,
     participants: usize,
+    /// Whether dropping gives the records back (not after [`HandleLeases::abandon`]).
+    give_back: bool,
 }
 
 // SAFETY: the pointers reach atomics in a mapping that the handle owning this value keeps
@@ -412,6 +484,7 @@ impl HandleLeases {
             len,
             used,
             participants,
+            give_back: true,
         }
     }
 
@@ -427,16 +500,18 @@ impl HandleLeases {
         self.leases.with(self.table(), self.participants, live, f)
     }
 
-    /// Drops without giving the records back, as a process killed now would.
+    /// Drops without giving the records back, as a process killed now would leave them.
     #[cfg(test)]
-    pub(crate) fn abandon(self) {
-        core::mem::forget(self);
+    pub(crate) fn abandon(mut self) {
+        self.give_back = false;
     }
 }
 
 impl Drop for HandleLeases {
     fn drop(&mut self) {
-        self.leases.release(self.table());
+        if self.give_back {
+            self.leases.release(self.table());
+        }
     }
 }
 

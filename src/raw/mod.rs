@@ -67,10 +67,11 @@ pub(crate) trait Liveness {
     /// Whether the participant named by `owner` is alive.
     fn is_alive(&self, owner: Owner) -> bool;
     /// [`is_alive`](Liveness::is_alive) for the claims of a queue's hot paths (a get that
-    /// meets a put's WRITING slot, a put that meets a get's READING slot), where the owner is
-    /// nearly always alive and about to finish: the answer may be a positive one up to a
-    /// millisecond old (never a negative one), so that those paths do not make a system call
-    /// each time. Same contract: never "dead" for a live owner.
+    /// finds a position claimed and not yet published, or a put one claimed and not yet
+    /// released, looks for the claimant's record), where the owner is nearly always alive and
+    /// about to finish: the answer may be a positive one up to a millisecond old (never a
+    /// negative one), so that those paths do not make a system call each time. Same
+    /// contract: never "dead" for a live owner.
     fn is_alive_recent(&self, owner: Owner) -> bool {
         self.is_alive(owner)
     }

@@ -433,7 +433,7 @@ pub(crate) unsafe trait Payload {
     ///
     /// # Safety
     ///
-    /// `index < self.len()`, and the caller holds the WRITING claim of the slot that owns
+    /// `index < self.len()`, and the caller holds the put claim of the position that owns
     /// cell `index` (no other access to the cell can happen until it publishes or retires).
     unsafe fn write(&self, index: usize, item: &Self::Item);
 
@@ -442,7 +442,7 @@ pub(crate) unsafe trait Payload {
     /// # Safety
     ///
     /// `index < self.len()`, the cell was written by a put that published it, and the caller
-    /// holds the READING claim of the slot that owns cell `index`.
+    /// holds the get claim of the position that owns cell `index`.
     unsafe fn read(&self, index: usize) -> Self::Item;
 
     /// Copies cell `index` into `*out`: [`read`](Payload::read) without handing a large item
@@ -1678,7 +1678,8 @@ pub(crate) mod heap {
     }
 
     // SAFETY: cells are only reached through `Payload::read`/`write`, whose contract gives one
-    // claimant (WRITING or READING) at a time per cell; the slot CASes order consecutive ones.
+    // claimant at a time per cell; the publish and release stores, read by the next claim's
+    // Acquire slot load, order consecutive ones.
     unsafe impl<T: Copy + Send> Sync for HeapPayload<T> {}
 
     // SAFETY: `index` is bounds-checked (a panic, never an out-of-bounds access), and under the
@@ -1693,7 +1694,7 @@ pub(crate) mod heap {
         unsafe fn write(&self, index: usize, item: &T) {
             let cell = &self.cells[index];
             #[cfg(not(loom))]
-            // SAFETY: the caller holds the WRITING claim of this cell: no other access overlaps.
+            // SAFETY: the caller holds the put claim of this cell: no other access overlaps.
             unsafe {
                 *cell.get() = *item
             };
@@ -1705,7 +1706,7 @@ pub(crate) mod heap {
         unsafe fn read(&self, index: usize) -> T {
             let cell = &self.cells[index];
             #[cfg(not(loom))]
-            // SAFETY: the caller holds the READING claim of this published cell.
+            // SAFETY: the caller holds the get claim of this published cell.
             let v = unsafe { *cell.get() };
             #[cfg(loom)]
             // SAFETY: as above; loom checks the claim really ordered the accesses.
@@ -2405,9 +2406,10 @@ mod loom_tests {
                 cv: Condvar::new(),
             },
         });
-        for i in 0..4 {
-            w.mem.mine(Owner::new(i, 1));
+        for i in 1..=3 {
+            w.mem.records[i as usize - 1].bind(Owner::new(i, 1));
         }
+        w.mem.control.records_used.0.store(3, SC);
         w
     }
 
@@ -2419,9 +2421,10 @@ mod loom_tests {
             }
         }
 
-        /// Participant `index`'s claim record (bound before the threads start).
+        /// Participant `index`'s (1 to 3) claim record, record `index - 1` (bound before the
+        /// threads start, so that scans read three records: each load is a branch for loom).
         fn mine(&self, index: u32) -> &AtomicU64 {
-            self.mem.records[index as usize].claim()
+            self.mem.records[index as usize - 1].claim()
         }
     }
 

@@ -173,7 +173,8 @@ const ALIVE_CACHE_SIZE: usize = 64;
 
 /// Recent positive answers of the beacon check, per handle (process-local memory).
 ///
-/// A get that finds a put's slot WRITING, or a put that finds a get's slot READING, asks
+/// A get that finds a put's position claimed and unpublished, or a put that finds a get's
+/// position claimed and unreleased, asks
 /// whether that owner is alive, because a dead one's slot must be repaired. The answer is an
 /// `F_OFD_GETLK` system call (about a microsecond), and in a busy queue the owner is nearly
 /// always alive and about to finish: the 1P1C `Queue<[u8; 64]>` bench made one such call
