@@ -217,6 +217,34 @@ pub(crate) const ATTEMPTS: u32 = if cfg!(loom) { 8 } else { 1 << 10 };
 /// Rounds a blocking call spins (re-trying, no syscall) before it sleeps on an eventcount.
 const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
 
+/// A get that meets a free slot at the head loads `tail` (to tell "empty" from "claimed, not
+/// yet published", and so find a dead writer's position) on one round in this many of a
+/// blocking get's spinning, and of a thread's `try_get`s polling one position (see
+/// [`RawRing::claim_get`], [`thorough_at`]).
+const THOROUGH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
+
+/// Whether a `try_get` that finds a free slot at the head (at position `h`) should be
+/// thorough: one such call in [`THOROUGH_EVERY`] per thread. So a thread polling an empty
+/// queue rarely loads `tail`, and a dead writer's position at the head is stepped over within
+/// that many calls (until then `try_get` answers Empty, as it does while a live writer is
+/// still copying). (A process-local heuristic; under loom every call is thorough.)
+fn thorough_at(h: u64) -> bool {
+    let _ = h;
+    #[cfg(not(loom))]
+    {
+        thread_local! {
+            static CALLS: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+        }
+        CALLS.with(|c| {
+            let n = c.get();
+            c.set(n.wrapping_add(1));
+            n % THOROUGH_EVERY == 0
+        })
+    }
+    #[cfg(loom)]
+    true
+}
+
 /// Re-reads of a slot a claim makes, while a peer that claimed the position before it is
 /// copying, before it scans the claim records for that peer (see [`RawRing::changes`]).
 const SCAN_AFTER: u32 = if cfg!(loom) { 0 } else { 32 };
@@ -701,7 +729,7 @@ impl<'a> RawRing<'a> {
         // Spins a few rounds, then sleeps on the not-full eventcount; while a live get is
         // copying out of the slot we need, polls instead (its release wakes nobody).
         let mut busy = false;
-        block_on(&self.control.not_full.0, deadline, wait, || {
+        block_on(&self.control.not_full.0, deadline, wait, |_| {
             busy = false;
             match self.put_attempt(write, mine, live, wait, &mut busy) {
                 Err(PutFail::Full) if busy => Attempt::Poll,
@@ -742,11 +770,11 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize) -> R,
     {
         let deadline = match block {
-            Block::No => return self.get_attempt(read, mine, live, in_hand, wait).map_err(get_error),
+            Block::No => return self.get_attempt(read, mine, live, in_hand, wait, None).map_err(get_error),
             Block::Until(deadline) => deadline,
         };
-        let done = block_on(&self.control.not_empty.0, deadline, wait, || {
-            match self.get_attempt(read, mine, live, in_hand, wait) {
+        let done = block_on(&self.control.not_empty.0, deadline, wait, |thorough| {
+            match self.get_attempt(read, mine, live, in_hand, wait, Some(thorough)) {
                 Err(GetFail::Empty) => Attempt::Sleep,
                 Err(GetFail::Busy) => Attempt::Poll,
                 other => Attempt::Done(other),
@@ -988,6 +1016,7 @@ impl<'a> RawRing<'a> {
         live: &L,
         in_hand: &AtomicU64,
         wait: &W,
+        thorough: Option<bool>,
     ) -> Result<R, GetFail>
     where
         L: Liveness + ?Sized,
@@ -997,7 +1026,7 @@ impl<'a> RawRing<'a> {
         let mut budget = ATTEMPTS;
         loop {
             // `claim_get` spends the budget and fails `Empty` once it is gone.
-            let claim = self.claim_get(mine, live, in_hand, wait, &mut budget)?;
+            let claim = self.claim_get(mine, live, in_hand, wait, &mut budget, thorough)?;
             if let Some(item) = self.finish_get(&claim, read, mine, in_hand, wait) {
                 return Ok(item);
             }
@@ -1007,6 +1036,11 @@ impl<'a> RawRing<'a> {
     /// Model `c0`..`c3`, `ct`..`cr4`, `cc`: find position `head`, announce and claim it, step
     /// over a position that holds nothing, or report Empty/Busy/Closed. On success `mine`
     /// shows `Get(h)`; otherwise it is clear.
+    ///
+    /// Not `thorough` (`None`: as [`thorough_at`] says), a free slot at the head of an open
+    /// ring is reported Empty without loading `tail`: that load is what tells "empty" from
+    /// "claimed, not yet published", and a poller that made it every time pulled the
+    /// producers' `tail` line away from them once per poll.
     fn claim_get<L, W>(
         &self,
         mine: &AtomicU64,
@@ -1014,6 +1048,7 @@ impl<'a> RawRing<'a> {
         in_hand: &AtomicU64,
         wait: &W,
         budget: &mut u32,
+        thorough: Option<bool>,
     ) -> Result<GetClaim, GetFail>
     where
         L: Liveness + ?Sized,
@@ -1044,6 +1079,11 @@ impl<'a> RawRing<'a> {
                 // A put retired position h (it saw close, or its writer unwound): step over.
                 (Lap::Same, SKIP) => self.step_over(h, index, lap, raw, mine, wait),
                 (Lap::Same, EMPTY) => {
+                    // Empty for now, or a writer is copying: either way nothing to take yet.
+                    // Relaxed: a stale "open" only defers the decision.
+                    if !thorough.unwrap_or_else(|| thorough_at(h)) && self.control.closed.0.load(Ordering::Relaxed) == 0 {
+                        return Err(GetFail::Empty);
+                    }
                     // SeqCst: "load tail" is the reload of the closed check below as well.
                     let t = self.control.tail.0.load(Ordering::SeqCst);
                     if after(t, h) {
@@ -1066,6 +1106,9 @@ impl<'a> RawRing<'a> {
                 }
                 // Position h - N not released yet: nothing can be produced at h.
                 (Lap::Previous, _) => {
+                    if self.control.closed.0.load(Ordering::Relaxed) == 0 {
+                        return Err(GetFail::Empty);
+                    }
                     let t = self.control.tail.0.load(Ordering::SeqCst);
                     self.empty_or_closed(h, index, raw, t)?;
                 }
@@ -1218,7 +1261,7 @@ impl<'a> RawRing<'a> {
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        block_on(&self.control.not_empty.0, deadline, wait, || {
+        block_on(&self.control.not_empty.0, deadline, wait, |_| {
             let mut found = Attempt::Sleep;
             self.scan_claimed(|p, lap, seen| {
                 if self.holds_item(p, lap, seen, live) {
@@ -1321,7 +1364,7 @@ impl<'a> RawRing<'a> {
     {
         // Sleeping is right even when a live put or get is mid-copy: the join waits for the
         // `task_done` after it, which wakes the tasks eventcount with an RMW.
-        block_on(&self.control.tasks.0, deadline, wait, || {
+        block_on(&self.control.tasks.0, deadline, wait, |_| {
             if self.join_ready(live, participants) {
                 Attempt::Done(())
             } else {
@@ -1546,7 +1589,7 @@ impl RawRing<'_> {
         W: Wait + ?Sized,
     {
         let mut budget = ATTEMPTS;
-        self.claim_get(mine, live, in_hand, wait, &mut budget).is_ok()
+        self.claim_get(mine, live, in_hand, wait, &mut budget, Some(true)).is_ok()
     }
 }
 
@@ -1577,16 +1620,20 @@ enum Attempt<R> {
 /// Runs `attempt` until it is done: a few spinning rounds, then rounds that announce
 /// themselves on `ec`, re-check, and sleep (or pause and poll, while `attempt` says a peer is
 /// mid-copy). `None` once `deadline` has passed.
+///
+/// `attempt(thorough)`: every [`THOROUGH_EVERY`]th spinning round, every round after the
+/// spinning, and the re-check after announcing are thorough (see [`RawRing::claim_get`]):
+/// the re-check is what the wake-up argument needs to see a claim made before we announced.
 fn block_on<R, W: Wait + ?Sized>(
     ec: &EventCount,
     deadline: Option<Instant>,
     wait: &W,
-    mut attempt: impl FnMut() -> Attempt<R>,
+    mut attempt: impl FnMut(bool) -> Attempt<R>,
 ) -> Option<R> {
     let mut spins = SPINS;
     let mut polls = 0u32;
     loop {
-        let blocked = match attempt() {
+        let blocked = match attempt(spins % THOROUGH_EVERY == 0) {
             Attempt::Done(r) => return Some(r),
             b => b,
         };
@@ -1607,7 +1654,7 @@ fn block_on<R, W: Wait + ?Sized>(
         }
         polls = 0;
         let seq = ec.announce();
-        let r = attempt();
+        let r = attempt(true);
         match r {
             Attempt::Poll if !cfg!(loom) => wait.pause(polls, deadline),
             Attempt::Sleep | Attempt::Poll => wait.wait(&ec.seq, seq, deadline),
@@ -1794,6 +1841,24 @@ mod tests {
     }
 
     fn no_participants(_: &mut dyn FnMut(Owner, u64) -> bool) {}
+
+    /// `try_get` until it answers something other than Empty, at most [`THOROUGH_EVERY`]
+    /// calls: one of them is thorough, and steps over a dead writer's position.
+    fn try_get_thorough(
+        ring: &Ring<'_, super::heap::HeapPayload<u64>>,
+        mine: &AtomicU64,
+        live: &Oracle<'_>,
+        hand: &AtomicU64,
+    ) -> Result<u64, GetError> {
+        let mut r = Err(GetError::Empty);
+        for _ in 0..THOROUGH_EVERY {
+            r = ring.try_get(mine, live, hand, &Yield);
+            if r != Err(GetError::Empty) {
+                break;
+            }
+        }
+        r
+    }
 
     /// Runs `laps` laps of fill-then-drain plus a half-full phase, checking FIFO, Full, Empty.
     fn exercise(mem: &HeapRing<u64>, laps: u64) {
@@ -2031,10 +2096,9 @@ mod tests {
                 ring.try_put(10 + k, mq, &q, &Yield).unwrap();
             }
             for k in 0..cap as u64 - 1 {
-                assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Ok(10 + k));
+                assert_eq!(try_get_thorough(&ring, mc, &c, &hand), Ok(10 + k));
             }
-            // Until a get steps over it, the dead position takes room.
-            assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Err(GetError::Empty));
+            assert_eq!(try_get_thorough(&ring, mc, &c, &hand), Err(GetError::Empty));
             for k in 0..cap as u64 {
                 ring.try_put(20 + k, mq, &q, &Yield).unwrap();
             }
@@ -2102,7 +2166,7 @@ mod tests {
         let ring = mem.ring();
         let claim = ring.claim_put(mp, &p, &Yield, &mut false).ok().unwrap();
         kill(&dead, 1);
-        assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Err(GetError::Empty));
+        assert_eq!(try_get_thorough(&ring, mc, &c, &hand), Err(GetError::Empty));
         assert_eq!(mem.control.head.0.load(SC), 1, "stepped over");
         dead.store(0, SC);
         assert_eq!(ring.finish_put(&claim, &mut |_| {}, mp, &Yield), Err(PutFail::Lost));
