@@ -268,14 +268,7 @@ impl MsgRing {
     }
 
     /// Receives the next message into `buf` (cleared first; its capacity is reused).
-    pub(crate) fn get_into<L, W>(
-        &self,
-        block: Block,
-        buf: &mut Vec<u8>,
-        live: &L,
-        in_hand: &AtomicU64,
-        wait: &W,
-    ) -> Result<(), RecvError>
+    pub(crate) fn get_into<L, W>(&self, block: Block, buf: &mut Vec<u8>, live: &L, wait: &W) -> Result<(), RecvError>
     where
         L: Liveness + ?Sized,
         W: crate::raw::Wait + ?Sized,
@@ -300,9 +293,10 @@ impl MsgRing {
             }
             Ok(())
         };
-        match self.leases.with(live, |mine| {
-            self.raw().get_with(block, &mut read, mine, live, in_hand, wait)
-        }) {
+        match self
+            .leases
+            .with(live, |mine| self.raw().get_with(block, &mut read, mine, live, wait))
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
             Err(e) => Err(recv_error(e)),
@@ -319,7 +313,6 @@ impl MsgRing {
         block: Block,
         f: &mut dyn FnMut(&MessageReader<'_>) -> R,
         live: &L,
-        in_hand: &AtomicU64,
         wait: &W,
     ) -> Result<R, RecvError>
     where
@@ -342,9 +335,10 @@ impl MsgRing {
             // the ring), so the caller's panic waits until the slot is released.
             Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&reader))))
         };
-        match self.leases.with(live, |mine| {
-            self.raw().get_with(block, &mut read, mine, live, in_hand, wait)
-        }) {
+        match self
+            .leases
+            .with(live, |mine| self.raw().get_with(block, &mut read, mine, live, wait))
+        {
             Ok(Ok(Ok(r))) => Ok(r),
             Ok(Ok(Err(panic))) => std::panic::resume_unwind(panic),
             Ok(Err(len)) => Err(RecvError::Corrupted { len, max }),
@@ -773,7 +767,7 @@ impl ByteQueue {
     /// As [`get`](ByteQueue::get).
     pub fn get_with<R>(&self, mut f: impl FnMut(&MessageReader<'_>) -> R) -> Result<R, RecvError> {
         self.ring
-            .get_with_reader(Block::Until(None), &mut f, &self.seg, self.seg.in_hand(), &self.seg)
+            .get_with_reader(Block::Until(None), &mut f, &self.seg, &self.seg)
     }
 
     /// [`get_with`](ByteQueue::get_with) if a message is there now.
@@ -781,12 +775,11 @@ impl ByteQueue {
     /// # Errors
     /// As [`try_get`](ByteQueue::try_get).
     pub fn try_get_with<R>(&self, mut f: impl FnMut(&MessageReader<'_>) -> R) -> Result<R, RecvError> {
-        self.ring
-            .get_with_reader(Block::No, &mut f, &self.seg, self.seg.in_hand(), &self.seg)
+        self.ring.get_with_reader(Block::No, &mut f, &self.seg, &self.seg)
     }
 
     pub(crate) fn recv(&self, block: Block, buf: &mut Vec<u8>) -> Result<(), RecvError> {
-        self.ring.get_into(block, buf, &self.seg, self.seg.in_hand(), &self.seg)
+        self.ring.get_into(block, buf, &self.seg, &self.seg)
     }
 
     /// Number of messages in the queue (exact when nobody is sending or receiving).
@@ -834,7 +827,7 @@ impl ByteQueue {
     pub fn task_done(&self) -> Result<(), TaskError> {
         self.ring
             .raw()
-            .task_done(self.seg.in_hand(), &self.seg)
+            .task_done(self.seg.tasks_done(), crate::raw::Liveness::me(&self.seg), &self.seg)
             .map_err(|_| TaskError::TooManyTaskDone)
     }
 

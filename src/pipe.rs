@@ -289,7 +289,7 @@ impl Connection {
             // already in the ring, and an empty ring means it will stay empty.
             let gone = self.peer_gone();
             let block = if gone { Block::No } else { slice(deadline) };
-            match self.inc.get_into(block, buf, &self.seg, self.seg.in_hand(), &self.seg) {
+            match self.inc.get_into(block, buf, &self.seg, &self.seg) {
                 Err(RecvError::Closed) => return Err(RecvError::Disconnected),
                 Err(RecvError::Empty) if gone => return Err(RecvError::Disconnected),
                 Err(RecvError::Timeout) if !past(deadline) => continue,

@@ -359,10 +359,6 @@ impl<T: Pod> Queue<T> {
         }
     }
 
-    fn in_hand(&self) -> &crate::primitive::AtomicU64 {
-        self.seg.in_hand()
-    }
-
     /// The puts: `item` is copied once, into its cell, and handed back only in an error.
     #[inline]
     fn put_in(&self, block: Block, item: T) -> Result<(), PutError<T>> {
@@ -378,8 +374,7 @@ impl<T: Pod> Queue<T> {
     fn get_in(&self, block: Block) -> Result<T, GetError> {
         let mut out = MaybeUninit::uninit();
         self.leases.with(&self.seg, |mine| {
-            self.ring()
-                .get_into(block, &mut out, mine, &self.seg, self.in_hand(), &self.seg)
+            self.ring().get_into(block, &mut out, mine, &self.seg, &self.seg)
         })?;
         // SAFETY: `get_into` returned `Ok`, so it wrote the item into `out`.
         Ok(unsafe { out.assume_init() })
@@ -492,8 +487,7 @@ impl<T: Pod> Queue<T> {
         // not the get writes it.
         let out = unsafe { &mut *(out as *mut T).cast::<MaybeUninit<T>>() };
         self.leases.with(&self.seg, |mine| {
-            self.ring()
-                .get_into(block, out, mine, &self.seg, self.in_hand(), &self.seg)
+            self.ring().get_into(block, out, mine, &self.seg, &self.seg)
         })
     }
 
@@ -562,7 +556,7 @@ impl<T: Pod> Queue<T> {
     /// [`TaskError::TooManyTaskDone`] when called more times than this handle took items.
     pub fn task_done(&self) -> Result<(), TaskError> {
         self.ring()
-            .task_done(self.in_hand(), &self.seg)
+            .task_done(self.seg.tasks_done(), crate::raw::Liveness::me(&self.seg), &self.seg)
             .map_err(|_| TaskError::TooManyTaskDone)
     }
 
@@ -647,8 +641,7 @@ impl<T: Pod> Queue<T> {
     /// `queue.get.after_claim` fault point. `false` if there was no item to claim.
     pub(crate) fn stall_after_get_claim(&self) -> bool {
         self.leases.with(&self.seg, |mine| {
-            self.ring()
-                .claim_get_and_stop(mine, &self.seg, self.in_hand(), &self.seg)
+            self.ring().claim_get_and_stop(mine, &self.seg, &self.seg)
         })
     }
 }

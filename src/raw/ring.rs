@@ -649,7 +649,7 @@ pub(crate) enum Block {
 struct RetireOnUnwind<'r, 'a, W: Wait + ?Sized> {
     ring: &'r RawRing<'a>,
     claim: &'r PutClaim,
-    mine: &'r AtomicU64,
+    mine: &'r ClaimRecord,
     wait: &'r W,
 }
 
@@ -713,7 +713,7 @@ impl<'a> RawRing<'a> {
         &self,
         block: Block,
         write: &mut F,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
         wait: &W,
     ) -> Result<(), PutFail>
@@ -759,9 +759,8 @@ impl<'a> RawRing<'a> {
         &self,
         block: Block,
         read: &mut F,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
-        in_hand: &AtomicU64,
         wait: &W,
     ) -> Result<R, GetError>
     where
@@ -770,11 +769,11 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize) -> R,
     {
         let deadline = match block {
-            Block::No => return self.get_attempt(read, mine, live, in_hand, wait, None).map_err(get_error),
+            Block::No => return self.get_attempt(read, mine, live, wait, None).map_err(get_error),
             Block::Until(deadline) => deadline,
         };
         let done = block_on(&self.control.not_empty.0, deadline, wait, |thorough| {
-            match self.get_attempt(read, mine, live, in_hand, wait, Some(thorough)) {
+            match self.get_attempt(read, mine, live, wait, Some(thorough)) {
                 Err(GetFail::Empty) => Attempt::Sleep,
                 Err(GetFail::Busy) => Attempt::Poll,
                 other => Attempt::Done(other),
@@ -850,7 +849,7 @@ impl<'a> RawRing<'a> {
     fn put_attempt<L, W, F>(
         &self,
         write: &mut F,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
         wait: &W,
         busy: &mut bool,
@@ -875,7 +874,7 @@ impl<'a> RawRing<'a> {
     /// slot, see [`RawRing::put_attempt`]). On success `mine` shows `Put(t)`; otherwise it
     /// is clear.
     #[inline]
-    fn claim_put<L, W>(&self, mine: &AtomicU64, live: &L, wait: &W, busy: &mut bool) -> Result<PutClaim, PutFail>
+    fn claim_put<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W, busy: &mut bool) -> Result<PutClaim, PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -893,12 +892,12 @@ impl<'a> RawRing<'a> {
                     // "record claim": before the claim, so that a get that sees `tail > t`
                     // and a free slot finds it while we live (Release, read with Acquire
                     // after the get's Acquire load of `tail`).
-                    mine.store(put_claim(t), Ordering::Release);
+                    mine.claim.store(put_claim(t), Ordering::Release);
                     if Self::claim_index(&self.control.tail.0, t) {
                         fault_point("queue.put.after_claim");
                         return Ok(PutClaim { index, lap });
                     }
-                    mine.store(NONE, Ordering::Release);
+                    mine.claim.store(NONE, Ordering::Release);
                 }
                 // Position t - N is not released yet (FULL, or claimed by a put or a step-over
                 // that has not finished): full, or a get holds it.
@@ -939,7 +938,7 @@ impl<'a> RawRing<'a> {
     }
 
     /// Model `pcc`..`p6`: check `closed`, write, publish (or retire), clear the record.
-    fn finish_put<W, F>(&self, claim: &PutClaim, write: &mut F, mine: &AtomicU64, wait: &W) -> Result<(), PutFail>
+    fn finish_put<W, F>(&self, claim: &PutClaim, write: &mut F, mine: &ClaimRecord, wait: &W) -> Result<(), PutFail>
     where
         W: Wait + ?Sized,
         F: FnMut(usize),
@@ -979,7 +978,7 @@ impl<'a> RawRing<'a> {
         }
         // "clear record": after the publish (Release: a scanner that reads it cleared reads
         // the publish too).
-        mine.store(NONE, Ordering::Release);
+        mine.claim.store(NONE, Ordering::Release);
         if !published {
             return Err(PutFail::Lost);
         }
@@ -993,12 +992,12 @@ impl<'a> RawRing<'a> {
 
     /// Retire (model `pret`, `puw`): mark our claimed position SKIP, so that gets step over
     /// it, clear the record, and wake everyone who might wait on that position.
-    fn retire<W: Wait + ?Sized>(&self, claim: &PutClaim, mine: &AtomicU64, wait: &W) {
+    fn retire<W: Wait + ?Sized>(&self, claim: &PutClaim, mine: &ClaimRecord, wait: &W) {
         // Guarded as the publish is (the slot can only hold our lap's EMPTY).
         if self.slot(claim.index).load(Ordering::Relaxed) == empty(claim.lap) {
             self.slot(claim.index).store(skip(claim.lap), Ordering::SeqCst);
         }
-        mine.store(NONE, Ordering::SeqCst);
+        mine.claim.store(NONE, Ordering::SeqCst);
         // A get polling on our position, a put waiting on it as the previous lap, and a joiner
         // counting it as live all need another look (close's wake may have come first).
         self.control.not_empty.0.wake(wait);
@@ -1012,9 +1011,8 @@ impl<'a> RawRing<'a> {
     fn get_attempt<L, W, R, F>(
         &self,
         read: &mut F,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
-        in_hand: &AtomicU64,
         wait: &W,
         thorough: Option<bool>,
     ) -> Result<R, GetFail>
@@ -1026,8 +1024,8 @@ impl<'a> RawRing<'a> {
         let mut budget = ATTEMPTS;
         loop {
             // `claim_get` spends the budget and fails `Empty` once it is gone.
-            let claim = self.claim_get(mine, live, in_hand, wait, &mut budget, thorough)?;
-            if let Some(item) = self.finish_get(&claim, read, mine, in_hand, wait) {
+            let claim = self.claim_get(mine, live, wait, &mut budget, thorough)?;
+            if let Some(item) = self.finish_get(&claim, read, mine, wait) {
                 return Ok(item);
             }
         }
@@ -1043,9 +1041,8 @@ impl<'a> RawRing<'a> {
     /// producers' `tail` line away from them once per poll.
     fn claim_get<L, W>(
         &self,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
-        in_hand: &AtomicU64,
         wait: &W,
         budget: &mut u32,
         thorough: Option<bool>,
@@ -1065,23 +1062,26 @@ impl<'a> RawRing<'a> {
             match (relate(seen.lap, lap), seen.phase) {
                 (Lap::Same, FULL) => {
                     fault_point("queue.get.before_claim");
-                    // "record claim", then `in_hand` (before the claim, undone if it fails: a
-                    // joiner that sees `head` past h then sees this count).
-                    mine.store(get_claim(h), Ordering::Release);
-                    in_hand.fetch_add(1, Ordering::SeqCst);
+                    // "record claim", then count the item in our record's `taken` (before the
+                    // claim, undone if it fails: a joiner that sees `head` past h then sees
+                    // this count). Plain stores: only this thread writes the record.
+                    mine.claim.store(get_claim(h), Ordering::Release);
+                    let taken = mine.taken.load(Ordering::Relaxed);
+                    mine.taken.store(taken.wrapping_add(1), Ordering::Release);
                     if Self::claim_index(&self.control.head.0, h) {
                         fault_point("queue.get.after_claim");
                         return Ok(GetClaim { index, lap });
                     }
-                    decrement(in_hand);
-                    mine.store(NONE, Ordering::Release);
+                    mine.taken.store(taken, Ordering::Release);
+                    mine.claim.store(NONE, Ordering::Release);
                 }
                 // A put retired position h (it saw close, or its writer unwound): step over.
                 (Lap::Same, SKIP) => self.step_over(h, index, lap, raw, mine, wait),
                 (Lap::Same, EMPTY) => {
                     // Empty for now, or a writer is copying: either way nothing to take yet.
                     // Relaxed: a stale "open" only defers the decision.
-                    if !thorough.unwrap_or_else(|| thorough_at(h)) && self.control.closed.0.load(Ordering::Relaxed) == 0 {
+                    if !thorough.unwrap_or_else(|| thorough_at(h)) && self.control.closed.0.load(Ordering::Relaxed) == 0
+                    {
                         return Err(GetFail::Empty);
                     }
                     // SeqCst: "load tail" is the reload of the closed check below as well.
@@ -1151,32 +1151,25 @@ impl<'a> RawRing<'a> {
     /// Model `cr2`..`cr4`, `c6`: step over position `h`, which holds nothing (its writer died,
     /// or it retired): claim it as a get does and release it free for the next lap, with
     /// nothing delivered.
-    fn step_over<W: Wait + ?Sized>(&self, h: u64, index: usize, lap: u32, raw: u64, mine: &AtomicU64, wait: &W) {
-        mine.store(get_claim(h), Ordering::Release);
+    fn step_over<W: Wait + ?Sized>(&self, h: u64, index: usize, lap: u32, raw: u64, mine: &ClaimRecord, wait: &W) {
+        mine.claim.store(get_claim(h), Ordering::Release);
         if Self::claim_index(&self.control.head.0, h) {
             // Guarded: the word we decided on (a put of the next lap waits for us, see
             // `claim_put`'s previous-lap rule).
             if self.slot(index).load(Ordering::Relaxed) == raw {
                 self.slot(index).store(empty(next_lap(lap)), Ordering::SeqCst);
             }
-            mine.store(NONE, Ordering::SeqCst);
+            mine.claim.store(NONE, Ordering::SeqCst);
             self.control.not_full.0.wake(wait);
         } else {
-            mine.store(NONE, Ordering::Release);
+            mine.claim.store(NONE, Ordering::Release);
         }
     }
 
     /// Model `c4`..`c6`: copy out, release, clear the record. `None` when the release lost (a
     /// peer found us dead and freed the slot): the copy may be torn, so it is dropped and the
     /// get starts over, as the model's "release lost" does.
-    fn finish_get<W, R, F>(
-        &self,
-        claim: &GetClaim,
-        read: &mut F,
-        mine: &AtomicU64,
-        in_hand: &AtomicU64,
-        wait: &W,
-    ) -> Option<R>
+    fn finish_get<W, R, F>(&self, claim: &GetClaim, read: &mut F, mine: &ClaimRecord, wait: &W) -> Option<R>
     where
         W: Wait + ?Sized,
         F: FnMut(usize) -> R,
@@ -1197,9 +1190,10 @@ impl<'a> RawRing<'a> {
             self.slot(index).store(empty(next_lap(lap)), Ordering::Release);
             fault_point("queue.get.after_release");
         }
-        mine.store(NONE, Ordering::Release);
+        mine.claim.store(NONE, Ordering::Release);
         if !released {
-            decrement(in_hand);
+            let taken = mine.taken.load(Ordering::Relaxed);
+            mine.taken.store(taken.wrapping_sub(1), Ordering::Release);
             return None;
         }
         if cfg!(loom) {
@@ -1299,14 +1293,23 @@ impl<'a> RawRing<'a> {
         self.control.tasks.0.wake_always(wait);
     }
 
-    /// Marks one item taken through `in_hand` as processed, and wakes joiners.
+    /// Marks one item taken by participant `me` as processed: raises its `done` counter (in
+    /// its participant record), and wakes joiners.
     ///
     /// # Errors
     ///
-    /// [`TaskDoneError`] when `in_hand` is 0: more `task_done` calls than items this handle
-    /// took.
-    pub(crate) fn task_done<W: Wait + ?Sized>(&self, in_hand: &AtomicU64, wait: &W) -> Result<(), TaskDoneError> {
-        if !decrement(in_hand) {
+    /// [`TaskDoneError`] when that would make `done` pass the items `me`'s records took: more
+    /// `task_done` calls than items this handle took.
+    pub(crate) fn task_done<W: Wait + ?Sized>(
+        &self,
+        done: &AtomicU64,
+        me: Owner,
+        wait: &W,
+    ) -> Result<(), TaskDoneError> {
+        let now = done.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        // Gets of other threads only raise `taken`, so a check that passes stays true.
+        if (self.table.taken_by(me).wrapping_sub(now) as i64) < 0 {
+            done.fetch_sub(1, Ordering::SeqCst);
             return Err(TaskDoneError);
         }
         // Dekker with `join`'s announce + rescan: our SeqCst decrement precedes the
@@ -1334,8 +1337,10 @@ impl<'a> RawRing<'a> {
             return false;
         }
         let mut ready = true;
-        participants.for_each(&mut |owner, in_hand| {
-            if in_hand != 0 && live.is_alive(owner) {
+        participants.for_each(&mut |owner, done| {
+            // In hand: taken less done. Transiently negative (a `task_done` on one thread seen,
+            // the get on another not yet): not ready, which is the safe answer.
+            if self.table.taken_by(owner) != done && live.is_alive(owner) {
                 ready = false;
             }
             ready
@@ -1412,7 +1417,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     pub(crate) fn try_put<L, W>(
         &self,
         item: P::Item,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
         wait: &W,
     ) -> Result<(), PutError<P::Item>>
@@ -1434,7 +1439,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         &self,
         item: P::Item,
         deadline: Option<Instant>,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
         wait: &W,
     ) -> Result<(), PutError<P::Item>>
@@ -1456,7 +1461,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         &self,
         block: Block,
         item: &P::Item,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
         wait: &W,
     ) -> Result<(), PutFail>
@@ -1481,18 +1486,12 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// `Empty`, `Closed` once the queue is closed and drained.
     #[cfg(test)]
-    pub(crate) fn try_get<L, W>(
-        &self,
-        mine: &AtomicU64,
-        live: &L,
-        in_hand: &AtomicU64,
-        wait: &W,
-    ) -> Result<P::Item, GetError>
+    pub(crate) fn try_get<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetError>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        self.get_item(Block::No, mine, live, in_hand, wait)
+        self.get_item(Block::No, mine, live, wait)
     }
 
     /// Takes the item at the head, waiting until `deadline` (`None`: no deadline).
@@ -1504,33 +1503,25 @@ impl<'a, P: Payload> Ring<'a, P> {
     pub(crate) fn get<L, W>(
         &self,
         deadline: Option<Instant>,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
-        in_hand: &AtomicU64,
         wait: &W,
     ) -> Result<P::Item, GetError>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        self.get_item(Block::Until(deadline), mine, live, in_hand, wait)
+        self.get_item(Block::Until(deadline), mine, live, wait)
     }
 
     #[cfg(test)]
-    fn get_item<L, W>(
-        &self,
-        block: Block,
-        mine: &AtomicU64,
-        live: &L,
-        in_hand: &AtomicU64,
-        wait: &W,
-    ) -> Result<P::Item, GetError>
+    fn get_item<L, W>(&self, block: Block, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetError>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
         let mut out = core::mem::MaybeUninit::uninit();
-        self.get_into(block, &mut out, mine, live, in_hand, wait)?;
+        self.get_into(block, &mut out, mine, live, wait)?;
         // SAFETY: `get_into` returned `Ok`, so it wrote the item into `out`.
         Ok(unsafe { out.assume_init() })
     }
@@ -1546,9 +1537,8 @@ impl<'a, P: Payload> Ring<'a, P> {
         &self,
         block: Block,
         out: &mut core::mem::MaybeUninit<P::Item>,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &L,
-        in_hand: &AtomicU64,
         wait: &W,
     ) -> Result<(), GetError>
     where
@@ -1562,7 +1552,7 @@ impl<'a, P: Payload> Ring<'a, P> {
             // published.
             unsafe { payload.read_into(index, out) }
         };
-        self.raw.get_with(block, &mut read, mine, live, in_hand, wait)
+        self.raw.get_with(block, &mut read, mine, live, wait)
     }
 }
 
@@ -1573,7 +1563,7 @@ impl<'a, P: Payload> Ring<'a, P> {
 impl RawRing<'_> {
     /// Claims the tail position as `live`, announced in `mine`, and returns without writing
     /// or publishing it. `false` when there was no room to claim.
-    pub(crate) fn claim_put_and_stop<L, W>(&self, mine: &AtomicU64, live: &L, wait: &W) -> bool
+    pub(crate) fn claim_put_and_stop<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> bool
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -1583,13 +1573,13 @@ impl RawRing<'_> {
 
     /// Claims the head item as `live` (counting it in `in_hand`) and returns without reading
     /// or releasing it. `false` when there was no item to claim.
-    pub(crate) fn claim_get_and_stop<L, W>(&self, mine: &AtomicU64, live: &L, in_hand: &AtomicU64, wait: &W) -> bool
+    pub(crate) fn claim_get_and_stop<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> bool
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
         let mut budget = ATTEMPTS;
-        self.claim_get(mine, live, in_hand, wait, &mut budget, Some(true)).is_ok()
+        self.claim_get(mine, live, wait, &mut budget, Some(true)).is_ok()
     }
 }
 
@@ -1667,22 +1657,6 @@ fn block_on<R, W: Wait + ?Sized>(
     }
 }
 
-/// Decrements a counter that must not go below 0; `false` if it was 0 (or kept changing
-/// under us for [`ATTEMPTS`] tries, which only a scribbling peer can cause).
-fn decrement(counter: &AtomicU64) -> bool {
-    let mut v = counter.load(Ordering::SeqCst);
-    for _ in 0..ATTEMPTS {
-        if v == 0 {
-            return false;
-        }
-        match counter.compare_exchange(v, v - 1, Ordering::SeqCst, Ordering::SeqCst) {
-            Ok(_) => return true,
-            Err(now) => v = now,
-        }
-    }
-    false
-}
-
 pub(crate) fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
     match fail {
         PutFail::Full => PutError::Full(item),
@@ -1703,7 +1677,7 @@ fn get_error(fail: GetFail) -> GetError {
 pub(crate) mod heap {
     //! Ring memory on the heap, for unit tests, Miri and loom (here and in higher modules).
     use super::{ClaimRecord, Owner, Payload, Ring, RingControl, Slot};
-    use crate::primitive::{AtomicU64, Ordering};
+    use crate::primitive::Ordering;
 
     #[cfg(not(loom))]
     use core::cell::UnsafeCell;
@@ -1786,8 +1760,8 @@ pub(crate) mod heap {
                 .expect("a heap ring has at least one slot")
         }
 
-        /// The claim word of `who`'s record (record `who.index()`), leased to it.
-        pub(crate) fn mine(&self, who: Owner) -> &AtomicU64 {
+        /// `who`'s claim record (record `who.index()`), leased to it.
+        pub(crate) fn mine(&self, who: Owner) -> &ClaimRecord {
             claim_word(&self.control, &self.records, who)
         }
     }
@@ -1795,12 +1769,12 @@ pub(crate) mod heap {
     /// Records of a heap ring: participant `i` uses record `i`.
     pub(crate) const RECORDS: usize = 16;
 
-    /// Leases record `who.index()` of `records` to `who` and returns its claim word.
-    pub(crate) fn claim_word<'r>(control: &RingControl, records: &'r [ClaimRecord], who: Owner) -> &'r AtomicU64 {
+    /// Leases record `who.index()` of `records` to `who` and returns it.
+    pub(crate) fn claim_word<'r>(control: &RingControl, records: &'r [ClaimRecord], who: Owner) -> &'r ClaimRecord {
         let i = who.index() as usize % records.len();
         records[i].bind(who);
         control.records_used.0.fetch_max(i as u32 + 1, Ordering::SeqCst);
-        records[i].claim()
+        &records[i]
     }
 }
 
@@ -1846,13 +1820,12 @@ mod tests {
     /// calls: one of them is thorough, and steps over a dead writer's position.
     fn try_get_thorough(
         ring: &Ring<'_, super::heap::HeapPayload<u64>>,
-        mine: &AtomicU64,
+        mine: &ClaimRecord,
         live: &Oracle<'_>,
-        hand: &AtomicU64,
     ) -> Result<u64, GetError> {
         let mut r = Err(GetError::Empty);
         for _ in 0..THOROUGH_EVERY {
-            r = ring.try_get(mine, live, hand, &Yield);
+            r = ring.try_get(mine, live, &Yield);
             if r != Err(GetError::Empty) {
                 break;
             }
@@ -1863,7 +1836,7 @@ mod tests {
     /// Runs `laps` laps of fill-then-drain plus a half-full phase, checking FIFO, Full, Empty.
     fn exercise(mem: &HeapRing<u64>, laps: u64) {
         let dead = AtomicU64::new(0);
-        let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+        let me = who(1, &dead);
         let mine = mem.mine(me.me);
         let ring = mem.ring();
         let cap = ring.capacity() as u64;
@@ -1876,18 +1849,18 @@ mod tests {
             assert!(ring.is_full(&me));
             assert_eq!(ring.try_put(99, mine, &me, &Yield), Err(PutError::Full(99)));
             for i in 0..cap {
-                assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Ok(next + i));
+                assert_eq!(ring.try_get(mine, &me, &Yield), Ok(next + i));
             }
             assert!(ring.is_empty(&me));
-            assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Err(GetError::Empty));
+            assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Empty));
             next += cap;
             // Offset head within the lap: one in, one out.
             assert_eq!(ring.try_put(next, mine, &me, &Yield), Ok(()));
-            assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Ok(next));
+            assert_eq!(ring.try_get(mine, &me, &Yield), Ok(next));
             next += 1;
         }
-        assert_eq!(in_hand.load(SC), (laps * (cap + 1)));
-        assert_eq!(mine.load(SC), NONE, "every call clears its claim");
+        assert_eq!(mine.taken.load(SC), (laps * (cap + 1)));
+        assert_eq!(mine.claim.load(SC), NONE, "every call clears its claim");
     }
 
     #[test]
@@ -1956,7 +1929,7 @@ mod tests {
             let ring = Ring::new_strided(&control, &slots, stride, &records, &payload).unwrap();
             assert_eq!(ring.capacity(), cap);
             let dead = AtomicU64::new(0);
-            let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+            let me = who(1, &dead);
             let mine = claim_word(&control, &records, me.me);
             let mut next = 0;
             for _ in 0..5 {
@@ -1966,9 +1939,9 @@ mod tests {
                 assert_eq!(ring.try_put(0, mine, &me, &Yield), Err(PutError::Full(0)));
                 assert_eq!(ring.len(&me), cap);
                 for i in 0..cap as u64 {
-                    assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Ok(next + i));
+                    assert_eq!(ring.try_get(mine, &me, &Yield), Ok(next + i));
                 }
-                assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Err(GetError::Empty));
+                assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Empty));
                 next += cap as u64;
             }
             for (i, s) in slots.iter().enumerate() {
@@ -1997,16 +1970,16 @@ mod tests {
     fn close_fails_puts_and_lets_gets_drain() {
         let mem = HeapRing::<u64>::new(4);
         let dead = AtomicU64::new(0);
-        let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+        let me = who(1, &dead);
         let mine = mem.mine(me.me);
         let ring = mem.ring();
         ring.try_put(1, mine, &me, &Yield).unwrap();
         ring.close(&Yield);
         assert!(ring.is_closed());
         assert_eq!(ring.try_put(2, mine, &me, &Yield), Err(PutError::Closed(2)));
-        assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Ok(1));
-        assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Err(GetError::Closed));
-        assert_eq!(ring.get(None, mine, &me, &in_hand, &Yield), Err(GetError::Closed));
+        assert_eq!(ring.try_get(mine, &me, &Yield), Ok(1));
+        assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Closed));
+        assert_eq!(ring.get(None, mine, &me, &Yield), Err(GetError::Closed));
         assert_eq!(ring.len(&me), 0);
     }
 
@@ -2016,35 +1989,35 @@ mod tests {
     fn a_put_that_sees_close_after_its_claim_retires_its_position() {
         let mem = HeapRing::<u64>::new(2);
         let dead = AtomicU64::new(0);
-        let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+        let me = who(1, &dead);
         let mine = mem.mine(me.me);
         let ring = mem.ring();
         let claim = ring.claim_put(mine, &me, &Yield, &mut false).ok().unwrap();
         ring.close(&Yield);
         assert_eq!(ring.finish_put(&claim, &mut |_| {}, mine, &Yield), Err(PutFail::Closed));
         assert_eq!(word(&ring, 0).phase, SKIP);
-        assert_eq!(mine.load(SC), NONE);
+        assert_eq!(mine.claim.load(SC), NONE);
         assert_eq!(ring.len(&me), 0);
-        assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Err(GetError::Closed));
+        assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Closed));
         assert_eq!(mem.control.head.0.load(SC), 1, "the get stepped over it");
-        assert_eq!(in_hand.load(SC), 0);
+        assert_eq!(mine.taken.load(SC), 0);
     }
 
     #[test]
     fn a_writer_that_unwinds_retires_its_position_and_the_ring_goes_on() {
         let mem = HeapRing::<u64>::new(2);
         let dead = AtomicU64::new(0);
-        let (me, in_hand) = (who(1, &dead), AtomicU64::new(0));
+        let me = who(1, &dead);
         let mine = mem.mine(me.me);
         let ring = mem.ring();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _ = ring.put_with(Block::No, &mut |_| panic!("writer"), mine, &me, &Yield);
         }));
         assert!(r.is_err());
-        assert_eq!(mine.load(SC), NONE);
+        assert_eq!(mine.claim.load(SC), NONE);
         ring.try_put(5, mine, &me, &Yield).unwrap();
         assert_eq!(ring.len(&me), 1);
-        assert_eq!(ring.try_get(mine, &me, &in_hand, &Yield), Ok(5));
+        assert_eq!(ring.try_get(mine, &me, &Yield), Ok(5));
     }
 
     #[test]
@@ -2053,19 +2026,20 @@ mod tests {
         let dead = AtomicU64::new(0);
         let (p, c) = (who(1, &dead), who(2, &dead));
         let (mp, mc) = (mem.mine(p.me), mem.mine(c.me));
-        let hand = AtomicU64::new(0);
+        let done = AtomicU64::new(0);
         let ring = mem.ring();
         let participants = |visit: &mut dyn FnMut(Owner, u64) -> bool| {
-            visit(c.me, hand.load(SC));
+            visit(c.me, done.load(SC));
         };
         assert!(ring.join_ready(&p, &participants));
         ring.try_put(1, mp, &p, &Yield).unwrap();
         assert!(!ring.join_ready(&p, &participants), "an item in the ring");
-        assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Ok(1));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(1));
         assert!(!ring.join_ready(&p, &participants), "an item in hand");
-        ring.task_done(&hand, &Yield).unwrap();
+        ring.task_done(&done, c.me, &Yield).unwrap();
         assert!(ring.join_ready(&p, &participants));
-        assert_eq!(ring.task_done(&hand, &Yield), Err(TaskDoneError));
+        assert_eq!(ring.task_done(&done, c.me, &Yield), Err(TaskDoneError));
+        assert_eq!(done.load(SC), 1, "a refused task_done leaves no trace");
         // A claimed, unpublished position counts while its writer lives.
         assert!(ring.claim_put_and_stop(mp, &p, &Yield));
         assert!(!ring.join_ready(&c, &participants));
@@ -2086,25 +2060,25 @@ mod tests {
             let dead = AtomicU64::new(0);
             let (p, q, c) = (who(1, &dead), who(2, &dead), who(3, &dead));
             let (mp, mq, mc) = (mem.mine(p.me), mem.mine(q.me), mem.mine(c.me));
-            let hand = AtomicU64::new(0);
+
             let ring = mem.ring();
             assert!(ring.claim_put_and_stop(mp, &p, &Yield));
             // While it lives, the get waits for it (FIFO).
-            assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Err(GetError::Empty));
+            assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
             kill(&dead, 1);
             for k in 0..cap as u64 - 1 {
                 ring.try_put(10 + k, mq, &q, &Yield).unwrap();
             }
             for k in 0..cap as u64 - 1 {
-                assert_eq!(try_get_thorough(&ring, mc, &c, &hand), Ok(10 + k));
+                assert_eq!(try_get_thorough(&ring, mc, &c), Ok(10 + k));
             }
-            assert_eq!(try_get_thorough(&ring, mc, &c, &hand), Err(GetError::Empty));
+            assert_eq!(try_get_thorough(&ring, mc, &c), Err(GetError::Empty));
             for k in 0..cap as u64 {
                 ring.try_put(20 + k, mq, &q, &Yield).unwrap();
             }
             assert_eq!(ring.try_put(0, mq, &q, &Yield), Err(PutError::Full(0)));
             for k in 0..cap as u64 {
-                assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Ok(20 + k));
+                assert_eq!(ring.try_get(mc, &c, &Yield), Ok(20 + k));
             }
         }
     }
@@ -2117,19 +2091,19 @@ mod tests {
         let dead = AtomicU64::new(0);
         let (p, c, d) = (who(1, &dead), who(2, &dead), who(3, &dead));
         let (mp, mc, md) = (mem.mine(p.me), mem.mine(c.me), mem.mine(d.me));
-        let (hand_c, hand_d) = (AtomicU64::new(0), AtomicU64::new(0));
+
         let ring = mem.ring();
         ring.try_put(1, mp, &p, &Yield).unwrap();
         ring.try_put(2, mp, &p, &Yield).unwrap();
-        assert!(ring.claim_get_and_stop(mc, &c, &hand_c, &Yield));
-        assert_eq!(ring.try_get(md, &d, &hand_d, &Yield), Ok(2));
+        assert!(ring.claim_get_and_stop(mc, &c, &Yield));
+        assert_eq!(ring.try_get(md, &d, &Yield), Ok(2));
         // Position 0's reader lives: its slot is not free yet.
         assert_eq!(ring.try_put(3, mp, &p, &Yield), Err(PutError::Full(3)));
         kill(&dead, 2);
         ring.try_put(3, mp, &p, &Yield).unwrap();
         ring.try_put(4, mp, &p, &Yield).unwrap();
-        assert_eq!(ring.try_get(md, &d, &hand_d, &Yield), Ok(3));
-        assert_eq!(ring.try_get(md, &d, &hand_d, &Yield), Ok(4));
+        assert_eq!(ring.try_get(md, &d, &Yield), Ok(3));
+        assert_eq!(ring.try_get(md, &d, &Yield), Ok(4));
         assert_eq!(ring.len(&d), 0);
     }
 
@@ -2140,18 +2114,18 @@ mod tests {
         let dead = AtomicU64::new(0);
         let (p, c) = (who(1, &dead), who(2, &dead));
         let (mp, mc) = (mem.mine(p.me), mem.mine(c.me));
-        let hand = AtomicU64::new(0);
+
         let ring = mem.ring();
         let claim = ring.claim_put(mp, &p, &Yield, &mut false).ok().unwrap();
         for _ in 0..3 {
-            assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Err(GetError::Empty));
+            assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
         }
         assert_eq!(
             // SAFETY: `i < capacity`, and we hold the claim of the position whose cell it is.
             ring.finish_put(&claim, &mut |i| unsafe { mem.payload.write(i, &7) }, mp, &Yield),
             Ok(())
         );
-        assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Ok(7));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(7));
     }
 
     /// A writer declared dead (a misjudged liveness) whose position was stepped over gets
@@ -2162,15 +2136,15 @@ mod tests {
         let dead = AtomicU64::new(0);
         let (p, c) = (who(1, &dead), who(2, &dead));
         let (mp, mc) = (mem.mine(p.me), mem.mine(c.me));
-        let hand = AtomicU64::new(0);
+
         let ring = mem.ring();
         let claim = ring.claim_put(mp, &p, &Yield, &mut false).ok().unwrap();
         kill(&dead, 1);
-        assert_eq!(try_get_thorough(&ring, mc, &c, &hand), Err(GetError::Empty));
+        assert_eq!(try_get_thorough(&ring, mc, &c), Err(GetError::Empty));
         assert_eq!(mem.control.head.0.load(SC), 1, "stepped over");
         dead.store(0, SC);
         assert_eq!(ring.finish_put(&claim, &mut |_| {}, mp, &Yield), Err(PutFail::Lost));
-        assert_eq!(ring.try_get(mc, &c, &hand, &Yield), Err(GetError::Empty));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
     }
 
     /// Payload storage made of atomics, so that tests with deliberately broken protocols
@@ -2232,7 +2206,8 @@ mod tests {
         }
         for r in records {
             if rng.next() % 4 == 0 {
-                r.claim().store(rng.word(cap), SC);
+                r.claim.store(rng.word(cap), SC);
+                r.taken.store(rng.next() % 4, SC);
             }
             if rng.next() % 8 == 0 {
                 r.bind(Owner((rng.next() % 8) as u32));
@@ -2254,19 +2229,19 @@ mod tests {
             let ring = Ring::new(&control, &slots, &records, &payload).unwrap();
             dead.store(rng.next() & 0b1110, SC);
             let me = who(1 + round as u32 % 3, &dead);
-            let mine = AtomicU64::new(0);
+            let mine = ClaimRecord::new();
             let in_hand = AtomicU64::new(rng.next() % 3);
             let soon = Some(Instant::now() + Duration::from_micros(200));
             for _ in 0..4 {
                 scribble(&mut rng, &control, &slots, &records, cap as u64);
                 let _ = ring.try_put(round as u64, &mine, &me, &Yield);
-                let _ = ring.try_get(&mine, &me, &in_hand, &Yield);
+                let _ = ring.try_get(&mine, &me, &Yield);
                 assert!(ring.len(&me) <= cap);
                 let _ = ring.is_full(&me);
                 let _ = ring.join_ready(&me, &no_participants);
-                let _ = ring.task_done(&in_hand, &Yield);
+                let _ = ring.task_done(&in_hand, me.me, &Yield);
                 let _ = ring.put(1, soon, &mine, &me, &Yield);
-                let _ = ring.get(soon, &mine, &me, &in_hand, &Yield);
+                let _ = ring.get(soon, &mine, &me, &Yield);
                 let _ = ring.join(soon, &me, &no_participants, &Yield);
                 let _ = ring.wait_readable(soon, &me, &Yield);
             }
@@ -2289,11 +2264,11 @@ mod tests {
                 s.spawn(move || {
                     let me = who(i + 1, dead);
                     let mine = claim_word(control, records, me.me);
-                    let in_hand = AtomicU64::new(0);
+
                     for n in 0..ops {
                         let soon = Some(Instant::now() + Duration::from_micros(100));
                         let _ = ring.put(n, soon, mine, &me, &Yield);
-                        let _ = ring.get(soon, mine, &me, &in_hand, &Yield);
+                        let _ = ring.get(soon, mine, &me, &Yield);
                         let _ = ring.len(&me);
                     }
                 });
@@ -2362,10 +2337,10 @@ mod tests {
                         let mine = mem.mine(me.me);
                         let mut got = Vec::new();
                         loop {
-                            match ring.get(deadline(), mine, &me, hand, park) {
+                            match ring.get(deadline(), mine, &me, park) {
                                 Ok(v) => {
                                     got.push(v);
-                                    ring.task_done(hand, park).unwrap();
+                                    ring.task_done(hand, me.me, park).unwrap();
                                 }
                                 Err(GetError::Closed) => return got,
                                 Err(e) => panic!("consumer {c}: {e}"),
@@ -2487,8 +2462,8 @@ mod loom_tests {
 
         /// Participant `index`'s (1 to 3) claim record, record `index - 1` (bound before the
         /// threads start, so that scans read three records: each load is a branch for loom).
-        fn mine(&self, index: u32) -> &AtomicU64 {
-            self.mem.records[index as usize - 1].claim()
+        fn mine(&self, index: u32) -> &ClaimRecord {
+            &self.mem.records[index as usize - 1]
         }
     }
 
@@ -2521,8 +2496,8 @@ mod loom_tests {
                 .collect();
             let ring = w.mem.ring();
             let me = w.who(3);
-            let a = ring.get(None, w.mine(3), &me, &w.hands[0], &w.futex).unwrap();
-            let b = ring.get(None, w.mine(3), &me, &w.hands[0], &w.futex).unwrap();
+            let a = ring.get(None, w.mine(3), &me, &w.futex).unwrap();
+            let b = ring.get(None, w.mine(3), &me, &w.futex).unwrap();
             assert_eq!(a + b, 3);
             assert_ne!(a, b);
             for p in producers {
@@ -2541,10 +2516,7 @@ mod loom_tests {
                     let w = w.clone();
                     thread::spawn(move || {
                         let me = w.who(2 + c);
-                        w.mem
-                            .ring()
-                            .get(None, w.mine(2 + c), &me, &w.hands[c as usize], &w.futex)
-                            .unwrap()
+                        w.mem.ring().get(None, w.mine(2 + c), &me, &w.futex).unwrap()
                     })
                 })
                 .collect();
@@ -2577,15 +2549,15 @@ mod loom_tests {
                 thread::spawn(move || {
                     let (ring, me) = (w.mem.ring(), w.who(2));
                     [
-                        ring.try_get(w.mine(2), &me, &w.hands[0], &w.futex),
-                        ring.try_get(w.mine(2), &me, &w.hands[0], &w.futex),
+                        ring.try_get(w.mine(2), &me, &w.futex),
+                        ring.try_get(w.mine(2), &me, &w.futex),
                     ]
                 })
             };
             let put = producer.join().unwrap();
             let mut delivered: Vec<u64> = consumer.join().unwrap().into_iter().filter_map(Result::ok).collect();
             let (ring, me) = (w.mem.ring(), w.who(3));
-            delivered.extend(ring.try_get(w.mine(3), &me, &w.hands[1], &w.futex).ok());
+            delivered.extend(ring.try_get(w.mine(3), &me, &w.futex).ok());
             assert!(matches!(put, Ok(()) | Err(PutError::Lost(7))), "{put:?}");
             assert!(delivered.iter().all(|&x| x == 7), "{delivered:?}");
             assert!(delivered.len() <= 1, "{delivered:?}");
@@ -2593,7 +2565,7 @@ mod loom_tests {
                 assert_eq!(delivered, [], "a Lost item is not delivered");
             }
             let _ = ring.try_put(8, w.mine(3), &me, &w.futex);
-            let _ = ring.try_get(w.mine(3), &me, &w.hands[1], &w.futex);
+            let _ = ring.try_get(w.mine(3), &me, &w.futex);
         });
     }
 
@@ -2612,16 +2584,13 @@ mod loom_tests {
                 thread::spawn(move || w.mem.ring().close(&w.futex))
             };
             let (ring, me) = (w.mem.ring(), w.who(2));
-            let first = ring.get(None, w.mine(2), &me, &w.hands[0], &w.futex);
+            let first = ring.get(None, w.mine(2), &me, &w.futex);
             let put = producer.join().unwrap();
             closer.join().unwrap();
             match put {
                 Ok(()) => {
                     assert_eq!(first, Ok(1));
-                    assert_eq!(
-                        ring.get(None, w.mine(2), &me, &w.hands[0], &w.futex),
-                        Err(GetError::Closed)
-                    );
+                    assert_eq!(ring.get(None, w.mine(2), &me, &w.futex), Err(GetError::Closed));
                 }
                 Err(PutError::Closed(1)) => assert_eq!(first, Err(GetError::Closed)),
                 other => panic!("unexpected {other:?}"),
@@ -2642,9 +2611,9 @@ mod loom_tests {
                 let w = w.clone();
                 thread::spawn(move || {
                     let ring = w.mem.ring();
-                    assert_eq!(ring.get(None, w.mine(2), &w.who(2), &w.hands[0], &w.futex), Ok(5));
+                    assert_eq!(ring.get(None, w.mine(2), &w.who(2), &w.futex), Ok(5));
                     w.flag.store(1, Ordering::Relaxed); // "processed"
-                    ring.task_done(&w.hands[0], &w.futex).unwrap();
+                    ring.task_done(&w.hands[0], Owner::new(2, 1), &w.futex).unwrap();
                 })
             };
             let participants = |visit: &mut dyn FnMut(Owner, u64) -> bool| {
@@ -2657,7 +2626,10 @@ mod loom_tests {
                 "join returned before the work was done"
             );
             consumer.join().unwrap();
-            assert_eq!(ring.task_done(&w.hands[0], &w.futex), Err(TaskDoneError));
+            assert_eq!(
+                ring.task_done(&w.hands[0], Owner::new(2, 1), &w.futex),
+                Err(TaskDoneError)
+            );
         });
     }
 }

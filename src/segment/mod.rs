@@ -599,10 +599,10 @@ impl Segment {
         self.layout.body_size
     }
 
-    /// This handle's `in_hand` counter: items it took from a ring in this segment and has
-    /// not yet marked done (`task_done`).
-    pub(crate) fn in_hand(&self) -> &crate::primitive::AtomicU64 {
-        &self.participant_table()[self.me.index() as usize].in_hand
+    /// This handle's count of `task_done` calls (its items in hand are what its claim
+    /// records took less these, see `raw::claims`).
+    pub(crate) fn tasks_done(&self) -> &crate::primitive::AtomicU64 {
+        &self.participant_table()[self.me.index() as usize].tasks_done
     }
 
     /// Waits until every item put into `ring` (a ring in this segment) so far was taken and
@@ -617,7 +617,9 @@ impl Segment {
         let participants = |visit: &mut dyn FnMut(Owner, u64) -> bool| {
             for (i, rec) in table.iter().enumerate() {
                 if let Some(owner) = rec.occupant(i as u32)
-                    && !visit(owner, rec.in_hand.load(crate::primitive::Ordering::Relaxed))
+                    // Acquire, before the ring reads the records' `taken`: a `task_done` seen
+                    // here comes with the get it follows.
+                    && !visit(owner, rec.tasks_done.load(crate::primitive::Ordering::Acquire))
                 {
                     return;
                 }

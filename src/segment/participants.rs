@@ -38,8 +38,9 @@ pub(crate) struct Participant {
     pub(crate) state: AtomicU64,
     pub(crate) pid: AtomicU32,
     pub(crate) flags: AtomicU32,
-    /// Items this participant took from a queue and has not marked done yet.
-    pub(crate) in_hand: AtomicU64,
+    /// `task_done` calls this participant made (wrapping); its items in hand are the items
+    /// its claim records took less these (`raw::claims`).
+    pub(crate) tasks_done: AtomicU64,
     pub(crate) reserved: AtomicU64,
 }
 
@@ -104,7 +105,7 @@ pub(crate) fn register(table: &[Participant], beacons: &impl Beacons) -> io::Res
             .compare_exchange(s, new, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
         {
-            rec.in_hand.store(0, Ordering::Relaxed);
+            rec.tasks_done.store(0, Ordering::Relaxed);
             rec.pid.store(os::pid(), Ordering::Relaxed);
             return Ok(Some(Owner::new(i, g)));
         }
@@ -249,7 +250,7 @@ mod tests {
             state: AtomicU64::new(TAKEN | u64::from(generation)),
             pid: AtomicU32::new(0),
             flags: AtomicU32::new(0),
-            in_hand: AtomicU64::new(0),
+            tasks_done: AtomicU64::new(0),
             reserved: AtomicU64::new(0),
         }
     }
