@@ -1640,8 +1640,8 @@ enum Attempt<R> {
 /// themselves on `ec`, re-check, and sleep (or pause and poll, while `attempt` says a peer is
 /// mid-copy). `None` once `deadline` has passed.
 ///
-/// `attempt(thorough)`: every [`THOROUGH_EVERY`]th spinning round, every round after the
-/// spinning, and the re-check after announcing are thorough (see [`RawRing::claim_get`]):
+/// `attempt(thorough)`: every [`THOROUGH_EVERY`]th spinning round (not the first), every round
+/// after the spinning, and the re-check after announcing are thorough (see [`RawRing::claim_get`]):
 /// the re-check is what the wake-up argument needs to see a claim made before we announced.
 fn block_on<R, W: Wait + ?Sized>(
     ec: &EventCount,
@@ -1652,7 +1652,10 @@ fn block_on<R, W: Wait + ?Sized>(
     let mut spins = SPINS;
     let mut polls = 0u32;
     loop {
-        let blocked = match attempt(spins % THOROUGH_EVERY == 0) {
+        // Not the first round: a get that arrives while the head item is being written (or a
+        // put while the slot it needs is being read) would otherwise pull the other side's
+        // index line away on every call.
+        let blocked = match attempt(spins % THOROUGH_EVERY == 0 && spins < SPINS) {
             Attempt::Done(r) => return Some(r),
             b => b,
         };
