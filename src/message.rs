@@ -21,14 +21,14 @@
 //! | fixed slots (this) | `capacity x max` reserved, pages touched on use | any size up to [`MAX_MESSAGE_SIZE`] (1 GiB) | the ring's, model-checked |
 //! | variable-length ring | bytes in flight | up to the ring size | a new protocol to design and check |
 //!
-//! # Layout of one message ring (offsets from its start, which is 64-aligned)
+//! # Layout of one message ring (offsets from its start, which is 128-aligned)
 //!
 //! | offset | size | content |
 //! |---|---|---|
-//! | 0 | 448 | `RingControl` (tail, head, closed, three eventcounts, the records' high mark) |
-//! | 448 | 64 x 4 x participants | claim records (`raw/claims.rs`) |
+//! | 0 | 640 | `RingControl` (tail, head, closed, three eventcounts, the records' high mark) |
+//! | 640 | 128 x 4 x participants | claim records (`raw/claims.rs`) |
 //! | `slots` | 8 x capacity | slot words, as in `Queue<T>` |
-//! | `cells` (64-aligned) | `stride` x capacity | cells: a `u64` length, then up to `max` bytes; `stride = align_up(8 + max, 64)` |
+//! | `cells` (128-aligned) | `stride` x capacity | cells: a `u64` length, then up to `max` bytes; `stride = align_up(8 + max, 64)` |
 //!
 //! A consumer never trusts the length word: one larger than the maximum drops that message
 //! with [`RecvError::Corrupted`], and bytes are copied out with atomic loads into the
@@ -82,11 +82,13 @@ impl RingLayout {
         if cap == 0 || cap > MAX_CAPACITY as u64 || max > MAX_MESSAGE_SIZE as u64 {
             return None;
         }
-        let control = align_up(base, 64)?;
+        // 128: the control block and the records keep their words in pairs of cache lines of
+        // their own (see `RingControl`), and so do the cells' starts.
+        let control = align_up(base, 128)?;
         let records = control.checked_add(CONTROL_SIZE)?;
         let nrecords = records_for(participants);
         let slots = records.checked_add(nrecords.checked_mul(RECORD_SIZE)?)?;
-        let cells = align_up(slots.checked_add(cap.checked_mul(SLOT_SIZE)?)?, 64)?;
+        let cells = align_up(slots.checked_add(cap.checked_mul(SLOT_SIZE)?)?, 128)?;
         let stride = align_up(max.checked_add(LEN_WORD)?, 64)?;
         let end = cells.checked_add(cap.checked_mul(stride)?)?;
         Some(RingLayout {
@@ -139,7 +141,7 @@ impl MsgRing {
     /// Views the ring described by `layout` in the body starting at `body`.
     ///
     /// # Safety
-    /// `body` is valid for reads and writes of `layout.end` bytes, 64-aligned, for as long as
+    /// `body` is valid for reads and writes of `layout.end` bytes, 128-aligned, for as long as
     /// the returned value is used, and all other accesses to it are atomic (or made by other
     /// processes).
     pub(crate) unsafe fn new(body: *mut u8, layout: &RingLayout) -> MsgRing {
@@ -149,7 +151,7 @@ impl MsgRing {
         let nrecords = layout.nrecords as usize;
         MsgRing {
             // SAFETY: the records and the control block lie in the ring (this function's
-            // contract), 64-aligned; the caller keeps the body alive while we are used.
+            // contract), 128-aligned; the caller keeps the body alive while we are used.
             leases: unsafe {
                 HandleLeases::new(
                     records,
@@ -170,13 +172,13 @@ impl MsgRing {
     }
 
     pub(crate) fn raw(&self) -> RawRing<'_> {
-        // SAFETY: `control` is 64-aligned with 448 bytes reserved for it, inside the mapping
+        // SAFETY: `control` is 128-aligned with 640 bytes reserved for it, inside the mapping
         // (`new`'s contract); `RingControl` is all atomics, valid for any bytes.
         let control = unsafe { &*self.control };
         // SAFETY: `cap` 8-byte slot words follow it, 8-aligned, inside the mapping; `Slot` is
         // one atomic.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap) };
-        // SAFETY: `nrecords` 64-byte records follow the control block, 64-aligned, inside the
+        // SAFETY: `nrecords` 128-byte records follow the control block, 128-aligned, inside the
         // mapping; `ClaimRecord` is all atomics.
         let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
         match RawRing::new_strided(control, slots, 1, records) {
@@ -579,7 +581,7 @@ impl ByteQueue {
             ))
         })?;
         // SAFETY: the header was validated with `body_size == layout.end`, so the body holds
-        // the whole ring; it is 64-aligned and lives as long as `seg`, which we keep.
+        // the whole ring; it is 128-aligned and lives as long as `seg`, which we keep.
         let ring = unsafe { MsgRing::new(seg.body(), &layout) };
         Ok(ByteQueue { seg, ring })
     }
@@ -1210,15 +1212,17 @@ mod tests {
 
     #[test]
     fn layouts_are_checked_and_aligned() {
-        // 448 bytes of control, then 4 records of 64 bytes (1 participant), then the slots.
+        // 640 bytes of control, then 4 records of 128 bytes (1 participant), then the slots,
+        // then the cells at a multiple of 128.
         let l = RingLayout::new(0, 3, 5, 1).unwrap();
-        assert_eq!(l.records, 448);
-        assert_eq!(l.slots, 448 + 256);
-        assert_eq!(l.cells, 768);
+        assert_eq!(l.records, 640);
+        assert_eq!(l.slots, 640 + 512);
+        assert_eq!(l.cells, 1152 + 128);
         assert_eq!(l.stride, 64);
-        assert_eq!(l.end, 768 + 3 * 64);
+        assert_eq!(l.end, 1280 + 3 * 64);
         let l = RingLayout::new(100, 1, 56, 1).unwrap();
         assert_eq!((l.control, l.stride), (128, 64));
+        assert_eq!(RingLayout::new(130, 1, 56, 1).unwrap().control, 256);
         assert_eq!(RingLayout::new(0, 1, 57, 1).unwrap().stride, 128);
         assert!(RingLayout::new(0, 0, 8, 1).is_none());
         assert!(RingLayout::new(0, 1, MAX_MESSAGE_SIZE as u64 + 1, 1).is_none());

@@ -1,14 +1,14 @@
 //! `Queue<T>`: a bounded, lock-free, crash-tolerant MPMC queue in a named segment.
 //!
-//! Body layout (offsets from the body start, which is 64-aligned; `R = 4 * participants`
+//! Body layout (offsets from the body start, which is 128-aligned; `R = 4 * participants`
 //! claim records, see `raw/claims.rs`). Small items (an 8-byte slot word, then the item at
 //! `max(8, align_of::<T>())`, fit in 64 bytes) live **inline**, next to their slot word:
 //!
 //! | offset | size | content |
 //! |---|---|---|
-//! | 0 | 448 | `RingControl`: tail, head, closed, three eventcounts, the records' high mark, each on its own cache line |
-//! | 448 | 64 x R | claim records `{owner, claim}`, one per cache line |
-//! | `cells` = 448 + 64 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
+//! | 0 | 640 | `RingControl`: tail and head each in a 128-byte pair of cache lines, then closed, three eventcounts and the records' high mark, each on its own line |
+//! | 640 | 128 x R | claim records `{owner, claim, taken}`, one per pair of lines |
+//! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
 //!
 //! so a put or get touches one cache line for its slot word and its item, as crossbeam's
 //! `ArrayQueue` does, and a `u64` queue packs four slots per line: since layout 5 the claims
@@ -17,7 +17,7 @@
 //!
 //! | offset | size | content |
 //! |---|---|---|
-//! | 0 | 448 + 64 R | `RingControl`, claim records |
+//! | 0 | 640 + 128 R | `RingControl`, claim records |
 //! | `cells` | 8 x capacity | slot words |
 //! | `payload_offset` | `stride` x capacity | payload cells, aligned for `T` and to 128; `stride` is `size_of::<T>()`, rounded up to 128 from 64 bytes on |
 //!
@@ -308,7 +308,7 @@ impl<T: Pod> Queue<T> {
         let control = body.cast::<RingControl>();
         let records = body.wrapping_add(CONTROL_SIZE as usize).cast::<ClaimRecord>();
         let nrecords = records_for(participants) as usize;
-        // SAFETY: the records (64-aligned: the body is, and `CONTROL_SIZE` is a multiple of
+        // SAFETY: the records (128-aligned: the body is, and `CONTROL_SIZE` is a multiple of
         // 64) and the control block lie in the validated body, which lives as long as `seg`;
         // `leases` is declared before `seg`, so it is dropped first.
         let leases = unsafe {
@@ -339,7 +339,7 @@ impl<T: Pod> Queue<T> {
     }
 
     fn ring(&self) -> Ring<'_, ShmPayload<T>> {
-        // SAFETY: `control` is the 64-aligned body start, 448 bytes reserved for it; the type
+        // SAFETY: `control` is the 128-aligned body start, 640 bytes reserved for it; the type
         // is all atomics (valid for any bytes, shared by design); the mapping lives as long
         // as `self`.
         let control = unsafe { &*self.control };
@@ -349,7 +349,7 @@ impl<T: Pod> Queue<T> {
         // inside the validated body (the cells, or the slot array); `Slot` is one atomic,
         // valid for any bytes.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
-        // SAFETY: `nrecords` records of 64 bytes follow the control block, 64-aligned, inside
+        // SAFETY: `nrecords` records of 128 bytes follow the control block, 128-aligned, inside
         // the validated body; `ClaimRecord` is all atomics.
         let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
         match Ring::new_strided(control, slots, self.slot_stride, records, &self.payload) {

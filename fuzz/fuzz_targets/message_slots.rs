@@ -101,15 +101,20 @@ const P10: usize = 3;
 /// Header field offsets (`src/segment/header.rs`).
 const HDR_BODY_OFFSET: usize = 72;
 const HDR_BODY_SIZE: usize = 80;
-/// `RingControl` is 448 bytes, then `4 * participants` claim records of 64 bytes (this target
-/// opens with 4 participants), slot words 8 bytes, the length word 8 bytes (`src/message.rs`).
-const CONTROL_SIZE: u64 = 448;
-const RECORDS_SIZE: u64 = 4 * 4 * 64;
+/// `RingControl` is 640 bytes, then `4 * participants` claim records of 128 bytes (this target
+/// opens with 4 participants), slot words 8 bytes, the length word 8 bytes (`src/message.rs`);
+/// the control block and the cells start at multiples of 128.
+const CONTROL_SIZE: u64 = 640;
+const RECORDS_SIZE: u64 = 4 * 4 * 128;
 /// Two end words on their own cache lines before the pipe's first ring (`src/pipe.rs`).
 const PIPE_ENDS: u64 = 128;
 
 fn align64(x: u64) -> u64 {
     (x + 63) & !63
+}
+
+fn align128(x: u64) -> u64 {
+    (x + 127) & !127
 }
 
 /// One ring's place in its file, in file offsets.
@@ -126,9 +131,9 @@ struct Layout {
 impl Layout {
     /// `RingLayout::new(base, cap, max)` of `src/message.rs`, shifted by the body offset.
     fn new(body: u64, base: u64, cap: u64, max: u64) -> Layout {
-        let control = align64(base);
+        let control = align128(base);
         let slots = control + CONTROL_SIZE + RECORDS_SIZE;
-        let cells = align64(slots + 8 * cap);
+        let cells = align128(slots + 8 * cap);
         let stride = align64(max + 8);
         Layout {
             control: body + control,

@@ -12,14 +12,16 @@
 //! threads sharing a record would overwrite each other's claim (a get would then step over a
 //! live writer's position). A record's liveness is its participant's.
 //!
-//! # Layout (per ring, `4 * participants` records of 64 bytes)
+//! # Layout (per ring, `4 * participants` records of 128 bytes)
 //!
 //! | records | used by |
 //! |---|---|
 //! | `0 .. 3P` | leased to threads ([`Table::take`]), lowest free first |
 //! | `3P + i` | participant `i`'s overflow record, shared under a process-local mutex by its threads that found no free record |
 //!
-//! Each record is `{owner: u64, claim: u64, taken: u64}` on its own cache line: `owner` 0
+//! Each record is `{owner: u64, claim: u64, taken: u64}` alone in a 128-byte pair of cache
+//! lines (x86's adjacent-line prefetcher moves lines in pairs, and each side stores to its
+//! record on every operation; tmpfs backs only the pages that are touched): `owner` 0
 //! (free) or the [`Owner`] token of the participant that leased it; `claim` 0 (none),
 //! `PUT | t` or `GET | h` (positions modulo 2^62); `taken` the items gets through this record
 //! took (wrapping), which only the record's thread writes, with plain stores. A participant's
@@ -56,17 +58,17 @@ pub(crate) fn records_for(participants: u32) -> u64 {
     4 * u64::from(participants)
 }
 
-/// One claim record (64 bytes, all atomics: peers may write any of it).
-#[repr(C, align(64))]
+/// One claim record (128 bytes, all atomics: peers may write any of it).
+#[repr(C, align(128))]
 pub(crate) struct ClaimRecord {
     owner: AtomicU64,
     pub(crate) claim: AtomicU64,
     pub(crate) taken: AtomicU64,
-    _pad: [AtomicU64; 5],
+    _pad: [AtomicU64; 13],
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(core::mem::size_of::<ClaimRecord>() == 64);
+const _: () = assert!(core::mem::size_of::<ClaimRecord>() == 128);
 
 impl ClaimRecord {
     /// A free record (the same as all-zero bytes).

@@ -86,9 +86,11 @@
 //!   dead producer does not take room until a consumer passes.
 //! * Before scanning the records, a claim re-reads the slot a few times ([`SCAN_AFTER`]): a
 //!   live peer finishes its copy in nanoseconds, and the scan reads other processes' lines.
-//! * Wake-ups, bounded attempts against scribbled words, and a get whose release lost (it was
-//!   declared dead) dropping its copy, undoing its `taken` count and starting over, as the model's
-//!   "release lost" does.
+//! * A get marks its slot TAKEN right after its claim (model mode `taken_mark`) and releases
+//!   with an unguarded store (see `finish_get`); a put that meets a TAKEN slot of the
+//!   previous lap re-reads it before it looks at `head` (see `claim_put`). All three were
+//!   measured on the 2-vCPU development VM.
+//! * Wake-ups and bounded attempts against scribbled words.
 
 use super::claims::{ClaimRecord, NONE, Table, get_claim, put_claim};
 use super::{Liveness, Owner, Wait, expired};
@@ -102,9 +104,13 @@ use std::time::Instant;
 const EMPTY: u32 = 0;
 /// Phase: published, waiting for a get (or claimed by a get that is copying it out).
 const FULL: u32 = 2;
+/// Phase: taken by a get that is copying the item out (a mark the get stores right after its
+/// claim CAS, so that its slot line is its own while it copies: the release store then does
+/// not wait for the line; model mode `taken_mark`). Producers treat it as FULL of its lap.
+const TAKEN: u32 = 3;
 /// Phase: a put retired this position (it saw close, or its writer unwound); gets step over.
 const SKIP: u32 = 4;
-/// A phase this code never writes (1, 3, 5..7; 1 and 3 were layout 3's claims): scribbled.
+/// A phase this code never writes (1, 5..7; 1 was layout 3's WRITING): scribbled.
 const GARBLED: u32 = 7;
 
 const PHASE_MASK: u64 = 0b111;
@@ -158,7 +164,7 @@ impl SlotWord {
         SlotWord {
             // Unknown phases, and any word with the high half set, come from a scribbling
             // peer: every rule retries on them (bounded by `ATTEMPTS`).
-            phase: if raw >> 32 != 0 || !matches!(phase, EMPTY | FULL | SKIP) {
+            phase: if raw >> 32 != 0 || !matches!(phase, EMPTY | FULL | TAKEN | SKIP) {
                 GARBLED
             } else {
                 phase
@@ -180,6 +186,9 @@ fn full(lap: u32) -> u64 {
 }
 fn skip(lap: u32) -> u64 {
     SlotWord::encode(SKIP, lap)
+}
+fn taken(lap: u32) -> u64 {
+    SlotWord::encode(TAKEN, lap)
 }
 fn next_lap(lap: u32) -> u32 {
     lap.wrapping_add(1) & LAP_MASK
@@ -252,6 +261,13 @@ const SCAN_AFTER: u32 = if cfg!(loom) { 0 } else { 32 };
 /// Keeps a shared word on its own 64-byte cache line.
 #[repr(C, align(64))]
 pub(crate) struct CachePadded<T>(T);
+
+/// Keeps a claim index (`tail`, `head`) alone in a 128-byte pair of cache lines: x86's
+/// adjacent-line prefetcher moves lines in such pairs, so with `head` 64 bytes after `tail`
+/// each side's locked CAS could find its line pulled away along with the other's (the
+/// reason crossbeam pads to 128 bytes on x86-64).
+#[repr(C, align(128))]
+pub(crate) struct PairPadded<T>(T);
 
 /// An eventcount: how one side of the ring sleeps until the other side changes something.
 ///
@@ -358,24 +374,25 @@ impl EventCount {
     }
 }
 
-/// The ring's shared control words, on separate cache lines. 448 bytes, 64-byte aligned.
+/// The ring's shared control words, on separate cache lines, `tail` and `head` each alone in
+/// a 128-byte pair of lines ([`PairPadded`]). 640 bytes, 128-byte aligned.
 ///
 /// | offset | word               | meaning                                                   |
 /// |--------|--------------------|-----------------------------------------------------------|
 /// | 0      | `tail: u64`        | next position a put claims (moved only by the claim CAS) |
-/// | 64     | `head: u64`        | next position a get claims (moved only by the claim CAS) |
-/// | 128    | `closed: u32`      | 0 open; anything else closed (1 is written)               |
-/// | 192    | `not_empty` (u32, u32) | [`EventCount`] consumers sleep on (`seq`, `sleepers`) |
-/// | 256    | `not_full` (u32, u32)  | [`EventCount`] producers sleep on                     |
-/// | 320    | `tasks` (u32, u32)     | [`EventCount`] joiners sleep on                       |
-/// | 384    | `records_used: u32`    | high mark of claim records ever leased (`raw::claims`) |
+/// | 128    | `head: u64`        | next position a get claims (moved only by the claim CAS) |
+/// | 256    | `closed: u32`      | 0 open; anything else closed (1 is written)               |
+/// | 320    | `not_empty` (u32, u32) | [`EventCount`] consumers sleep on (`seq`, `sleepers`) |
+/// | 384    | `not_full` (u32, u32)  | [`EventCount`] producers sleep on                     |
+/// | 448    | `tasks` (u32, u32)     | [`EventCount`] joiners sleep on                       |
+/// | 512    | `records_used: u32`    | high mark of claim records ever leased (`raw::claims`) |
 ///
 /// All-zero bytes are the initial state (empty, open, nobody asleep), so a freshly zeroed
 /// mapping needs no initialisation; [`RingControl::new`] builds the same on the heap.
 #[repr(C)]
 pub(crate) struct RingControl {
-    tail: CachePadded<AtomicU64>,
-    head: CachePadded<AtomicU64>,
+    tail: PairPadded<AtomicU64>,
+    head: PairPadded<AtomicU64>,
     closed: CachePadded<AtomicU32>,
     not_empty: CachePadded<EventCount>,
     not_full: CachePadded<EventCount>,
@@ -388,14 +405,14 @@ const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     assert!(size_of::<Slot>() == 8 && align_of::<Slot>() == 8);
     assert!(size_of::<EventCount>() == 8);
-    assert!(size_of::<RingControl>() == 448 && align_of::<RingControl>() == 64);
+    assert!(size_of::<RingControl>() == 640 && align_of::<RingControl>() == 128);
     assert!(offset_of!(RingControl, tail) == 0);
-    assert!(offset_of!(RingControl, head) == 64);
-    assert!(offset_of!(RingControl, closed) == 128);
-    assert!(offset_of!(RingControl, not_empty) == 192);
-    assert!(offset_of!(RingControl, not_full) == 256);
-    assert!(offset_of!(RingControl, tasks) == 320);
-    assert!(offset_of!(RingControl, records_used) == 384);
+    assert!(offset_of!(RingControl, head) == 128);
+    assert!(offset_of!(RingControl, closed) == 256);
+    assert!(offset_of!(RingControl, not_empty) == 320);
+    assert!(offset_of!(RingControl, not_full) == 384);
+    assert!(offset_of!(RingControl, tasks) == 448);
+    assert!(offset_of!(RingControl, records_used) == 512);
     assert!(offset_of!(EventCount, seq) == 0 && offset_of!(EventCount, sleepers) == 4);
 };
 
@@ -403,8 +420,8 @@ impl RingControl {
     /// An empty, open ring's control block (the same as all-zero bytes).
     pub(crate) fn new() -> RingControl {
         RingControl {
-            tail: CachePadded(AtomicU64::new(0)),
-            head: CachePadded(AtomicU64::new(0)),
+            tail: PairPadded(AtomicU64::new(0)),
+            head: PairPadded(AtomicU64::new(0)),
             closed: CachePadded(AtomicU32::new(0)),
             not_empty: CachePadded(EventCount::new()),
             not_full: CachePadded(EventCount::new()),
@@ -747,10 +764,8 @@ impl<'a> RawRing<'a> {
     }
 
     /// Takes the item at the head: claims it, calls `read(index)` to copy it out of cell
-    /// `index` (`index < capacity`), and releases the slot. If the release loses (a peer took
-    /// us for dead and freed the slot), the copy may be torn: it is dropped and the get
-    /// starts over, so `read` may run more than once. `read` must not unwind. `mine` as in
-    /// [`RawRing::put_with`].
+    /// `index` (`index < capacity`), and releases the slot. `read` runs once and must not
+    /// unwind. `mine` as in [`RawRing::put_with`].
     ///
     /// The item is counted in `mine`'s `taken` before the claim, so that a join never misses
     /// an item in flight (RELIABILITY.md, "Task accounting"): items in hand are `taken` less
@@ -925,11 +940,20 @@ impl<'a> RawRing<'a> {
                     }
                     mine.claim.store(NONE, Ordering::Release);
                 }
+                // A get is copying position t - N out (it marked the slot TAKEN after its
+                // claim): it releases in nanoseconds, so re-read rather than leave the loop
+                // (bounded by ATTEMPTS; a thorough round looks for a dead reader below).
+                (Lap::Previous, TAKEN) if !thorough => spin_hint(),
                 // Position t - N is not released yet (FULL, or claimed by a put or a step-over
                 // that has not finished): full, or a get holds it.
-                (Lap::Previous, _) => {
+                (Lap::Previous, phase) => {
                     if !thorough {
                         return Err(PutFail::Full);
+                    }
+                    // A TAKEN slot is being read out: wait for the release a little before
+                    // looking at `head` (the consumers' line) and the records.
+                    if phase == TAKEN && self.changes(index, raw) {
+                        continue;
                     }
                     let h = self.control.head.0.load(Ordering::SeqCst);
                     let before = t.wrapping_sub(self.cap);
@@ -1051,13 +1075,9 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize) -> R,
     {
         let mut budget = ATTEMPTS;
-        loop {
-            // `claim_get` spends the budget and fails `Empty` once it is gone.
-            let claim = self.claim_get(mine, live, wait, &mut budget, thorough)?;
-            if let Some(item) = self.finish_get(&claim, read, mine, wait) {
-                return Ok(item);
-            }
-        }
+        // `claim_get` spends the budget and fails `Empty` once it is gone.
+        let claim = self.claim_get(mine, live, wait, &mut budget, thorough)?;
+        Ok(self.finish_get(&claim, read, mine, wait))
     }
 
     /// Model `c0`..`c3`, `ct`..`cr4`, `cc`: find position `head`, announce and claim it, step
@@ -1095,13 +1115,17 @@ impl<'a> RawRing<'a> {
                     // claim, undone if it fails: a joiner that sees `head` past h then sees
                     // this count). Plain stores: only this thread writes the record.
                     mine.claim.store(get_claim(h), Ordering::Release);
-                    let taken = mine.taken.load(Ordering::Relaxed);
-                    mine.taken.store(taken.wrapping_add(1), Ordering::Release);
+                    let count = mine.taken.load(Ordering::Relaxed);
+                    mine.taken.store(count.wrapping_add(1), Ordering::Release);
                     if Self::claim_index(&self.control.head.0, h) {
+                        // "mark taken" (model `c3m`): nobody else writes the slot until our
+                        // release, except a producer that found us dead. Relaxed: it carries
+                        // nothing; producers treat TAKEN and FULL of this lap alike.
+                        self.slot(index).store(taken(lap), Ordering::Relaxed);
                         fault_point("queue.get.after_claim");
                         return Ok(GetClaim { index, lap });
                     }
-                    mine.taken.store(taken, Ordering::Release);
+                    mine.taken.store(count, Ordering::Release);
                     mine.claim.store(NONE, Ordering::Release);
                 }
                 // A put retired position h (it saw close, or its writer unwound): step over.
@@ -1195,10 +1219,8 @@ impl<'a> RawRing<'a> {
         }
     }
 
-    /// Model `c4`..`c6`: copy out, release, clear the record. `None` when the release lost (a
-    /// peer found us dead and freed the slot): the copy may be torn, so it is dropped and the
-    /// get starts over, as the model's "release lost" does.
-    fn finish_get<W, R, F>(&self, claim: &GetClaim, read: &mut F, mine: &ClaimRecord, wait: &W) -> Option<R>
+    /// Model `c4`..`c6`: copy out, release, clear the record.
+    fn finish_get<W, R, F>(&self, claim: &GetClaim, read: &mut F, mine: &ClaimRecord, wait: &W) -> R
     where
         W: Wait + ?Sized,
         F: FnMut(usize) -> R,
@@ -1206,31 +1228,30 @@ impl<'a> RawRing<'a> {
         let GetClaim { index, lap } = *claim;
         // Wake-ups: as in `finish_put`, with puts that wait for this slot's next lap.
         let wake = self.control.not_full.0.has_sleepers();
-        // `index < capacity` (`locate`); the slot holds FULL(lap), published by a put whose
-        // Release store our Acquire load read, and only a producer that finds no live
-        // `Get(h)` (ours shows it) frees it. `read` must not unwind (crate-internal copies
-        // only): a position abandoned by a live process would block the ring.
+        // `index < capacity` (`locate`); the slot holds TAKEN(lap) (our mark over the FULL
+        // word of a put whose Release store our Acquire load read), and only a producer that
+        // finds no live `Get(h)` (ours shows it) frees it. `read` must not unwind
+        // (crate-internal copies only): a position abandoned by a live process would block
+        // the ring.
         let item = read(index);
         fault_point("queue.get.after_read");
-        // Release: a guarded Release store, as publish in `finish_put`. Partner: the Acquire
-        // slot load in `claim_put`.
-        let released = self.slot(index).load(Ordering::Relaxed) == full(lap);
-        if released {
-            self.slot(index).store(empty(next_lap(lap)), Ordering::Release);
-            fault_point("queue.get.after_release");
-        }
+        // Release: a plain Release store (partner: the Acquire slot load in `claim_put`). Not
+        // guarded by a load, unlike layout 3's and the publish: with exact liveness nobody
+        // else wrote the slot since our mark, and the load cost a line transfer whenever the
+        // producer had touched the line meanwhile (ByteQueue 1 KiB: 123-128 ns per message
+        // with it, 98-106 without). Under a misjudged liveness (a scribbled participant
+        // table) a producer may have freed the slot and started its next lap: our copy may
+        // then be torn (a wrong answer), and this store may erase that producer's item,
+        // whose position a get then steps over: the ring heals either way.
+        self.slot(index).store(empty(next_lap(lap)), Ordering::Release);
+        fault_point("queue.get.after_release");
         mine.claim.store(NONE, Ordering::Release);
-        if !released {
-            let taken = mine.taken.load(Ordering::Relaxed);
-            mine.taken.store(taken.wrapping_sub(1), Ordering::Release);
-            return None;
-        }
         if cfg!(loom) {
             wake_after_store(&self.control.not_full.0, wait);
         } else if wake {
             self.control.not_full.0.wake_armed(wait);
         }
-        Some(item)
+        item
     }
 
     // ----- len, join -----------------------------------------------------------------------
@@ -1905,7 +1926,8 @@ mod tests {
             }
         );
         assert_eq!(SlotWord::decode(0), SlotWord { phase: EMPTY, lap: 0 });
-        for garbage in [1, 3, 5, 6, 7, 1 << 32 | FULL as u64] {
+        assert_eq!(SlotWord::decode(taken(3)), SlotWord { phase: TAKEN, lap: 3 });
+        for garbage in [1, 5, 6, 7, 1 << 32 | FULL as u64] {
             assert_eq!(SlotWord::decode(garbage).phase, GARBLED, "{garbage:#x}");
         }
         assert_eq!(next_lap(LAP_MASK), 0);

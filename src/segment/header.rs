@@ -19,7 +19,7 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
 /// bytes, but a version-2 peer would sleep through wake-ups and trust a lagging `tail`).
 /// 4: `Queue` items of up to 56 bytes sit next to their slot word (inline cells). 5: the
 /// intent protocol: claims are CASes on `tail`/`head`, announced in per-thread claim records
-/// (`4 * participants` per ring, after the 448-byte control block); slot words carry no owner.
+/// (`4 * participants` per ring, after the 640-byte control block); slot words carry no owner.
 pub const LAYOUT_VERSION: u32 = 5;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
@@ -29,8 +29,10 @@ pub(crate) const PARTICIPANT_SIZE: u64 = 32;
 pub(crate) const MAX_SEGMENT_SIZE: u64 = 1 << 40;
 /// Largest payload alignment supported (the mapping is page-aligned).
 pub(crate) const MAX_ALIGN: u32 = 4096;
-/// Cache line size used to separate independently written words.
-pub(crate) const CACHE_LINE: u64 = 64;
+/// Alignment of a segment's body: a pair of 64-byte cache lines, the unit x86's
+/// adjacent-line prefetcher moves (rings keep their claim indices and records in pairs of
+/// their own).
+pub(crate) const CACHE_LINE: u64 = 128;
 
 /// `init_state` values.
 pub(crate) const INIT_EMPTY: u32 = 0;
