@@ -43,6 +43,11 @@ position holds nothing (retired: SKIP; or claimed by a writer that no live recor
 EMPTY after the scan and reload) steps over it as a get would, its own record showing
 ('G', h); scans for a live ('G', h) then look at every process's record.
 
+Mode `taken_mark` (the Rust code since session 7): right after its claim CAS a get stores
+TAKEN(lap h) over the FULL word (so that it owns the slot line while it copies); its release
+then expects TAKEN. Producers treat any word of the previous lap alike, so their rules are
+unchanged; the checks assert that the mark and the release never meet another word.
+
 Mode `retire_anytime`: a put's payload writer may unwind half-way through its copy (a panicking
 `put_with` closure); the put stores SKIP(lap t) as a put that saw close does, clears its record
 and the producer goes on with its next message. The torn item must never be delivered (the
@@ -275,11 +280,16 @@ def run(N, producers, consumers, crash=True):
                 elif pc == 'c3':
                     h = pos
                     if head == h:
-                        out.append(mk(('c4', h, None, k), 'claim ok (CAS head)', head=h + 1,
+                        nxt = 'c3m' if 'taken_mark' in MUT else 'c4'
+                        out.append(mk((nxt, h, None, k), 'claim ok (CAS head)', head=h + 1,
                                       claims=claims + ((data[h % N], i),)))
                     else:
                         nxt = 'c3u' if 'join' in MUT else 'c3f'
                         out.append(mk((nxt, h, None, k), 'claim fail'))
+                elif pc == 'c3m':     # taken_mark: store TAKEN(lap h) over our FULL word
+                    h = pos; L = lap(h)
+                    s_, b = guarded(h % N, ('F', L), ('T', L))
+                    out.append(mk(('c4', h, None, k), 'mark taken (store)', slots=s_, bad=b))
                 elif pc == 'c3u':
                     out.append(mk(('c3f', pos, None, k), 'in_hand -= 1 (undo)',
                                   inh=bump(0 if 'late_inhand' in MUT else -1)))
@@ -295,7 +305,8 @@ def run(N, producers, consumers, crash=True):
                     out.append(mk(('c5', pos, seen, k), 'pause'))
                 elif pc == 'c5':
                     h = pos; L = lap(h)
-                    s, b = guarded(h % N, ('F', L), ('E', L + 1))
+                    mine = ('T', L) if 'taken_mark' in MUT else ('F', L)
+                    s, b = guarded(h % N, mine, ('E', L + 1))
                     late = 1 if 'late_inhand' in MUT else 0
                     out.append(mk(('c6', h, seen if 'join' in MUT else None, k + 1), 'release (store)',
                                   slots=s, bad=b, deliv=deliv + (seen,), inh=bump(late)))
