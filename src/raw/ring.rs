@@ -1119,9 +1119,12 @@ impl<'a> RawRing<'a> {
                     mine.taken.store(count.wrapping_add(1), Ordering::Release);
                     if Self::claim_index(&self.control.head.0, h) {
                         // "mark taken" (model `c3m`): nobody else writes the slot until our
-                        // release, except a producer that found us dead. Relaxed: it carries
-                        // nothing; producers treat TAKEN and FULL of this lap alike.
-                        self.slot(index).store(taken(lap), Ordering::Relaxed);
+                        // release, except a producer that found us dead; producers treat TAKEN
+                        // and FULL of this lap alike. Release: a joiner that reads the mark
+                        // (Acquire) instead of the FULL word must also see our `taken` count,
+                        // or it would find the item neither in the ring nor in hand (loom's
+                        // `task_done_wakes_join` found that with a Relaxed store).
+                        self.slot(index).store(taken(lap), Ordering::Release);
                         fault_point("queue.get.after_claim");
                         return Ok(GetClaim { index, lap });
                     }
