@@ -5,7 +5,7 @@
 //! # Fixed-size slots, not a variable-length ring
 //!
 //! Every slot reserves room for the largest message: the segment needs about
-//! `capacity x (max_message_size + 8)` bytes (each cell rounded up to 64), whatever the
+//! `capacity x (max_message_size + 16)` bytes (each cell rounded up to 64), whatever the
 //! messages' real sizes. A variable-length ring (a byte ring with wrap-around records) would
 //! need only as much memory as the messages in flight, but its records cannot reuse the slot
 //! protocol: a dead writer's half-reserved record, its skipping and its repair would need a
@@ -27,8 +27,7 @@
 //! |---|---|---|
 //! | 0 | 640 | `RingControl` (tail, head, closed, three eventcounts, the records' high mark) |
 //! | 640 | 128 x 4 x participants | claim records (`raw/claims.rs`) |
-//! | `slots` | 8 x capacity | slot words, as in `Queue<T>` |
-//! | `cells` (128-aligned) | `stride` x capacity | cells: a `u64` length, then up to `max` bytes; `stride = align_up(8 + max, 64)` |
+//! | `cells` (128-aligned) | `stride` x capacity | cell `i`: slot word `i` (as in `Queue<T>`), a `u64` length, then up to `max` bytes; `stride = align_up(16 + max, 64)` |
 //!
 //! A consumer never trusts the length word: one larger than the maximum drops that message
 //! with [`RecvError::Corrupted`], and bytes are copied out with atomic loads into the
@@ -55,8 +54,8 @@ pub const MAX_MESSAGE_SIZE: usize = 1 << 30;
 
 const CONTROL_SIZE: u64 = core::mem::size_of::<RingControl>() as u64;
 const SLOT_SIZE: u64 = core::mem::size_of::<Slot>() as u64;
-/// The length word at the start of each cell.
-const LEN_WORD: u64 = 8;
+/// Each cell starts with its slot word, then the length word, then the message bytes.
+const CELL_HEADER: u64 = 16;
 const RECORD_SIZE: u64 = core::mem::size_of::<ClaimRecord>() as u64;
 
 /// Where one message ring lies, in bytes from the start of the body.
@@ -87,9 +86,12 @@ impl RingLayout {
         let control = align_up(base, 128)?;
         let records = control.checked_add(CONTROL_SIZE)?;
         let nrecords = records_for(participants);
-        let slots = records.checked_add(nrecords.checked_mul(RECORD_SIZE)?)?;
-        let cells = align_up(slots.checked_add(cap.checked_mul(SLOT_SIZE)?)?, 128)?;
-        let stride = align_up(max.checked_add(LEN_WORD)?, 64)?;
+        let cells = align_up(records.checked_add(nrecords.checked_mul(RECORD_SIZE)?)?, 128)?;
+        // The slot words live in the cells (a strided ring, as `Queue` does for small items):
+        // a put or get touches its own cell's lines only, where separate slot words, eight to
+        // a line, had producer and consumer working one line for eight messages.
+        let slots = cells;
+        let stride = align_up(max.checked_add(CELL_HEADER)?, 64)?;
         let end = cells.checked_add(cap.checked_mul(stride)?)?;
         Some(RingLayout {
             control,
@@ -177,11 +179,11 @@ impl MsgRing {
         let control = unsafe { &*self.control };
         // SAFETY: `cap` 8-byte slot words follow it, 8-aligned, inside the mapping; `Slot` is
         // one atomic.
-        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap) };
+        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.stride / SLOT_SIZE as usize) };
         // SAFETY: `nrecords` 128-byte records follow the control block, 128-aligned, inside the
         // mapping; `ClaimRecord` is all atomics.
         let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
-        match RawRing::new_strided(control, slots, 1, records) {
+        match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, records) {
             Some(r) => r,
             None => unreachable!("a message ring has at least one slot (RingLayout::new)"),
         }
@@ -202,9 +204,10 @@ impl MsgRing {
     }
 
     fn len_word(&self, index: usize) -> &AtomicU64 {
-        // SAFETY: the cell starts 64-aligned inside the mapping (`RingLayout`), so its first
-        // 8 bytes are a valid, aligned `AtomicU64` for the mapping's lifetime.
-        unsafe { AtomicU64::from_ptr(self.cell(index).cast()) }
+        // SAFETY: the cell starts 64-aligned inside the mapping (`RingLayout`), so its bytes
+        // 8..16 (after the slot word) are a valid, aligned `AtomicU64` for the mapping's
+        // lifetime.
+        unsafe { AtomicU64::from_ptr(self.cell(index).wrapping_add(8).cast()) }
     }
 
     /// Sends a message of `len` bytes written by `fill`, which runs at most once, while this
@@ -232,7 +235,7 @@ impl MsgRing {
         let mut write = |index: usize| {
             self.len_word(index).store(len as u64, Ordering::Relaxed);
             let mut w = MessageWriter {
-                data: self.cell(index).wrapping_add(LEN_WORD as usize),
+                data: self.cell(index).wrapping_add(CELL_HEADER as usize),
                 len,
                 pos: 0,
                 _cell: PhantomData,
@@ -285,8 +288,8 @@ impl MsgRing {
             let len = len as usize;
             buf.clear();
             buf.reserve(len);
-            let src = self.cell(index).wrapping_add(LEN_WORD as usize);
-            // SAFETY: the cell holds `8 + max >= 8 + len` bytes inside the mapping
+            let src = self.cell(index).wrapping_add(CELL_HEADER as usize);
+            // SAFETY: the cell holds `16 + max >= 16 + len` bytes inside the mapping
             // (`RingLayout`), accessed by others only atomically; `buf` has room for `len`
             // bytes after `reserve` and is private.
             unsafe {
@@ -329,7 +332,7 @@ impl MsgRing {
                 return Err(len);
             }
             let reader = MessageReader {
-                data: self.cell(index).wrapping_add(LEN_WORD as usize),
+                data: self.cell(index).wrapping_add(CELL_HEADER as usize),
                 len: len as usize,
                 _cell: PhantomData,
             };
@@ -1212,18 +1215,19 @@ mod tests {
 
     #[test]
     fn layouts_are_checked_and_aligned() {
-        // 640 bytes of control, then 4 records of 128 bytes (1 participant), then the slots,
-        // then the cells at a multiple of 128.
+        // 640 bytes of control, then 4 records of 128 bytes (1 participant), then the cells
+        // at a multiple of 128, each a slot word, a length word and the message.
         let l = RingLayout::new(0, 3, 5, 1).unwrap();
         assert_eq!(l.records, 640);
-        assert_eq!(l.slots, 640 + 512);
-        assert_eq!(l.cells, 1152 + 128);
+        assert_eq!(l.cells, 640 + 512);
+        assert_eq!(l.slots, l.cells);
         assert_eq!(l.stride, 64);
-        assert_eq!(l.end, 1280 + 3 * 64);
+        assert_eq!(l.end, 1152 + 3 * 64);
         let l = RingLayout::new(100, 1, 56, 1).unwrap();
-        assert_eq!((l.control, l.stride), (128, 64));
-        assert_eq!(RingLayout::new(130, 1, 56, 1).unwrap().control, 256);
-        assert_eq!(RingLayout::new(0, 1, 57, 1).unwrap().stride, 128);
+        assert_eq!((l.control, l.stride), (128, 128));
+        assert_eq!(RingLayout::new(130, 1, 48, 1).unwrap().control, 256);
+        assert_eq!(RingLayout::new(0, 1, 48, 1).unwrap().stride, 64);
+        assert_eq!(RingLayout::new(0, 1, 49, 1).unwrap().stride, 128);
         assert!(RingLayout::new(0, 0, 8, 1).is_none());
         assert!(RingLayout::new(0, 1, MAX_MESSAGE_SIZE as u64 + 1, 1).is_none());
         assert!(RingLayout::new(0, MAX_CAPACITY as u64, MAX_MESSAGE_SIZE as u64, 1024).is_some());

@@ -34,11 +34,13 @@
 //! byte is `variant << 6 | ring << 4 | code` (ring 0: byte queue, 1: typed queue, 2: pipe
 //! 0 -> 1, 3: pipe 1 -> 0; the file is the ring's segment):
 //! - 0, 13: write 1..=16 input bytes into a cell: `[cell, offset in cell, n, bytes...]`;
-//! - 1, 14: write a length word: `[cell, how, ...]`, the value a raw `u64`, a small length, or
+//! - 1, 14: write a length word (a cell's bytes 8..16, after its slot word): `[cell, how, ...]`,
+//!   the value a raw `u64`, a small length, or
 //!   just over the maximum, or near `u64::MAX`;
 //! - 2: write 1..=16 bytes anywhere in the file: `[u16 offset, n, bytes...]`;
 //! - 3: write an 8-aligned `u64` anywhere in the file: `[u16 word index, u64]`;
-//! - 4: write a `u64` into the ring's control block or slot words (the ring turns inexact);
+//! - 4: write a `u64` into the ring's control block, records or a cell's slot word (the ring
+//!   turns inexact);
 //! - 5, 6, 15: send (variant 0..=3). Byte queue: `try_put` / `put_timeout` / `try_put_with` /
 //!   `put`; typed queue: `try_put` / `put_timeout` / `put` / raw bytes through
 //!   `as_bytes().try_put`; pipe: a `Rec` for even variants (`send`, or `send_timeout`), raw
@@ -87,9 +89,9 @@ struct Rec {
     tag: Tag,
 }
 
-/// Maximum message sizes to choose from: 0, tiny, exactly a cell (56 + 8 = 64), one over
-/// (two cache lines per cell), larger.
-const MAXES: [usize; 12] = [0, 3, 8, 16, 24, 40, 56, 57, 64, 100, 120, 248];
+/// Maximum message sizes to choose from: 0, tiny, exactly a cell (16 + 48 = 64: slot word,
+/// length word, bytes), one over (two cache lines per cell), larger.
+const MAXES: [usize; 12] = [0, 3, 8, 16, 24, 40, 48, 49, 64, 100, 120, 248];
 
 const BYTES: usize = 0;
 const TYPED: usize = 1;
@@ -102,8 +104,9 @@ const P10: usize = 3;
 const HDR_BODY_OFFSET: usize = 72;
 const HDR_BODY_SIZE: usize = 80;
 /// `RingControl` is 640 bytes, then `4 * participants` claim records of 128 bytes (this target
-/// opens with 4 participants), slot words 8 bytes, the length word 8 bytes (`src/message.rs`);
-/// the control block and the cells start at multiples of 128.
+/// opens with 4 participants), then the cells, each its slot word, its length word and the
+/// message bytes (`src/message.rs`); the control block and the cells start at multiples of
+/// 128.
 const CONTROL_SIZE: u64 = 640;
 const RECORDS_SIZE: u64 = 4 * 4 * 128;
 /// Two end words on their own cache lines before the pipe's first ring (`src/pipe.rs`).
@@ -132,9 +135,8 @@ impl Layout {
     /// `RingLayout::new(base, cap, max)` of `src/message.rs`, shifted by the body offset.
     fn new(body: u64, base: u64, cap: u64, max: u64) -> Layout {
         let control = align128(base);
-        let slots = control + CONTROL_SIZE + RECORDS_SIZE;
-        let cells = align128(slots + 8 * cap);
-        let stride = align64(max + 8);
+        let cells = align128(control + CONTROL_SIZE + RECORDS_SIZE);
+        let stride = align64(max + 16);
         Layout {
             control: body + control,
             cells: body + cells,
@@ -264,7 +266,8 @@ impl Harness {
             self.pipe_meta_hit = true;
         }
         for r in self.rings.iter_mut().filter(|r| r.file == file) {
-            if overlaps(r.lay.control, r.lay.cells) {
+            let slot_hit = (0..r.lay.cap).any(|i| overlaps(r.lay.cell(i), r.lay.cell(i) + 8));
+            if overlaps(r.lay.control, r.lay.cells) || slot_hit {
                 if r.exact {
                     trace!("  ring control/slots hit: model now inexact");
                 }
@@ -273,7 +276,7 @@ impl Harness {
             }
             for m in r.msgs.iter_mut() {
                 let c = r.lay.cell(m.index);
-                if overlaps(c, c + 8 + m.bytes.len() as u64) {
+                if overlaps(c + 8, c + 16 + m.bytes.len() as u64) {
                     m.tainted = true;
                 }
             }
@@ -687,7 +690,7 @@ impl Harness {
                     2 => max + 1 + u64::from(cur.u8()),
                     _ => u64::MAX - u64::from(cur.u8()),
                 };
-                self.scribble(file, lay.cell(cell), &word.to_le_bytes());
+                self.scribble(file, lay.cell(cell) + 8, &word.to_le_bytes());
             }
             2 => {
                 let off = u64::from(cur.u16());
@@ -703,7 +706,12 @@ impl Harness {
             }
             4 => {
                 let span = lay.cells - lay.control;
-                let off = lay.control + (u64::from(cur.u16()) * 8) % span;
+                let pick = u64::from(cur.u16());
+                let off = if pick & 1 == 0 {
+                    lay.control + (pick / 2 * 8) % span
+                } else {
+                    lay.cell(pick / 2 % lay.cap)
+                };
                 let word = cur.u64();
                 self.scribble(file, off, &word.to_le_bytes());
             }
