@@ -229,16 +229,15 @@ const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
 /// A get that meets a free slot at the head loads `tail` (to tell "empty" from "claimed, not
 /// yet published", and so find a dead writer's position) on one round in this many of a
 /// blocking get's spinning, and of a thread's `try_get`s polling one position (see
-/// [`RawRing::claim_get`], [`thorough_at`]).
+/// [`RawRing::claim_get`], [`thorough_now`]).
 const THOROUGH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
-/// Whether a `try_get` that finds a free slot at the head (at position `h`) should be
-/// thorough: one such call in [`THOROUGH_EVERY`] per thread. So a thread polling an empty
+/// Whether a `try_get` that finds a free slot at the head should be thorough: one such call
+/// in [`THOROUGH_EVERY`] per thread. So a thread polling an empty
 /// queue rarely loads `tail`, and a dead writer's position at the head is stepped over within
 /// that many calls (until then `try_get` answers Empty, as it does while a live writer is
 /// still copying). (A process-local heuristic; under loom every call is thorough.)
-fn thorough_at(h: u64) -> bool {
-    let _ = h;
+fn thorough_now() -> bool {
     #[cfg(not(loom))]
     {
         thread_local! {
@@ -1084,7 +1083,7 @@ impl<'a> RawRing<'a> {
     /// over a position that holds nothing, or report Empty/Busy/Closed. On success `mine`
     /// shows `Get(h)`; otherwise it is clear.
     ///
-    /// Not `thorough` (`None`: as [`thorough_at`] says), a free slot at the head of an open
+    /// Not `thorough` (`None`: as [`thorough_now`] says), a free slot at the head of an open
     /// ring is reported Empty without loading `tail`: that load is what tells "empty" from
     /// "claimed, not yet published", and a poller that made it every time pulled the
     /// producers' `tail` line away from them once per poll.
@@ -1136,8 +1135,7 @@ impl<'a> RawRing<'a> {
                 (Lap::Same, EMPTY) => {
                     // Empty for now, or a writer is copying: either way nothing to take yet.
                     // Relaxed: a stale "open" only defers the decision.
-                    if !thorough.unwrap_or_else(|| thorough_at(h)) && self.control.closed.0.load(Ordering::Relaxed) == 0
-                    {
+                    if !thorough.unwrap_or_else(thorough_now) && self.control.closed.0.load(Ordering::Relaxed) == 0 {
                         return Err(GetFail::Empty);
                     }
                     // SeqCst: "load tail" is the reload of the closed check below as well.
