@@ -130,8 +130,6 @@ pub(crate) struct MsgRing {
     /// segment, so that these are given back while the mapping is there.
     leases: HandleLeases,
     control: *const RingControl,
-    records: *const ClaimRecord,
-    nrecords: usize,
     slots: *const Slot,
     cells: *mut u8,
     cap: usize,
@@ -163,8 +161,6 @@ impl MsgRing {
                 )
             },
             control,
-            records,
-            nrecords,
             slots: body.wrapping_add(layout.slots as usize).cast(),
             cells: body.wrapping_add(layout.cells as usize),
             cap: layout.cap as usize,
@@ -180,10 +176,7 @@ impl MsgRing {
         // SAFETY: `cap` 8-byte slot words follow it, 8-aligned, inside the mapping; `Slot` is
         // one atomic.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.stride / SLOT_SIZE as usize) };
-        // SAFETY: `nrecords` 128-byte records follow the control block, 128-aligned, inside the
-        // mapping; `ClaimRecord` is all atomics.
-        let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
-        match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, records) {
+        match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, self.leases.records()) {
             Some(r) => r,
             None => unreachable!("a message ring has at least one slot (RingLayout::new)"),
         }

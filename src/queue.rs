@@ -185,8 +185,6 @@ pub struct Queue<T> {
     seg: Segment,
     control: *const RingControl,
     slots: *const Slot,
-    records: *const ClaimRecord,
-    nrecords: usize,
     /// Slot words from one slot to the next: `cell / 8` inline, 1 apart.
     slot_stride: usize,
     payload: ShmPayload<T>,
@@ -322,8 +320,6 @@ impl<T: Pod> Queue<T> {
         Ok(Queue {
             leases,
             control,
-            records,
-            nrecords,
             slots: body.wrapping_add(cells as usize).cast::<Slot>(),
             slot_stride: slot_stride as usize,
             payload: ShmPayload {
@@ -349,10 +345,7 @@ impl<T: Pod> Queue<T> {
         // inside the validated body (the cells, or the slot array); `Slot` is one atomic,
         // valid for any bytes.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
-        // SAFETY: `nrecords` records of 128 bytes follow the control block, 128-aligned, inside
-        // the validated body; `ClaimRecord` is all atomics.
-        let records = unsafe { std::slice::from_raw_parts(self.records, self.nrecords) };
-        match Ring::new_strided(control, slots, self.slot_stride, records, &self.payload) {
+        match Ring::new_strided(control, slots, self.slot_stride, self.leases.records(), &self.payload) {
             Some(r) => r,
             // `cap >= 1` and `payload.len == cap` were established in `wrap`.
             None => unreachable!("a validated queue has at least one slot"),

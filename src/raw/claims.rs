@@ -508,10 +508,16 @@ impl HandleLeases {
         }
     }
 
+    /// The ring's claim records (for the ring view the handle builds).
+    pub(crate) fn records(&self) -> &[ClaimRecord] {
+        // SAFETY: `new`'s contract; `ClaimRecord` is all atomics, valid for any bytes and
+        // shared by design.
+        unsafe { std::slice::from_raw_parts(self.records, self.len) }
+    }
+
     fn table(&self) -> Table<'_> {
-        // SAFETY: `new`'s contract; `ClaimRecord` and `AtomicU32` are atomics, valid for any
-        // bytes and shared by design.
-        unsafe { Table::new(std::slice::from_raw_parts(self.records, self.len), &*self.used) }
+        // SAFETY: `new`'s contract; `AtomicU32` is valid for any bytes and shared by design.
+        Table::new(self.records(), unsafe { &*self.used })
     }
 
     /// [`Leases::with`] on this handle's table.
