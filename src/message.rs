@@ -39,7 +39,7 @@ use crate::primitive::{AtomicU64, Ordering};
 use crate::queue::MAX_CAPACITY;
 use crate::raw::Liveness;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
-use crate::raw::ring::{Block, PutFail, RawRing, RingControl, Slot};
+use crate::raw::ring::{Ahead, Block, PutFail, RawRing, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use serde::Serialize;
@@ -177,7 +177,11 @@ impl MsgRing {
         // one atomic.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.stride / SLOT_SIZE as usize) };
         match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, self.leases.records()) {
-            Some(r) => r,
+            Some(r) => r.with_ahead(Ahead {
+                base: self.cells as usize,
+                stride: self.stride,
+                word_inside: true,
+            }),
             None => unreachable!("a message ring has at least one slot (RingLayout::new)"),
         }
     }

@@ -26,7 +26,7 @@
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
-use crate::raw::ring::{Block, Payload, Ring, RingControl, Slot, put_error};
+use crate::raw::ring::{Ahead, Block, Payload, Ring, RingControl, Slot, put_error};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use bytemuck::Pod;
@@ -346,7 +346,14 @@ impl<T: Pod> Queue<T> {
         // valid for any bytes.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
         match Ring::new_strided(control, slots, self.slot_stride, self.leases.records(), &self.payload) {
-            Some(r) => r,
+            // Inline cells (items of up to 56 bytes beside their slot words) are too small to
+            // prefetch; separate cells of 128 bytes are (`Ahead::STRIDE`).
+            Some(r) if self.slot_stride > 1 => r,
+            Some(r) => r.with_ahead(Ahead {
+                base: self.payload.base as usize,
+                stride: self.payload.stride,
+                word_inside: false,
+            }),
             // `cap >= 1` and `payload.len == cap` were established in `wrap`.
             None => unreachable!("a validated queue has at least one slot"),
         }

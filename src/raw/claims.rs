@@ -19,16 +19,19 @@
 //! | `0 .. 3P` | leased to threads ([`Table::take`]), lowest free first |
 //! | `3P + i` | participant `i`'s overflow record, shared under a process-local mutex by its threads that found no free record |
 //!
-//! Each record is `{owner: u64, claim: u64, taken: u64}` alone in a 128-byte pair of cache
-//! lines (x86's adjacent-line prefetcher moves lines in pairs, and each side stores to its
-//! record on every operation; tmpfs backs only the pages that are touched): `owner` 0
-//! (free) or the [`Owner`] token of the participant that leased it; `claim` 0 (none),
-//! `PUT | t` or `GET | h` (positions modulo 2^62); `taken` the items gets through this record
-//! took (wrapping), which only the record's thread writes, with plain stores. A participant's
-//! items in hand are the sum of its records' `taken` less its `tasks_done` (in its
-//! participant record, raised by `task_done` from any thread): so a get counts its item
-//! without a locked instruction, which cost a 1P1C `u64` stream about 15 ns per message. The ring control block's `records_used` is the high
-//! mark of records ever leased: scans stop there, so a 1P1C ring scans two records.
+//! Each record is `{owner, claim, taken, seen_head, seen_tail}` (`u64`s) alone in a 128-byte
+//! pair of cache lines (x86's adjacent-line prefetcher moves lines in pairs, and each side
+//! stores to its record on every operation; tmpfs backs only the pages that are touched):
+//! `owner` 0 (free) or the [`Owner`] token of the participant that leased it; `claim` 0
+//! (none), `PUT | t` or `GET | h` (positions modulo 2^62); `taken` the items gets through
+//! this record took (wrapping), which only the record's thread writes, with plain stores;
+//! `seen_head` and `seen_tail` the other side's index as the record's thread last read it, a
+//! prefetch hint (`RawRing::prefetch_put`) that no decision depends on. A participant's items
+//! in hand are the sum of its records' `taken` less its `tasks_done` (in its participant
+//! record, raised by `task_done` from any thread): so a get counts its item without a locked
+//! instruction, which cost a 1P1C `u64` stream about 15 ns per message. The ring control
+//! block's `records_used` is the high mark of records ever leased: scans stop there, so a
+//! 1P1C ring scans two records.
 
 use super::{Liveness, Owner};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
@@ -64,7 +67,12 @@ pub(crate) struct ClaimRecord {
     owner: AtomicU64,
     pub(crate) claim: AtomicU64,
     pub(crate) taken: AtomicU64,
-    _pad: [AtomicU64; 13],
+    /// `head` as this record's thread last read it when it put: a hint for prefetching
+    /// (`RawRing::prefetch_put`), never trusted for anything else.
+    pub(crate) seen_head: AtomicU64,
+    /// `tail` as this record's thread last read it when it got (`RawRing::prefetch_get`).
+    pub(crate) seen_tail: AtomicU64,
+    _pad: [AtomicU64; 11],
 }
 
 #[cfg(not(loom))]
@@ -77,6 +85,8 @@ impl ClaimRecord {
             owner: AtomicU64::new(0),
             claim: AtomicU64::new(NONE),
             taken: AtomicU64::new(0),
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
             _pad: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
