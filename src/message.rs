@@ -178,7 +178,7 @@ impl MsgRing {
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.stride / SLOT_SIZE as usize) };
         match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, self.leases.records()) {
             Some(r) => r.with_ahead(Ahead {
-                base: self.cells as usize,
+                base: self.cells.addr(),
                 stride: self.stride,
                 word_inside: true,
             }),

@@ -350,7 +350,7 @@ impl<T: Pod> Queue<T> {
             // prefetch; separate cells of 128 bytes are (`Ahead::STRIDE`).
             Some(r) if self.slot_stride > 1 => r,
             Some(r) => r.with_ahead(Ahead {
-                base: self.payload.base as usize,
+                base: self.payload.base.addr(),
                 stride: self.payload.stride,
                 word_inside: false,
             }),

@@ -2036,6 +2036,36 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_hints_follow_the_other_index_and_only_128_byte_cells_prefetch() {
+        let dead = AtomicU64::new(0);
+        let me = who(1, &dead);
+        // Cells somewhere in memory (a prefetch never faults, but let them be real).
+        let cells = vec![0u8; 64 * Ahead::STRIDE];
+        for (stride, prefetches) in [(64, false), (Ahead::STRIDE, true), (256, false)] {
+            let mem = HeapRing::<u64>::new(64);
+            let mine = mem.mine(me.me);
+            let ring = mem.ring().with_ahead(Ahead {
+                base: cells.as_ptr().addr(),
+                stride,
+                word_inside: false,
+            });
+            assert_eq!(ring.raw.ahead.is_some(), prefetches, "stride {stride}");
+            for i in 0..200u64 {
+                assert_eq!(ring.try_put(i, mine, &me, &Yield), Ok(()));
+                assert_eq!(ring.try_get(mine, &me, &Yield), Ok(i));
+                // Hints never run ahead of the index they copy.
+                assert!(!after(mine.seen_head.load(SC), mem.control.head.0.load(SC)));
+                assert!(!after(mine.seen_tail.load(SC), mem.control.tail.0.load(SC)));
+            }
+            // Read afresh while the guard held the prefetch back (the consumer at once: it
+            // starts with no hint; the producer once the ring wrapped), and not at all
+            // without an `Ahead`.
+            let (seen_head, seen_tail) = (mine.seen_head.load(SC), mine.seen_tail.load(SC));
+            assert_eq!(seen_head != 0 && seen_tail != 0, prefetches, "{seen_head} {seen_tail}");
+        }
+    }
+
+    #[test]
     fn slot_words_round_trip_and_laps_compare_modulo_2_29() {
         assert_eq!(
             SlotWord::decode(full(LAP_MASK)),
