@@ -503,10 +503,10 @@ impl<T: Pod> Queue<T> {
     ///
     /// `Empty` means "nothing to take at the head now": also while the producer that claimed
     /// the head position is still writing it (FIFO waits for it), and, if that producer was
-    /// killed, until this thread's next thorough call (one in 16 of a thread's calls that
-    /// find the head free), which steps over the dead producer's position. A polling loop
-    /// thus rarely touches the producers' cache lines; a blocking [`get`](Queue::get) steps
-    /// over at once.
+    /// killed, until this thread's 16th call in a row that finds that position free, which
+    /// steps over the dead producer's position. A polling loop thus touches the producers'
+    /// cache lines only when the head stays free that long; a blocking [`get`](Queue::get)
+    /// steps over at once.
     ///
     /// # Errors
     /// [`GetError::Empty`], [`GetError::Closed`].
