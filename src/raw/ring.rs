@@ -917,8 +917,7 @@ impl<'a> RawRing<'a> {
     /// unguarded (either side) made several rows twice as slow: the two sides fetched the
     /// same lines from each other.
     #[inline(never)]
-    fn prefetch_put(&self, t: u64, mine: &ClaimRecord) {
-        let Some(ahead) = self.ahead else { return };
+    fn prefetch_put(&self, ahead: Ahead, t: u64, mine: &ClaimRecord) {
         let p = t.wrapping_add(AHEAD);
         if after(mine.seen_head.load(Ordering::Relaxed), p.wrapping_sub(self.cap)) {
             ahead.fetch(self.locate(p).0, true);
@@ -934,8 +933,7 @@ impl<'a> RawRing<'a> {
     /// `tail` as this thread last read it, `mine.seen_tail`): a cell not yet claimed is one a
     /// producer is about to write. See [`RawRing::prefetch_put`].
     #[inline(never)]
-    fn prefetch_get(&self, h: u64, mine: &ClaimRecord) {
-        let Some(ahead) = self.ahead else { return };
+    fn prefetch_get(&self, ahead: Ahead, h: u64, mine: &ClaimRecord) {
         let p = h.wrapping_add(AHEAD);
         if after(mine.seen_tail.load(Ordering::Relaxed), p) {
             ahead.fetch(self.locate(p).0, false);
@@ -1018,8 +1016,8 @@ impl<'a> RawRing<'a> {
                     mine.claim.store(put_claim(t), Ordering::Release);
                     if Self::claim_index(&self.control.tail.0, t) {
                         fault_point("queue.put.after_claim");
-                        if self.ahead.is_some() {
-                            self.prefetch_put(t, mine);
+                        if let Some(ahead) = self.ahead {
+                            self.prefetch_put(ahead, t, mine);
                         }
                         return Ok(PutClaim { index, lap });
                     }
@@ -1169,9 +1167,9 @@ impl<'a> RawRing<'a> {
     /// over a position that holds nothing, or report Empty/Busy/Closed. On success `mine`
     /// shows `Get(h)`; otherwise it is clear.
     ///
-    /// Not `thorough` (`None`: as [`RawRing::thorough_at`] says), a free slot at the head of an open
-    /// ring is reported Empty without loading `tail`: that load is what tells "empty" from
-    /// "claimed, not yet published", and a poller that made it every time pulled the
+    /// Not `thorough` (`None`: as [`RawRing::thorough_at`] says), a free slot at the head of
+    /// an open ring is reported Empty without loading `tail`: that load is what tells "empty"
+    /// from "claimed, not yet published", and a poller that made it every time pulled the
     /// producers' `tail` line away from them once per poll.
     fn claim_get<L, W>(
         &self,
@@ -1211,8 +1209,8 @@ impl<'a> RawRing<'a> {
                         // `task_done_wakes_join` found that with a Relaxed store).
                         self.slot(index).store(taken(lap), Ordering::Release);
                         fault_point("queue.get.after_claim");
-                        if self.ahead.is_some() {
-                            self.prefetch_get(h, mine);
+                        if let Some(ahead) = self.ahead {
+                            self.prefetch_get(ahead, h, mine);
                         }
                         return Ok(GetClaim { index, lap });
                     }
