@@ -6,18 +6,39 @@
 //! (`SHMPROC_FAULT_ACTION=stop`) and carries on when continued with SIGCONT.
 //! Without the feature every point compiles to nothing.
 
+/// 0: not read yet, 1: no fault point configured, 2: one is. The common case costs one
+/// relaxed load, so test and bench builds (which have the feature on through the self
+/// dev-dependency) keep the fast paths fast.
+#[cfg(feature = "fault-injection")]
+static STATE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 #[cfg(feature = "fault-injection")]
 #[inline]
 pub(crate) fn hit(name: &'static str) {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    // 0: not read yet, 1: no fault point configured, 2: one is. The common case costs one
-    // relaxed load, so test and bench builds (which have the feature on through the
-    // self dev-dependency) keep the fast paths fast.
-    static STATE: AtomicU8 = AtomicU8::new(0);
+    use std::sync::atomic::Ordering;
     if STATE.load(Ordering::Relaxed) == 1 {
         return;
     }
     hit_slow(name, &STATE);
+}
+
+/// Whether this process was started with a fault point (`SHMPROC_FAULT`): code that must be
+/// split for a fault point to stop it half-way (a message's copy) does so only then.
+#[cfg(feature = "fault-injection")]
+#[inline]
+pub(crate) fn armed() -> bool {
+    use std::sync::atomic::Ordering;
+    match STATE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => std::env::var_os("SHMPROC_FAULT").is_some(),
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn armed() -> bool {
+    false
 }
 
 #[cfg(feature = "fault-injection")]
