@@ -1272,9 +1272,9 @@ impl<'a> RawRing<'a> {
     /// with no thorough call at all (the producer's next claim CAS had to fetch back the
     /// `tail` line the poller had read), and the ring floor row read 294-335 ns in the same
     /// runs. (A heuristic on this thread's own record: a peer that scribbles on it only
-    /// moves the thorough call. Under loom every call is thorough.) Not inlined: inlined,
-    /// it made blocking gets slower that never call it (1P1C `ByteQueue` 1 KiB `get_into`
-    /// 108-135 ns against 83-91, in A/B runs; code layout, as far as we could tell).
+    /// moves the thorough call. Under loom every call is thorough.) Not inlined: it is off
+    /// the blocking gets' path, and the inlined version coincided with one of the slow
+    /// builds of the bimodal 1P1C `ByteQueue` 1 KiB `get_into` row (see `benches/README.md`).
     #[inline(never)]
     fn thorough_at(mine: &ClaimRecord, h: u64) -> bool {
         if cfg!(loom) {
