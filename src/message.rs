@@ -65,7 +65,7 @@ pub(crate) struct RingLayout {
     records: u64,
     nrecords: u64,
     participants: u32,
-    slots: u64,
+    /// Cell `i` starts with slot word `i` (so there is no separate slot array).
     cells: u64,
     stride: u64,
     cap: u64,
@@ -90,7 +90,6 @@ impl RingLayout {
         // The slot words live in the cells (a strided ring, as `Queue` does for small items):
         // a put or get touches its own cell's lines only, where separate slot words, eight to
         // a line, had producer and consumer working one line for eight messages.
-        let slots = cells;
         let stride = align_up(max.checked_add(CELL_HEADER)?, 64)?;
         let end = cells.checked_add(cap.checked_mul(stride)?)?;
         Some(RingLayout {
@@ -98,7 +97,6 @@ impl RingLayout {
             records,
             nrecords,
             participants,
-            slots,
             cells,
             stride,
             cap,
@@ -130,7 +128,7 @@ pub(crate) struct MsgRing {
     /// segment, so that these are given back while the mapping is there.
     leases: HandleLeases,
     control: *const RingControl,
-    slots: *const Slot,
+    /// Cell `i`, whose first word is slot word `i`.
     cells: *mut u8,
     cap: usize,
     stride: usize,
@@ -161,7 +159,6 @@ impl MsgRing {
                 )
             },
             control,
-            slots: body.wrapping_add(layout.slots as usize).cast(),
             cells: body.wrapping_add(layout.cells as usize),
             cap: layout.cap as usize,
             stride: layout.stride as usize,
@@ -173,9 +170,16 @@ impl MsgRing {
         // SAFETY: `control` is 128-aligned with 640 bytes reserved for it, inside the mapping
         // (`new`'s contract); `RingControl` is all atomics, valid for any bytes.
         let control = unsafe { &*self.control };
-        // SAFETY: `cap` 8-byte slot words follow it, 8-aligned, inside the mapping; `Slot` is
-        // one atomic.
-        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.stride / SLOT_SIZE as usize) };
+        // SAFETY: the `cap` cells of `stride` bytes (a multiple of 64) lie inside the mapping,
+        // 128-aligned (`RingLayout`); seen as 8-byte `Slot`s (one atomic each, valid for any
+        // bytes) they are the strided ring's words: slot word `i` starts cell `i`, and the
+        // ring never touches the words in between, which are read and written atomically.
+        let slots = unsafe {
+            std::slice::from_raw_parts(
+                self.cells.cast::<Slot>().cast_const(),
+                self.cap * self.stride / SLOT_SIZE as usize,
+            )
+        };
         match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, self.leases.records()) {
             Some(r) => r.with_ahead(Ahead {
                 base: self.cells.addr(),
@@ -1225,7 +1229,8 @@ mod tests {
         let l = RingLayout::new(0, 3, 5, 1).unwrap();
         assert_eq!(l.records, 640);
         assert_eq!(l.cells, 640 + 512);
-        assert_eq!(l.slots, l.cells);
+        // (The slot words are the cells' first words: no separate offset to check.)
+        assert_eq!(l.cells % 128, 0);
         assert_eq!(l.stride, 64);
         assert_eq!(l.end, 1152 + 3 * 64);
         let l = RingLayout::new(100, 1, 56, 1).unwrap();
