@@ -25,7 +25,7 @@ use crate::error::{OpenError, RecvError, SendError};
 use crate::message::{MsgRing, RingLayout, check_sizes, decode, encode, with_scratch};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::raw::ring::Block;
-use crate::raw::{Liveness, Owner};
+use crate::raw::{Liveness, Owner, deadline_after};
 use crate::segment::header::{Kind, TypeDesc};
 use crate::segment::{Options, Segment, Spec};
 use serde::Serialize;
@@ -316,7 +316,7 @@ impl Connection {
     pub fn send_timeout(&self, value: &(impl Serialize + ?Sized), timeout: Duration) -> Result<(), SendError> {
         with_scratch(|buf| {
             encode(value, buf)?;
-            self.send_raw(Some(Instant::now().checked_add(timeout)), buf)
+            self.send_raw(Some(deadline_after(timeout)), buf)
         })
     }
 
@@ -338,7 +338,7 @@ impl Connection {
     /// `Timeout`, and as [`recv`](Connection::recv).
     pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvError> {
         with_scratch(|buf| {
-            self.recv_raw(Some(Instant::now().checked_add(timeout)), buf)?;
+            self.recv_raw(Some(deadline_after(timeout)), buf)?;
             decode(buf)
         })
     }
@@ -385,14 +385,14 @@ impl Connection {
     /// # Errors
     /// `Timeout`, and as [`recv_bytes`](Connection::recv_bytes).
     pub fn recv_bytes_into_timeout(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
-        self.recv_raw(Some(Instant::now().checked_add(timeout)), buf)
+        self.recv_raw(Some(deadline_after(timeout)), buf)
     }
 
     /// Whether a receive would return now without waiting, waiting up to `timeout` for that
     /// (Python's `poll`): `true` when a message is waiting, and also when the other end is
     /// gone (the receive then reports `Disconnected`). `Duration::ZERO` only looks.
     pub fn poll(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = deadline_after(timeout);
         loop {
             if self.peer_gone() || !self.may_recv() {
                 return true;

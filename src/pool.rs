@@ -832,7 +832,7 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     /// # Errors
     /// `Timeout` (the task goes on; get again later), and as [`get`](AsyncResult::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<R, ProcessError> {
-        self.get_until(Some(Instant::now().checked_add(timeout).unwrap_or_else(far_future)))
+        self.get_until(crate::raw::deadline_after(timeout))
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<R, ProcessError> {
@@ -848,8 +848,7 @@ impl<R> AsyncResult<R> {
 
     /// Waits until the result is there, at most `timeout`; whether it is.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
-        self.job.wait(0, Some(deadline))
+        self.job.wait(0, crate::raw::deadline_after(timeout))
     }
 
     /// `Some(true)` if the task returned a value, `Some(false)` if it failed, `None` while it
@@ -863,10 +862,6 @@ impl<R> std::fmt::Debug for AsyncResult<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per item.

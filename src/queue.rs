@@ -26,6 +26,7 @@
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
+use crate::raw::deadline_after;
 use crate::raw::ring::{Ahead, Block, Payload, Ring, RingControl, Slot, put_error};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
@@ -401,7 +402,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Timeout(item)`, `Closed(item)`, `Lost(item)`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_in(Block::Until(Some(Instant::now() + timeout)), item)
+        self.put_in(Block::Until(deadline_after(timeout)), item)
     }
 
     /// [`put`](Queue::put) from a reference: the item is copied from `*item` straight into
@@ -442,7 +443,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// `Timeout(())`, `Closed(())`, `Lost(())`.
     pub fn put_ref_timeout(&self, item: &T, timeout: Duration) -> Result<(), PutError<()>> {
-        self.put_ref_in(Block::Until(Some(Instant::now() + timeout)), item)
+        self.put_ref_in(Block::Until(deadline_after(timeout)), item)
     }
 
     #[inline]
@@ -477,7 +478,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// As [`get_timeout`](Queue::get_timeout).
     pub fn get_into_timeout(&self, out: &mut T, timeout: Duration) -> Result<(), GetError> {
-        self.get_into_in(Block::Until(Some(Instant::now() + timeout)), out)
+        self.get_into_in(Block::Until(deadline_after(timeout)), out)
     }
 
     #[inline]
@@ -519,7 +520,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`GetError::Timeout`], [`GetError::Closed`].
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_in(Block::Until(Some(Instant::now() + timeout)))
+        self.get_in(Block::Until(deadline_after(timeout)))
     }
 
     /// Number of items in the queue (exact when nobody is putting or getting).
@@ -581,7 +582,7 @@ impl<T: Pod> Queue<T> {
     /// # Errors
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(deadline_after(timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), TaskError> {

@@ -6,7 +6,7 @@
 //! what lets loom and Miri run the real algorithms on heap memory.
 
 use crate::primitive::AtomicU32;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub(crate) mod claims;
 #[cfg(not(loom))]
@@ -98,6 +98,17 @@ pub(crate) trait Wait {
     }
 }
 
+/// The deadline `timeout` from now, or `None` (no deadline) when that instant lies beyond
+/// what [`Instant`] can represent (`Duration::MAX` and the like).
+///
+/// Every `_timeout` call of the crate turns its timeout into a deadline here, so a timeout
+/// too large to add to the clock means "wait without a deadline" everywhere, and
+/// `Duration::ZERO` means a deadline that has already passed (one attempt).
+#[inline]
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// True when `deadline` has passed.
 pub(crate) fn expired(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
@@ -152,5 +163,15 @@ mod tests {
         }
         assert_eq!(next_generation((1 << 22) - 1), 1);
         assert_eq!(next_generation(1), 2);
+    }
+
+    #[test]
+    fn huge_timeouts_mean_no_deadline() {
+        assert_eq!(deadline_after(Duration::MAX), None);
+        assert_eq!(deadline_after(Duration::new(u64::MAX, 999_999_999)), None);
+        let zero = deadline_after(Duration::ZERO).unwrap();
+        assert!(expired(Some(zero)));
+        assert!(!expired(deadline_after(Duration::from_secs(3600))));
+        assert!(!expired(None));
     }
 }
