@@ -113,6 +113,7 @@ mod sys;
 pub(crate) mod wire;
 
 use crate::error::ProcessError;
+use crate::raw::expired;
 use crate::{Connection, RecvError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -122,6 +123,9 @@ use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wire::{FnRef, READY, REFUSED, RESULTS, TaskFrame};
+
+/// Messages each way a `Process` child's pipe buffers.
+const CHILD_PIPE_CAPACITY: usize = 4;
 
 pub(crate) use spawn::{Launch, Spawned, launch};
 
@@ -274,7 +278,7 @@ impl ProcessBuilder {
             one_shot: true,
             print_panics: true,
             max_message_size: self.max_message_size,
-            capacity: 4,
+            capacity: CHILD_PIPE_CAPACITY,
         };
         let Spawned { child, conn } = spawn::launch(&launch, Some(&task))?;
         Ok(Process {
@@ -391,7 +395,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// `Timeout` (the child keeps running; join again later), and as
     /// [`join`](Process::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
-        self.wait_result(Instant::now().checked_add(timeout))
+        self.wait_result(crate::raw::deadline_after(timeout))
     }
 
     fn wait_result(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
@@ -406,6 +410,10 @@ impl<R: DeserializeOwned> Process<R> {
         outcome
     }
 
+    /// Receives frames until one settles the outcome, the child is gone, or `deadline`
+    /// passes. The deadline and the child's exit are checked after every frame as well as
+    /// after every empty slice: frames arrive through shared memory, and a peer that keeps
+    /// sending frames that settle nothing must not hold the wait.
     fn wait_on(&mut self, conn: &Connection, deadline: Option<Instant>) -> Result<R, ProcessError> {
         let mut buf = Vec::new();
         loop {
@@ -415,26 +423,13 @@ impl<R: DeserializeOwned> Process<R> {
             };
             match conn.recv_bytes_into_timeout(&mut buf, slice) {
                 Ok(()) => {
-                    if let Some(outcome) = self.frame(&buf) {
+                    if let Some(outcome) = self.frame(&buf, deadline) {
                         return outcome;
                     }
                 }
-                Err(RecvError::Timeout) => {
-                    if self.try_reap().is_some() {
-                        // It exited: take anything it sent just before, then say how.
-                        while conn.recv_bytes_into_timeout(&mut buf, Duration::ZERO).is_ok() {
-                            if let Some(outcome) = self.frame(&buf) {
-                                return outcome;
-                            }
-                        }
-                        return self.finish(Err(exit_error(self.status)));
-                    }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(ProcessError::Timeout);
-                    }
-                }
+                Err(RecvError::Timeout) => {}
                 Err(RecvError::Disconnected) => {
-                    self.reap();
+                    self.reap_until(deadline);
                     return self.finish(Err(exit_error(self.status)));
                 }
                 Err(e) => {
@@ -443,11 +438,39 @@ impl<R: DeserializeOwned> Process<R> {
                     });
                 }
             }
+            if self.try_reap().is_some() {
+                // It exited: take what it sent just before (at most a ring's worth; anything
+                // beyond that was not sent by the child), then say how.
+                for _ in 0..=CHILD_PIPE_CAPACITY {
+                    if conn.recv_bytes_into_timeout(&mut buf, Duration::ZERO).is_err() {
+                        break;
+                    }
+                    if let Some(outcome) = self.frame(&buf, deadline) {
+                        return outcome;
+                    }
+                }
+                return self.finish(Err(exit_error(self.status)));
+            }
+            if expired(deadline) {
+                return Err(ProcessError::Timeout);
+            }
+        }
+    }
+
+    /// Waits for the child to exit, but not past `deadline` (it normally exits right after
+    /// its outcome; one that does not is reaped later, by `Drop`).
+    fn reap_until(&mut self, deadline: Option<Instant>) {
+        if deadline.is_none() {
+            self.reap();
+            return;
+        }
+        while self.try_reap().is_none() && !expired(deadline) {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
     /// Handles one frame from the child: `Some` once the outcome is known.
-    fn frame(&mut self, frame: &[u8]) -> Option<Result<R, ProcessError>> {
+    fn frame(&mut self, frame: &[u8], deadline: Option<Instant>) -> Option<Result<R, ProcessError>> {
         let outcome = match frame.first() {
             Some(&READY) => return None,
             Some(&REFUSED) => Err(ProcessError::Refused {
@@ -474,7 +497,7 @@ impl<R: DeserializeOwned> Process<R> {
             }),
         };
         // The child exits right after its outcome.
-        self.reap();
+        self.reap_until(deadline);
         Some(self.finish(outcome))
     }
 

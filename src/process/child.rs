@@ -54,6 +54,7 @@ pub(crate) fn child_main(name: &str) -> ! {
 }
 
 fn serve(name: &str) -> i32 {
+    crate::fault::hit("process.child.before_connect");
     let conn = match Connection::open(name) {
         Ok(c) => c,
         Err(e) => {

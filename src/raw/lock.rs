@@ -158,9 +158,17 @@ impl LockState {
         loop {
             // Ask the liveness oracle (a system call) only once spinning is over, that is
             // once per sleep slice, not on every spin round.
-            match self.attempt(live, slept, spins >= BACKOFF_ROUNDS)? {
-                Attempt::Got(a) => return Ok(a),
-                Attempt::Retry => {}
+            let step = self.attempt(live, slept, spins >= BACKOFF_ROUNDS)?;
+            if let Attempt::Got(a) = step {
+                return Ok(a);
+            }
+            // Checked on every path round the loop, not only before sleeping: a peer that
+            // keeps rewriting the word would otherwise hold us in the retry paths for ever.
+            if expired(deadline) {
+                return Err(LockFailure::WouldBlock);
+            }
+            match step {
+                Attempt::Got(_) | Attempt::Retry => {}
                 Attempt::Contended(seen) => {
                     if spins < BACKOFF_ROUNDS {
                         for _ in 0..1u32 << spins.min(6) {
@@ -168,9 +176,6 @@ impl LockState {
                         }
                         spins += 1;
                         continue;
-                    }
-                    if expired(deadline) {
-                        return Err(LockFailure::WouldBlock);
                     }
                     // `set waiters`, then `sleep`: announce ourselves, read the sequence,
                     // re-check the word, sleep while the sequence is unchanged. SeqCst on all
