@@ -95,11 +95,9 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// As [`Value::open`](crate::Value::open).
     pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
-        let inner = Locked::open(name, Kind::Array, opts)?;
-        if inner.len() == 0 {
-            return Err(OpenError::corrupted("an Array segment of length 0"));
-        }
-        Ok(Array { inner })
+        Ok(Array {
+            inner: Locked::open(name, Kind::Array, opts)?,
+        })
     }
 
     /// Opens `name`, or creates it with `len` copies of `fill`. Race-free among processes.
@@ -158,7 +156,7 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// [`LockError::Timeout`], and as [`lock`](Array::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ArrayGuard<'_, T>> {
-        self.lock_inner(Some(Instant::now() + timeout), true)
+        self.lock_inner(crate::raw::deadline_after(timeout), true)
     }
 
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ArrayGuard<'_, T>> {

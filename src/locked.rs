@@ -40,10 +40,16 @@ impl<T> Locked<T> {
 }
 
 impl<T: Pod> Locked<T> {
+    /// The type and the body size for `kind`. The element counts a kind allows (exactly 1
+    /// for a `Value`, at least 1 for an `Array`) are checked here, in the body size, so that
+    /// `create`, `open` and `open_or_create` all refuse a header with another count through
+    /// the one validation of `header::validate`.
     fn spec(kind: Kind, opts: &Options) -> (TypeDesc, crate::segment::BodySize) {
-        (TypeDesc::of::<T>(kind, opts.schema_id), |count, _, _| {
-            body_size::<T>(count)
-        })
+        let body: crate::segment::BodySize = match kind {
+            Kind::Value => |count, _, _| if count == 1 { body_size::<T>(count) } else { None },
+            _ => |count, _, _| if count >= 1 { body_size::<T>(count) } else { None },
+        };
+        (TypeDesc::of::<T>(kind, opts.schema_id), body)
     }
 
     pub(crate) fn create(

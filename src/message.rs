@@ -37,9 +37,9 @@
 use crate::error::{OpenError, RecvError, SendError, TaskError};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::queue::MAX_CAPACITY;
-use crate::raw::Liveness;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::ring::{Ahead, Block, PutFail, RawRing, RingControl, Slot};
+use crate::raw::{Liveness, deadline_after};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use serde::Serialize;
@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 use std::borrow::Borrow;
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Largest `max_message_size` a message queue or pipe may have (1 GiB).
 pub const MAX_MESSAGE_SIZE: usize = 1 << 30;
@@ -489,7 +489,7 @@ impl std::io::Write for MessageWriter<'_> {
 }
 
 fn until(timeout: Duration) -> Block {
-    Block::Until(Instant::now().checked_add(timeout))
+    Block::Until(deadline_after(timeout))
 }
 
 /// A bounded queue of byte strings shared between processes under a name: any length from 0
@@ -637,8 +637,29 @@ impl ByteQueue {
         Self::open_typed(name, BYTES, opts)
     }
 
-    /// Opens `name`, or creates it with `capacity` and the options' maximum message size if
-    /// it does not exist; race-free among processes.
+    /// Opens `name`, or creates it with room for `capacity` messages of up to 4 KiB if it
+    /// does not exist; race-free among processes. An existing queue keeps its own capacity
+    /// and maximum message size.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-bq-ooc-{}", std::process::id());
+    /// use shmproc::ByteQueue;
+    /// let first = ByteQueue::open_or_create(&name, 8)?; // creates
+    /// let second = ByteQueue::open_or_create(&name, 8)?; // opens
+    /// first.put(b"hi")?;
+    /// assert_eq!(second.get()?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create`](ByteQueue::create) and [`open`](ByteQueue::open).
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<ByteQueue, OpenError> {
+        Self::open_or_create_with(name, capacity, &Options::new())
+    }
+
+    /// [`open_or_create`](ByteQueue::open_or_create) with options (the maximum message size
+    /// of a queue it creates among them).
     ///
     /// # Errors
     /// As [`create`](ByteQueue::create) and [`open`](ByteQueue::open).
@@ -859,8 +880,7 @@ impl ByteQueue {
     /// # Errors
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
-        self.seg
-            .join_ring(&self.ring.raw(), Instant::now().checked_add(timeout))
+        self.seg.join_ring(&self.ring.raw(), deadline_after(timeout))
     }
 
     /// The name this handle was opened or created under.
@@ -1040,7 +1060,28 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         ByteQueue::open_typed(name, std::any::type_name::<T>(), opts).map(Self::wrap)
     }
 
-    /// Opens `name`, or creates it; race-free among processes.
+    /// Opens `name`, or creates it with room for `capacity` messages of up to 4 KiB encoded;
+    /// race-free among processes. An existing queue keeps its own capacity and maximum
+    /// message size.
+    ///
+    /// # Examples
+    /// ```
+    /// # let name = format!("doc-mq-ooc-{}", std::process::id());
+    /// use shmproc::MessageQueue;
+    /// let first = MessageQueue::<String>::open_or_create(&name, 8)?; // creates
+    /// let second = MessageQueue::<String>::open_or_create(&name, 8)?; // opens
+    /// first.put("hi")?;
+    /// assert_eq!(second.get()?, "hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`create`](MessageQueue::create) and [`open`](MessageQueue::open).
+    pub fn open_or_create(name: &str, capacity: usize) -> Result<Self, OpenError> {
+        Self::open_or_create_with(name, capacity, &Options::new())
+    }
+
+    /// [`open_or_create`](MessageQueue::open_or_create) with options.
     ///
     /// # Errors
     /// As [`create`](MessageQueue::create) and [`open`](MessageQueue::open).

@@ -69,14 +69,9 @@ impl<T: Pod> Value<T> {
     /// # Errors
     /// As [`open`](Value::open).
     pub fn open_with(name: &str, opts: &Options) -> Result<Self, OpenError> {
-        let inner = Locked::open(name, Kind::Value, opts)?;
-        if inner.len() != 1 {
-            return Err(OpenError::corrupted(format!(
-                "a Value segment with {} elements",
-                inner.len()
-            )));
-        }
-        Ok(Value { inner })
+        Ok(Value {
+            inner: Locked::open(name, Kind::Value, opts)?,
+        })
     }
 
     /// Opens `name`, or creates it with `initial` if it does not exist. Race-free: among
@@ -124,7 +119,7 @@ impl<T: Pod> Value<T> {
     /// # Errors
     /// [`LockError::Timeout`], and as [`lock`](Value::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
-        self.lock_inner(Some(Instant::now() + timeout), true)
+        self.lock_inner(crate::raw::deadline_after(timeout), true)
     }
 
     #[inline(always)]

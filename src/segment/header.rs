@@ -287,8 +287,10 @@ pub(crate) fn validate(
     desc.check(h)?;
     let Some(body) = body_size(h.count, h.elem_size, h.participants) else {
         return bad(format!(
-            "element count {} or element size {} is out of range for this kind",
-            h.count, h.elem_size
+            "element count {} or element size {} is out of range for a {}",
+            h.count,
+            h.elem_size,
+            Kind::name(h.kind)
         ));
     };
     let layout = match Layout::compute(h.participants, h.elem_align, body) {
