@@ -84,12 +84,16 @@ pub(crate) fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<memmap2::MmapRaw
 }
 
 fn flock(kind: libc::c_short, offset: u64) -> libc::flock {
+    flock_range(kind, offset, 1)
+}
+
+fn flock_range(kind: libc::c_short, offset: u64, len: u64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct; all-zero is a valid value for every field.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     fl.l_start = offset as libc::off_t;
-    fl.l_len = 1;
+    fl.l_len = len as libc::off_t;
     fl.l_pid = 0; // required by OFD locks
     fl
 }
@@ -122,6 +126,19 @@ pub(crate) fn beacon_unlock(fd: BorrowedFd<'_>, offset: u64) {
 /// Locks held through `fd` itself (or a dup of it) are reported free.
 pub(crate) fn beacon_is_held(fd: BorrowedFd<'_>, offset: u64) -> io::Result<bool> {
     let mut fl = flock(libc::F_WRLCK as libc::c_short, offset);
+    // SAFETY: as in `beacon_try_lock`; F_OFD_GETLK writes the result into `fl`.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Whether some *other* open file description holds an OFD lock on any byte of
+/// `offset..offset + len` (one `F_OFD_GETLK` for the whole range; locks held through `fd`
+/// itself are reported free, as in [`beacon_is_held`]).
+pub(crate) fn beacon_range_is_held(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<bool> {
+    let mut fl = flock_range(libc::F_WRLCK as libc::c_short, offset, len);
     // SAFETY: as in `beacon_try_lock`; F_OFD_GETLK writes the result into `fl`.
     let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) };
     if r != 0 {

@@ -11,9 +11,9 @@ use crate::error::OpenError;
 use crate::os;
 use crate::primitive::{AtomicU32, Ordering};
 use crate::raw::copy;
-use crate::raw::{Liveness, Owner, Wait};
+use crate::raw::{Liveness, MAX_PARTICIPANTS, Owner, Wait, deadline_after, expired};
 use header::{HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, Layout, TypeDesc};
-use participants::{INIT_BEACON, Participant};
+use participants::{BEACON_BASE, INIT_BEACON, Participant};
 use rustix::fd::{AsFd, OwnedFd};
 use std::io;
 use std::time::{Duration, Instant};
@@ -298,6 +298,17 @@ enum OpenFail {
     Abandoned,
 }
 
+/// What [`Segment::remove_if_abandoned`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Abandonment {
+    /// The creator still holds its init beacon: it is alive and at work.
+    CreatorAtWork,
+    /// Some live participant holds the object open: it was published; not removed.
+    LiveParticipants,
+    /// Abandoned: removed by us or by another process (or nothing left to decide).
+    Removed,
+}
+
 impl From<OpenError> for OpenFail {
     fn from(e: OpenError) -> Self {
         OpenFail::Err(e)
@@ -351,6 +362,12 @@ impl Segment {
                 os_name,
                 inode,
             )?;
+            // Registered: our participant beacon now vouches for the object (an error above
+            // closed the descriptor, which drops the init beacon with it).
+            #[allow(irrefutable_let_patterns)] // the heap backing exists in test builds
+            if let Backing::Shm { fd, .. } = &seg.backing {
+                os::beacon_unlock(fd.as_fd(), INIT_BEACON);
+            }
             seg.unlink_on_drop = !opts.persist;
             return Ok(seg);
         }
@@ -397,7 +414,7 @@ impl Segment {
         unsafe { write_and_publish(map.as_mut_ptr(), spec, count, opts, layout, init) };
         // SAFETY: the mapping outlives `state`.
         os::Futex.wake_all(unsafe { init_state(map.as_mut_ptr()) });
-        os::beacon_unlock(fd.as_fd(), INIT_BEACON);
+        // The init beacon stays held until `create` has registered us as a participant.
         Ok(Some(map))
     }
 
@@ -427,7 +444,7 @@ impl Segment {
         init: &dyn Fn(*mut u8),
     ) -> Result<(Segment, bool), OpenError> {
         let os_name = name::os_name(name)?;
-        let give_up = Instant::now() + opts.init_timeout.saturating_mul(4).max(Duration::from_secs(1));
+        let give_up = deadline_after(opts.init_timeout.saturating_mul(4).max(Duration::from_secs(1)));
         loop {
             match Self::create(name, spec, count, opts, init) {
                 Ok(s) => return Ok((s, true)),
@@ -438,9 +455,16 @@ impl Segment {
                 Ok(s) => return Ok((s, false)),
                 Err(OpenFail::Err(OpenError::NotFound { .. })) | Err(OpenFail::Abandoned) => {}
                 Err(OpenFail::Err(e)) => return Err(e),
-                Err(OpenFail::InitTimeout(fd)) => Self::remove_if_abandoned(&fd, &os_name),
+                Err(OpenFail::InitTimeout(fd)) => {
+                    if Self::remove_if_abandoned(&fd, &os_name) == Abandonment::LiveParticipants {
+                        return Err(OpenError::corrupted(
+                            "its init-state word says it was never initialised, yet live \
+                             participants hold it open (a peer rewrote the header)",
+                        ));
+                    }
+                }
             }
-            if Instant::now() >= give_up {
+            if expired(give_up) {
                 return Err(OpenError::InitTimeout {
                     name: name.to_owned(),
                     waited: opts.init_timeout,
@@ -453,14 +477,24 @@ impl Segment {
     /// The creator of the object behind `fd` died before publishing it (its init beacon is
     /// free and the state is not READY): mark it abandoned (one CAS winner) and unlink the
     /// name if it still refers to this very object.
-    fn remove_if_abandoned(fd: &OwnedFd, os_name: &str) {
+    ///
+    /// The init-state word alone never decides: a peer can write it. An object that any
+    /// live participant holds (a participant beacon is held) was published, whatever the
+    /// word says now, and is left alone. The creator keeps its init beacon until it holds
+    /// its participant beacon, so there is no moment when a published object has neither.
+    fn remove_if_abandoned(fd: &OwnedFd, os_name: &str) -> Abandonment {
         if os::beacon_is_held(fd.as_fd(), INIT_BEACON).unwrap_or(true) {
-            return; // a live creator is still at it
+            return Abandonment::CreatorAtWork;
         }
-        let Ok(info) = os::fstat(fd.as_fd()) else { return };
+        if os::beacon_range_is_held(fd.as_fd(), BEACON_BASE, u64::from(MAX_PARTICIPANTS)).unwrap_or(true) {
+            return Abandonment::LiveParticipants;
+        }
+        let Ok(info) = os::fstat(fd.as_fd()) else {
+            return Abandonment::Removed;
+        };
         let won = if info.size >= HEADER_SIZE {
             let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else {
-                return;
+                return Abandonment::Removed;
             };
             // SAFETY: the mapping is HEADER_SIZE bytes and outlives `state`.
             let state = unsafe { init_state(map.as_mut_ptr()) };
@@ -474,10 +508,11 @@ impl Segment {
         if won {
             unlink_if_same(os_name, info.inode);
         }
+        Abandonment::Removed
     }
 
     fn open_inner(name: &str, os_name: &str, spec: &Spec<'_>, opts: &Options) -> Result<Segment, OpenFail> {
-        let deadline = Instant::now() + opts.init_timeout;
+        let deadline = deadline_after(opts.init_timeout);
         let fd = os::shm_open_existing(os_name).map_err(|e| map_missing(e, name, "shm_open"))?;
         let info = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?;
         if !info.is_regular {
@@ -497,7 +532,7 @@ impl Segment {
         // Wait for the creator to size the object, then to publish the header.
         let mut size = info.size;
         while size < HEADER_SIZE {
-            if Instant::now() >= deadline {
+            if expired(deadline) {
                 return Err(OpenFail::InitTimeout(fd));
             }
             os::sleep(Duration::from_millis(1));
@@ -513,10 +548,10 @@ impl Segment {
                 INIT_READY => break,
                 INIT_ABANDONED => return Err(OpenFail::Abandoned),
                 s => {
-                    if Instant::now() >= deadline {
+                    if expired(deadline) {
                         return Err(OpenFail::InitTimeout(fd));
                     }
-                    os::Futex.wait(state, s, Some(deadline));
+                    os::Futex.wait(state, s, deadline);
                 }
             }
         }
