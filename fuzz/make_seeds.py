@@ -45,6 +45,16 @@ for kind, payload, label in TYPES:
 write(T, "queue_u64-bad-init-state", [2, 0, 2, 1] + list(u32(0)) + list(QUEUE_OPS))
 write(T, "value_u64-participant-taken", [0, 0, 2, 32] + list(u64((1 << 32) | 1)) + list(LOCK_OPS))
 write(T, "value_u64-lock-word-self", [0, 0, 2, 48] + list(u64(1 << 10)) + list(LOCK_OPS))
+# mode 6 (2 | 4, open_or_create): a published header forged to say 0 elements, with body and
+# total sizes made consistent with that (4 participant records: body at 384; a Value<u64>
+# body of 0 elements is its 64-byte lock line); and a published queue whose init state a
+# peer reset to EMPTY.
+write(T, "value_u64-ooc-zero-count", [0, 0, 6, 7] + list(u64(0) + u64(256) + u64(384) + u64(64) + u64(448))
+      + list(LOCK_OPS))
+write(T, "array_u32-ooc-zero-count", [1, 0, 6, 7] + list(u64(0) + u64(256) + u64(384) + u64(64) + u64(448))
+      + list(LOCK_OPS))
+write(T, "queue_u64-ooc-zero-capacity", [2, 0, 6, 7] + list(u64(0)) + list(QUEUE_OPS))
+write(T, "queue_u64-ooc-init-state-empty", [2, 0, 6, 1] + list(u32(0)) + list(QUEUE_OPS))
 # mode 1: a header prefix only, then garbage; mode 0: garbage alone.
 write(T, "array_u32-prefix-only", [1, 0, 1, 40] + [0xA5] * 300 + list(LOCK_OPS))
 write(T, "raw-garbage", [2, 0, 0, 0] + list(b"SHMPROC\x01") + [0x5A] * 250 + list(QUEUE_OPS))

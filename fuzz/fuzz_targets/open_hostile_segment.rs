@@ -13,6 +13,11 @@
 //!   2. the whole template file, with the bytes written over it from offset `param * 8`
 //!      (clipped to the file);
 //!   3. the template's 256-byte header followed by the bytes.
+//! - `mode & 4` opens with `open_or_create` instead of `open`, after an `open` of the same
+//!   bytes: when the file says it is initialised (init state READY) and `open` refused it,
+//!   `open_or_create` must refuse it too (one validation for both). A file that does not say
+//!   READY is abandoned (no live participant holds it), so `open_or_create` may remove it and
+//!   create the name afresh.
 //!
 //! Acceptable outcomes: `Ok` or a typed error from every call. A panic, a crash (SIGBUS /
 //! SIGSEGV / sanitizer report) or a call that does not return within its timeout is a bug.
@@ -270,31 +275,61 @@ fn exercise_queue<T: bytemuck::Pod>(q: &Queue<T>, cur: &mut Cursor<'_>, item: T)
     }
 }
 
-fn open_and_exercise(ty: usize, name: &str, cur: &mut Cursor<'_>) {
+/// Opens `name` as type `ty` (with `open`, or `open_or_create` when `or_create`) and, if that
+/// succeeds, exercises the handle with `cur`; whether the open succeeded.
+fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_>) -> bool {
     macro_rules! open {
-        ($e:expr) => {
-            match timed("open", || $e) {
+        ($open:expr, $or_create:expr) => {
+            match timed("open", || if or_create { $or_create } else { $open }) {
                 Ok(h) => {
-                    trace!("open: Ok({h:?})");
+                    trace!("open (or create: {or_create}): Ok({h:?})");
                     h
                 }
                 Err(e) => {
-                    trace!("open: {e}");
+                    trace!("open (or create: {or_create}): {e}");
                     common::check_open_error(&e);
-                    return;
+                    return false;
                 }
             }
         };
     }
+    let o = opts();
     match ty {
-        0 => exercise_value(&open!(Value::<u64>::open_with(name, &opts())), cur),
-        1 => exercise_value(&open!(Value::<[u8; 3]>::open_with(name, &opts())), cur),
-        2 => exercise_array(&open!(Array::<u32>::open_with(name, &opts())), cur),
-        3 => exercise_array(&open!(Array::<f64>::open_with(name, &opts())), cur),
-        4 => exercise_queue(&open!(Queue::<u64>::open_with(name, &opts())), cur, 42u64),
-        _ => exercise_queue(&open!(Queue::<[u8; 16]>::open_with(name, &opts())), cur, [7u8; 16]),
+        0 => exercise_value(
+            &open!(Value::<u64>::open_with(name, &o), Value::<u64>::open_or_create_with(name, 3, &o)),
+            cur,
+        ),
+        1 => exercise_value(
+            &open!(
+                Value::<[u8; 3]>::open_with(name, &o),
+                Value::<[u8; 3]>::open_or_create_with(name, [3; 3], &o)
+            ),
+            cur,
+        ),
+        2 => exercise_array(
+            &open!(Array::<u32>::open_with(name, &o), Array::<u32>::open_or_create_with(name, 4, 3, &o)),
+            cur,
+        ),
+        3 => exercise_array(
+            &open!(Array::<f64>::open_with(name, &o), Array::<f64>::open_or_create_with(name, 3, 0.5, &o)),
+            cur,
+        ),
+        4 => exercise_queue(
+            &open!(Queue::<u64>::open_with(name, &o), Queue::<u64>::open_or_create_with(name, 4, &o)),
+            cur,
+            42u64,
+        ),
+        _ => exercise_queue(
+            &open!(Queue::<[u8; 16]>::open_with(name, &o), Queue::<[u8; 16]>::open_or_create_with(name, 3, &o)),
+            cur,
+            [7u8; 16],
+        ),
     }
+    true
 }
+
+/// `init_state` value of a published segment (`segment/header.rs`).
+const INIT_READY: u32 = 0x5245_4459;
 
 fuzz_target!(init: common::init(), |data: &[u8]| {
     let mut cur = Cursor::new(data);
@@ -314,9 +349,21 @@ fuzz_target!(init: common::init(), |data: &[u8]| {
     let name = common::name(&tag(ty));
     write_file(&name, &c);
     let mut ops = Cursor::new(ops);
-    open_and_exercise(ty, &name, &mut ops);
-    // `open` never owns or unlinks the name: the file must still be there; we remove it.
-    assert!(common::exists(&name), "open removed a name it did not create");
+    if mode & 4 == 0 {
+        open_and_exercise(ty, &name, false, &mut ops);
+        // `open` never owns or unlinks the name: the file must still be there; we remove it.
+        assert!(common::exists(&name), "open removed a name it did not create");
+    } else {
+        let opened = open_and_exercise(ty, &name, false, &mut Cursor::new(&[]));
+        // The open registered (and deregistered) a participant: lay the same bytes again.
+        write_file(&name, &c);
+        let ready = c.get(8..12) == Some(&INIT_READY.to_le_bytes()[..]);
+        let ok = open_and_exercise(ty, &name, true, &mut ops);
+        assert!(
+            !(ready && !opened && ok),
+            "open_or_create accepted a published segment that open refused"
+        );
+    }
     common::remove_files(&[&name]);
     assert!(!common::exists(&name));
 });
