@@ -65,7 +65,14 @@
 //! behaviour: the header is copied out and validated with checked arithmetic against the
 //! file size on open, and never re-read; indices are bounds-checked; payloads are copied in
 //! and out with byte-wise atomic copies, and no reference into the mapping is handed out
-//! (guards work on a local copy). Every wait has a bounded slice and a deadline.
+//! (guards work on a local copy). Every wait has a bounded slice and a deadline. In
+//! particular:
+//! - `open_or_create` validates an existing segment exactly as `open` does, and removes a
+//!   name only when its creator died before publishing it and no live participant holds it
+//!   (a rewritten init-state word gives [`OpenError::Corrupted`], not a second segment);
+//! - every `_timeout` call returns by its deadline plus one wait slice while a peer keeps
+//!   rewriting the lock word or filling a pipe; `Duration::MAX` means no deadline and
+//!   `Duration::ZERO` one attempt, and no timeout panics.
 //!
 //! Handles are not fork-safe: a `fork()`ed child shares the parent's OFD locks and so its
 //! identity. Open handles afresh in the child (spawned children re-execute, as the examples
