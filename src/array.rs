@@ -34,8 +34,8 @@ impl<T: Pod> Array<T> {
     /// Creates the segment `name` with `len` copies of `fill`. The handle owns the name.
     ///
     /// # Errors
-    /// `InvalidSize` for `len == 0` or a size that overflows; `InvalidName`,
-    /// `AlreadyExists`, `Io`.
+    /// `InvalidSize` for `len == 0` or a size that overflows; `NoSpace` when `/dev/shm` lacks
+    /// room for the segment (nothing is left behind); `InvalidName`, `AlreadyExists`, `Io`.
     pub fn create(name: &str, len: usize, fill: T) -> Result<Self, OpenError> {
         Self::create_with(name, len, fill, &Options::new())
     }

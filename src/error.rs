@@ -78,6 +78,22 @@ pub enum OpenError {
         /// What was wrong with it.
         what: String,
     },
+    /// The file system that holds segments (`/dev/shm`, a tmpfs) has too little free space
+    /// for the segment: found before creating it, or when reserving its pages. No segment
+    /// was left behind. Free space there (remove unused segments, or files another program
+    /// left), choose a smaller capacity or message size, or enlarge the tmpfs.
+    #[error(
+        "the segment needs {needed} bytes and {file_system} has only {available} bytes free \
+         (remove unused segments there or ask for a smaller size)"
+    )]
+    NoSpace {
+        /// Bytes the segment needs (header, participant table and body).
+        needed: u64,
+        /// Bytes the file system had free when the segment was refused.
+        available: u64,
+        /// The file system, e.g. `/dev/shm`.
+        file_system: &'static str,
+    },
     /// Every participant record of the segment is held by a live handle.
     #[error("all {max} participant slots of the segment are in use by live handles")]
     TooManyParticipants {

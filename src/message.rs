@@ -11,14 +11,17 @@
 //! protocol: a dead writer's half-reserved record, its skipping and its repair would need a
 //! new protocol and a new model (`models/intent_model.py` checks the slot protocol).
 //! Fixed slots keep every guarantee of `Queue<T>` (exactly once, per-producer order, a
-//! killed process costs at most its own message, `close`, `join`) for free, and memory that
-//! is never written is never allocated: `/dev/shm` is tmpfs, so a 64 KiB slot that only ever
-//! carries 100-byte messages costs one 4 KiB page. Creation refuses a size that tmpfs could
-//! not back (see [`Options::max_message_size`]).
+//! killed process costs at most its own message, `close`, `join`) for free. By default the
+//! whole segment is allocated at creation (see [`Options::sparse`]), so creation fails with
+//! [`OpenError::NoSpace`] rather than a later first touch of a slot with `SIGBUS` when
+//! `/dev/shm` is full. A queue created with `sparse(true)` allocates only the pages that
+//! messages touch (tmpfs allocates on first touch: a 64 KiB slot that only ever carries
+//! 100-byte messages costs one 4 KiB page), at the price of that `SIGBUS` should `/dev/shm`
+//! fill up later.
 //!
 //! | choice | memory | large messages | crash tolerance |
 //! |---|---|---|---|
-//! | fixed slots (this) | `capacity x max` reserved, pages touched on use | any size up to [`MAX_MESSAGE_SIZE`] (1 GiB) | the ring's, model-checked |
+//! | fixed slots (this) | `capacity x max`, allocated at creation (or on first touch with `sparse`) | any size up to [`MAX_MESSAGE_SIZE`] (1 GiB) | the ring's, model-checked |
 //! | variable-length ring | bytes in flight | up to the ring size | a new protocol to design and check |
 //!
 //! # Layout of one message ring (offsets from its start, which is 128-aligned)
@@ -603,8 +606,9 @@ impl ByteQueue {
     /// with [`create_with`](ByteQueue::create_with)). The handle owns the name.
     ///
     /// # Errors
-    /// `InvalidSize` (capacity 0 or too large, a maximum over [`MAX_MESSAGE_SIZE`], or more
-    /// memory than `/dev/shm` has), `InvalidName`, `AlreadyExists`, `Io`.
+    /// `InvalidSize` (capacity 0 or too large, a maximum over [`MAX_MESSAGE_SIZE`]), `NoSpace`
+    /// (`/dev/shm` lacks room for the segment, see [`Options::sparse`]; nothing is left
+    /// behind), `InvalidName`, `AlreadyExists`, `Io`.
     pub fn create(name: &str, capacity: usize) -> Result<ByteQueue, OpenError> {
         Self::create_with(name, capacity, &Options::new())
     }

@@ -131,8 +131,14 @@ pub(crate) use spawn::{Launch, Spawned, launch};
 
 /// Default largest message between a parent and a child (arguments, results): 1 MiB.
 ///
-/// The pipe reserves this much per buffered message in `/dev/shm`, but tmpfs only backs the
-/// pages that are written, so an unused maximum costs nothing.
+/// The pipe between parent and child holds four messages each way and allocates room for
+/// the largest in `/dev/shm` at creation: about 8.4 MiB per child with this default, held
+/// while the child runs, and allocating it is most of the cost of starting one. Choose a
+/// smaller maximum ([`ProcessBuilder::max_message_size`],
+/// [`PoolBuilder::max_message_size`](crate::PoolBuilder::max_message_size))
+/// when arguments and results are small. Starting a child fails with
+/// [`ProcessError::Pipe`]`(`[`OpenError::NoSpace`](crate::OpenError::NoSpace)`)` when
+/// `/dev/shm` lacks that room, instead of a later `SIGBUS` in either process.
 pub const DEFAULT_PROCESS_MESSAGE_SIZE: usize = 1 << 20;
 
 /// Smallest accepted maximum message size: room for the frames' headers and a panic report.
@@ -251,7 +257,9 @@ impl ProcessBuilder {
     ///
     /// # Errors
     /// `NotInitialized` (no [`init`] call), `TooLarge` or `Encode` (the arguments),
-    /// `UnsupportedFunction`, `InvalidArgument` (the maximum message size), `Pipe`, `Spawn`.
+    /// `UnsupportedFunction`, `InvalidArgument` (the maximum message size), `Pipe` (for
+    /// example [`OpenError::NoSpace`](crate::OpenError::NoSpace): `/dev/shm` lacks room for
+    /// the pipe's segment), `Spawn`.
     pub fn spawn<A, R>(&self, f: fn(A) -> R, args: A) -> Result<Process<R>, ProcessError>
     where
         A: Serialize + DeserializeOwned,

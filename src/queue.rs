@@ -222,7 +222,8 @@ impl<T: Pod> Queue<T> {
     /// unlinks it when dropped (unless [`Options::persist`]).
     ///
     /// # Errors
-    /// `InvalidSize` (capacity 0, too large, or a layout that overflows), `InvalidName`,
+    /// `InvalidSize` (capacity 0, too large, or a layout that overflows), `NoSpace`
+    /// (`/dev/shm` lacks room for the segment; nothing is left behind), `InvalidName`,
     /// `AlreadyExists`, `Io`.
     pub fn create(name: &str, capacity: usize) -> Result<Self, OpenError> {
         Self::create_with(name, capacity, &Options::new())

@@ -36,7 +36,8 @@ impl<T: Pod> Value<T> {
     /// unlinks it when dropped (unless [`Options::persist`]).
     ///
     /// # Errors
-    /// `InvalidName`, `AlreadyExists`, `InvalidSize`, `Io`.
+    /// `InvalidName`, `AlreadyExists`, `InvalidSize`, `NoSpace` (`/dev/shm` lacks room for
+    /// the segment; nothing is left behind), `Io`.
     pub fn create(name: &str, initial: T) -> Result<Self, OpenError> {
         Self::create_with(name, initial, &Options::new())
     }

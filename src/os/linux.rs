@@ -7,12 +7,13 @@ use rustix::fs::{Mode, OFlags};
 use std::io;
 use std::time::{Duration, Instant};
 
-/// Where POSIX shared-memory objects live on Linux (what glibc's `shm_open` opens).
-const SHM_DIR: &str = "/dev/shm/";
+/// The file system that holds POSIX shared-memory objects on Linux (the directory glibc's
+/// `shm_open` opens them in; a tmpfs), for paths and for error messages.
+pub(crate) const SHM_FS: &str = "/dev/shm";
 
 fn shm_path(os_name: &str) -> String {
     // `os_name` was validated by `segment::name` (no '/', no NUL, starts with the prefix).
-    format!("{SHM_DIR}{}", os_name.trim_start_matches('/'))
+    format!("{SHM_FS}/{}", os_name.trim_start_matches('/'))
 }
 
 /// Creates `os_name` exclusively (`O_CREAT | O_EXCL`, never adopting an existing object) and
@@ -64,8 +65,23 @@ pub(crate) fn available_bytes(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// Sets the size of the object without allocating its pages (tmpfs keeps it sparse).
 pub(crate) fn set_len(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
     Ok(rustix::fs::ftruncate(fd, len)?)
+}
+
+/// Allocates the pages of bytes `0..len` of the object and sets its size to `len`
+/// (`fallocate` with mode 0). On tmpfs the pages are taken now, so no later first touch of
+/// them can fail; when tmpfs lacks room it fails with `ENOSPC` and gives back what it had
+/// allocated, leaving the size unchanged. Retried on `EINTR` (tmpfs stops a long
+/// allocation when a signal arrives, also undoing it).
+pub(crate) fn reserve(fd: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+    loop {
+        match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
 }
 
 /// The effective user id of this process.

@@ -21,8 +21,7 @@
 //!
 //! Each record is `{owner, claim, taken, seen_head, seen_tail, empty_at, empty_calls}`
 //! (`u64`s) alone in a 128-byte pair of cache lines (x86's adjacent-line prefetcher moves
-//! lines in pairs, and each side stores to its record on every operation; tmpfs backs only
-//! the pages that are touched):
+//! lines in pairs, and each side stores to its record on every operation):
 //! `owner` 0 (free) or the [`Owner`] token of the participant that leased it; `claim` 0
 //! (none), `PUT | t` or `GET | h` (positions modulo 2^62); `taken` the items gets through
 //! this record took (wrapping), which only the record's thread writes, with plain stores;

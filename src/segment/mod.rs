@@ -37,6 +37,7 @@ pub struct Options {
     pub(crate) schema_id: u64,
     pub(crate) participants: u32,
     pub(crate) max_message_size: usize,
+    pub(crate) sparse: bool,
 }
 
 /// Default [`Options::max_message_size`]: 4 KiB.
@@ -51,7 +52,7 @@ impl Default for Options {
 impl Options {
     /// Defaults: mode `0o600`, group/other-writable segments refused, 5 s init timeout, the
     /// creating handle unlinks the name on drop, no schema id, 64 participant records,
-    /// messages of up to 4 KiB.
+    /// messages of up to 4 KiB, pages reserved at creation (not [`sparse`](Options::sparse)).
     pub fn new() -> Options {
         Options {
             mode: 0o600,
@@ -61,6 +62,7 @@ impl Options {
             schema_id: 0,
             participants: 64,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            sparse: false,
         }
     }
 
@@ -110,6 +112,35 @@ impl Options {
         self
     }
 
+    /// Leave a created segment's pages unreserved (default `false`: reserve them). Ignored on
+    /// open: whoever creates the segment decides for everyone who uses it.
+    ///
+    /// `/dev/shm` is a tmpfs, which allocates a file's pages when they are first written (or
+    /// read). By default creation allocates every page of the segment up front (`fallocate`),
+    /// so it fails with [`OpenError::NoSpace`] when `/dev/shm` lacks room, and no later access
+    /// can fail for want of memory. The cost is that the whole segment occupies memory from
+    /// the start, and creation takes the time to allocate and zero it, in proportion to its
+    /// size.
+    ///
+    /// With `sparse(true)` a segment costs only the pages that are used, which suits a big
+    /// message queue whose slots mostly carry small messages. Creation then refuses only a
+    /// segment larger than the space `/dev/shm` has free at that moment. **If `/dev/shm`
+    /// fills up later** (any local user or program can fill it), the first touch of a page
+    /// not yet used (a slot never written before) kills the process that touches it, creator
+    /// or not, with `SIGBUS`.
+    ///
+    /// ```
+    /// // A queue of 1024 slots of 1 MiB that holds only a few small messages at a time.
+    /// let opts = shmproc::Options::new().max_message_size(1 << 20).sparse(true);
+    /// # let _ = opts;
+    /// ```
+    ///
+    /// [`OpenError::NoSpace`]: crate::OpenError::NoSpace
+    pub fn sparse(mut self, sparse: bool) -> Options {
+        self.sparse = sparse;
+        self
+    }
+
     /// Size of the participant table: how many handles may have the segment open at once
     /// (1 to 1024; a dead process's record is reused).
     pub fn participants(mut self, n: u32) -> Options {
@@ -133,6 +164,15 @@ fn map_missing(e: io::Error, name: &str, op: &'static str) -> OpenError {
         OpenError::NotFound { name: name.to_owned() }
     } else {
         OpenError::io(op, e)
+    }
+}
+
+/// `NoSpace` for a segment of `needed` bytes on a file system with `available` bytes free.
+fn no_space(needed: u64, available: u64) -> OpenError {
+    OpenError::NoSpace {
+        needed,
+        available,
+        file_system: os::SHM_FS,
     }
 }
 
@@ -396,18 +436,27 @@ impl Segment {
         if name_inode(os_name) != Some(inode) {
             return Ok(None);
         }
-        // tmpfs files are sparse: `ftruncate` to any size succeeds, and a process touching a
-        // page that tmpfs cannot back later dies of SIGBUS. Refuse such sizes here instead.
+        // tmpfs allocates a file's pages on first touch, and a process touching a page that
+        // tmpfs cannot back dies of SIGBUS. Refuse a size that does not fit now, before
+        // allocating anything; then allocate every page (unless sparse), so that no later
+        // touch can fail. Reserving sets the size only once all pages are held: an opener
+        // waiting for the size never maps a page that was not allocated.
         let available = os::available_bytes(fd.as_fd()).map_err(|e| OpenError::io("fstatvfs", e))?;
         if layout.total_size > available {
-            return Err(OpenError::InvalidSize {
-                what: format!(
-                    "the segment needs {} bytes and its file system (/dev/shm) has only {available} free",
-                    layout.total_size
-                ),
-            });
+            return Err(no_space(layout.total_size, available));
         }
-        os::set_len(fd.as_fd(), layout.total_size).map_err(|e| OpenError::io("ftruncate", e))?;
+        if opts.sparse {
+            os::set_len(fd.as_fd(), layout.total_size).map_err(|e| OpenError::io("ftruncate", e))?;
+        } else {
+            crate::fault::hit("segment.create.before_reserve");
+            os::reserve(fd.as_fd(), layout.total_size).map_err(|e| {
+                if e.kind() == io::ErrorKind::StorageFull {
+                    no_space(layout.total_size, os::available_bytes(fd.as_fd()).unwrap_or(0))
+                } else {
+                    OpenError::io("fallocate", e)
+                }
+            })?;
+        }
         crate::fault::hit("segment.create.after_truncate");
         let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
         // SAFETY: the fresh mapping is `total_size` zeroed, page-aligned bytes.

@@ -156,7 +156,8 @@ impl<'a> Cursor<'a> {
 /// errors the file's content can cause. Anything else (`AlreadyExists`, `InvalidName`,
 /// `UntrustedOwner`, `InsecurePermissions`, `InvalidSize`) is a bug in the crate or the
 /// harness. `Io` covers a header that asks for an impossibly large mapping (mmap fails);
-/// `NotFound` an abandoned-init state.
+/// `NotFound` an abandoned-init state; `NoSpace` an `open_or_create` that removes an
+/// abandoned file and creates the name afresh while `/dev/shm` is full.
 pub fn check_open_error(e: &shmproc::OpenError) {
     use shmproc::OpenError;
     match e {
@@ -166,7 +167,8 @@ pub fn check_open_error(e: &shmproc::OpenError) {
         | OpenError::InitTimeout { .. }
         | OpenError::TooManyParticipants { .. }
         | OpenError::Io { .. }
-        | OpenError::NotFound { .. } => {}
+        | OpenError::NotFound { .. }
+        | OpenError::NoSpace { .. } => {}
         other => panic!("unexpected open error for a hostile segment: {other:?}"),
     }
 }
