@@ -72,7 +72,11 @@
 //!   (a rewritten init-state word gives [`OpenError::Corrupted`], not a second segment);
 //! - every `_timeout` call returns by its deadline plus one wait slice while a peer keeps
 //!   rewriting the lock word or filling a pipe; `Duration::MAX` means no deadline and
-//!   `Duration::ZERO` one attempt, and no timeout panics.
+//!   `Duration::ZERO` one attempt, and no timeout panics;
+//! - a full `/dev/shm` (any local user can fill it) makes creation fail with
+//!   [`OpenError::NoSpace`]: a segment's pages are allocated when it is created, so no later
+//!   access raises SIGBUS for want of space, unless it was created with
+//!   [`Options::sparse`]`(true)`.
 //!
 //! Handles are not fork-safe: a `fork()`ed child shares the parent's OFD locks and so its
 //! identity. Open handles afresh in the child (spawned children re-execute, as the examples
