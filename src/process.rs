@@ -122,11 +122,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wire::{FnRef, READY, REFUSED, RESULTS, TaskFrame};
+use wire::{FnRef, READY, REFUSED, RESULTS, TASK_REFUSED, TaskFrame};
 
 /// Messages each way a `Process` child's pipe buffers.
 const CHILD_PIPE_CAPACITY: usize = 4;
 
+pub(crate) use child::{EXIT_MALFORMED, EXIT_NO_KEY};
 pub(crate) use spawn::{Launch, Spawned, launch};
 
 /// Default largest message between a parent and a child (arguments, results): 1 MiB.
@@ -280,7 +281,7 @@ impl ProcessBuilder {
             max_message_size: self.max_message_size,
             capacity: CHILD_PIPE_CAPACITY,
         };
-        let Spawned { child, conn } = spawn::launch(&launch, Some(&task))?;
+        let Spawned { child, conn, .. } = spawn::launch(&launch, Some(task))?;
         Ok(Process {
             pid: child.id(),
             child: Some(child),
@@ -383,7 +384,8 @@ impl<R: DeserializeOwned> Process<R> {
     /// Waits for the child's result, then for the child to exit.
     ///
     /// # Errors
-    /// `Panicked`, `Killed`, `NoResult`, `Refused`, `Decode` (the result is not an `R`),
+    /// `Panicked`, `Killed`, `NoResult`, `Refused`, `Unauthenticated`, `Decode` (the result
+    /// is not an `R`, or a peer rewrote the arguments),
     /// `TooLarge` (the result exceeds the maximum message size), `AlreadyJoined`, `Ipc`.
     pub fn join(&mut self) -> Result<R, ProcessError> {
         self.wait_result(None)
@@ -474,6 +476,9 @@ impl<R: DeserializeOwned> Process<R> {
         let outcome = match frame.first() {
             Some(&READY) => return None,
             Some(&REFUSED) => Err(ProcessError::Refused {
+                reason: String::from_utf8_lossy(&frame[1..]).into_owned(),
+            }),
+            Some(&TASK_REFUSED) => Err(ProcessError::Unauthenticated {
                 reason: String::from_utf8_lossy(&frame[1..]).into_owned(),
             }),
             Some(&RESULTS) => match wire::parse_results(frame) {
