@@ -476,6 +476,11 @@ fn no_result_hint(status: &std::process::ExitStatus) -> &'static str {
 fn died_how(signal: Option<i32>, code: Option<i32>) -> String {
     match (signal, code) {
         (Some(s), _) => format!("killed by signal {s}, {}", signal_name(s)),
+        (None, Some(crate::process::EXIT_MALFORMED)) => format!(
+            "exited with code {}: it got a job frame it could not parse, so something other \
+             than the pool wrote its job pipe",
+            crate::process::EXIT_MALFORMED
+        ),
         (None, Some(c)) => format!("exited with code {c}"),
         (None, None) => "its exit status is unknown".to_owned(),
     }

@@ -101,11 +101,31 @@
 //!
 //! # Trust
 //!
-//! A child trusts the job in its pipe, as a Python child trusts its pickles: a process of
-//! the same user that writes the pipe's segment (mode `0600`) before the child reads it can
-//! make the child run another function of the same executable with other arguments. Such a
-//! process can usually `ptrace` both anyway. Offsets outside the executable's code segments
-//! are refused.
+//! A child's job pipe is a segment of mode `0600` whose name stays in `/dev/shm` until the
+//! child has connected, so another process of the same user can open it and write it. What
+//! such a process can do to the child's jobs:
+//!
+//! - make the child refuse a task, which comes back as [`ProcessError::Unauthenticated`] (a
+//!   pool worker then goes on serving its other tasks);
+//! - drop or delay tasks (remove or hold frames), or make the child exit with code 76 by
+//!   writing a frame it cannot parse ([`ProcessError::NoResult`]; in a pool,
+//!   [`ProcessError::WorkerDied`] and a new worker);
+//! - rewrite the arguments, which are not authenticated: postcard arguments then fail to
+//!   decode ([`ProcessError::Decode`]), and plain-data arguments
+//!   ([`Pool::map_pod`](crate::Pool::map_pod)) are whatever bytes they are;
+//! - if it may `ptrace` the child or the parent, read the child's key, and with it forge
+//!   tasks (such a process can change either process's memory anyway).
+//!
+//! It cannot make the child run code the parent did not send. Every task frame carries a
+//! sequence number, strictly rising per child, and a SipHash-2-4-128 MAC of its header (the
+//! function and trampoline offsets, the task id, the item count and sizes, the sequence
+//! number) and of its length, under a random 16-byte key that the parent makes for each
+//! child and writes to a pipe on the child's stdin, never to shared memory, the command line
+//! or the environment. The child checks the MAC and the sequence number before it reads an
+//! offset, and also refuses offsets outside the executable's code segments. The child reads
+//! its key first thing (a process started with the child arguments but without a key exits
+//! with code 77) and then puts `/dev/null` on its stdin, so tasks see `/dev/null` there, as
+//! they would in Python.
 
 mod child;
 mod spawn;
