@@ -128,6 +128,9 @@
 //! they would in Python.
 
 mod child;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod spawn;
 mod sys;
 pub(crate) mod wire;
