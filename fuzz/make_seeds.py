@@ -223,4 +223,40 @@ write(T, "pipe-meta-then-drop", [2, M40, 2] + [mop(P01, WORD)] + list(struct.pac
 # max_message_size 0: only empty byte messages fit.
 write(T, "max-zero", [0, 0, 1] + send_bytes(BQ, 0) + send_bytes(BQ, 1) + send_rec(MQ, 0, 0)
       + len_word(BQ, 0, 2, 0) + ALL_RECV + ALL_RECV)
+
+
+# ----------------------------------------------------------------------------------------
+# job_frames: [key: 16, mode, last: u64, ...] (see fuzz_targets/job_frames.rs)
+T = "job_frames"
+KEY = list(b"0123456789abcdef")
+
+
+def frame_spec(pod, size, id_, tramp, func, delta, items, mutations, cut):
+    out = [pod, size] + list(u64(id_) + u64(tramp) + u64(func)) + [delta, len(items)]
+    for it in items:
+        out += [len(it)] + list(it)
+    out += [len(mutations)]
+    for at, xor in mutations:
+        out += list(struct.pack("<H", at)) + [xor]
+    return out + list(struct.pack("<H", cut))
+
+
+# Sequence numbers are `last >> 2`: last = 4 means the child accepted frame 1.
+ARGS = [b"\x07", b"\x03abc"]
+write(T, "task-untouched", KEY + [1] + list(u64(4)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 0, ARGS, [], 0))
+write(T, "pod-untouched", KEY + [1] + list(u64(4)) + frame_spec(1, 8, 4, 0x1000, 0x2000, 0, [bytes(16)], [], 0))
+# The function offset (bytes 41..49) moved by 1, 5 and 16; the trampoline's (33..41) by 1.
+for label, at, xor in [("func+1", 41, 1), ("func+5", 41, 5), ("func+16", 41, 16), ("tramp+1", 33, 1),
+                       ("mac", 9, 0x80), ("seq", 1, 1), ("kind", 0, 5)]:
+    write(T, f"task-{label}", KEY + [1] + list(u64(4)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 0, ARGS, [(at, xor)], 0))
+write(T, "pod-item-size", KEY + [1] + list(u64(4)) + frame_spec(1, 8, 4, 0x1000, 0x2000, 0, [bytes(16)], [(53, 1)], 0))
+# Arguments rewritten (accepted: they are not authenticated) and an item length that
+# overruns the frame (malformed).
+write(T, "task-args", KEY + [1] + list(u64(4)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 0, ARGS, [(57, 0x80)], 0))
+write(T, "task-item-length", KEY + [1] + list(u64(4)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 0, ARGS, [(53, 9)], 0))
+write(T, "task-truncated", KEY + [1] + list(u64(4)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 0, ARGS, [], 40))
+write(T, "task-replay", KEY + [2] + list(u64(12)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 1, ARGS, [], 0))
+write(T, "task-other-key", KEY + [3] + list(u64(4)) + frame_spec(0, 0, 3, 0x1000, 0x2000, 0, ARGS, [], 0))
+write(T, "raw-short", KEY + [0] + list(u64(0)) + [2] + [0] * 20)
+
 print("seeds written under", ROOT)

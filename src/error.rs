@@ -343,6 +343,14 @@ pub enum ProcessError {
         /// Why.
         reason: String,
     },
+    /// A job frame failed authentication: the child (or pool worker) got a task frame whose
+    /// MAC or sequence number was wrong, so something other than the parent wrote the job's
+    /// pipe, and it did not run the task. A pool worker goes on serving other tasks.
+    #[error("the child process refused the task: the job frame failed authentication ({reason})")]
+    Unauthenticated {
+        /// What the child found wrong.
+        reason: String,
+    },
     /// The function panicked in the child.
     #[error("the child process panicked at {location}: {message}")]
     Panicked {
@@ -420,6 +428,7 @@ impl ProcessError {
             E::Spawn(e) => E::Spawn(io::Error::new(e.kind(), e.to_string())),
             E::Ipc { reason } => E::Ipc { reason: reason.clone() },
             E::Refused { reason } => E::Refused { reason: reason.clone() },
+            E::Unauthenticated { reason } => E::Unauthenticated { reason: reason.clone() },
             E::Panicked { message, location } => E::Panicked {
                 message: message.clone(),
                 location: location.clone(),
@@ -466,17 +475,28 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
 }
 
 fn no_result_hint(status: &std::process::ExitStatus) -> &'static str {
-    if status.success() {
-        "; if the child is an integration-test binary, it lacks a `shmproc::test_support!();` \
-         line, so libtest found no test to run and exited 0"
-    } else {
-        ""
+    match status.code() {
+        Some(0) => {
+            "; if the child is an integration-test binary, it lacks a `shmproc::test_support!();` \
+             line, so libtest found no test to run and exited 0"
+        }
+        Some(crate::process::EXIT_MALFORMED) => {
+            " (it got a job frame it could not parse: something other than the parent wrote \
+             its job pipe)"
+        }
+        Some(crate::process::EXIT_NO_KEY) => " (it got no job key on its stdin)",
+        _ => "",
     }
 }
 
 fn died_how(signal: Option<i32>, code: Option<i32>) -> String {
     match (signal, code) {
         (Some(s), _) => format!("killed by signal {s}, {}", signal_name(s)),
+        (None, Some(crate::process::EXIT_MALFORMED)) => format!(
+            "exited with code {}: it got a job frame it could not parse, so something other \
+             than the pool wrote its job pipe",
+            crate::process::EXIT_MALFORMED
+        ),
         (None, Some(c)) => format!("exited with code {c}"),
         (None, None) => "its exit status is unknown".to_owned(),
     }

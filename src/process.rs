@@ -101,13 +101,36 @@
 //!
 //! # Trust
 //!
-//! A child trusts the job in its pipe, as a Python child trusts its pickles: a process of
-//! the same user that writes the pipe's segment (mode `0600`) before the child reads it can
-//! make the child run another function of the same executable with other arguments. Such a
-//! process can usually `ptrace` both anyway. Offsets outside the executable's code segments
-//! are refused.
+//! A child's job pipe is a segment of mode `0600` whose name stays in `/dev/shm` until the
+//! child has connected, so another process of the same user can open it and write it. What
+//! such a process can do to the child's jobs:
+//!
+//! - make the child refuse a task, which comes back as [`ProcessError::Unauthenticated`] (a
+//!   pool worker then goes on serving its other tasks);
+//! - drop or delay tasks (remove or hold frames), or make the child exit with code 76 by
+//!   writing a frame it cannot parse ([`ProcessError::NoResult`]; in a pool,
+//!   [`ProcessError::WorkerDied`] and a new worker);
+//! - rewrite the arguments, which are not authenticated: postcard arguments then fail to
+//!   decode ([`ProcessError::Decode`]), and plain-data arguments
+//!   ([`Pool::map_pod`](crate::Pool::map_pod)) are whatever bytes they are;
+//! - if it may `ptrace` the child or the parent, read the child's key, and with it forge
+//!   tasks (such a process can change either process's memory anyway).
+//!
+//! It cannot make the child run code the parent did not send. Every task frame carries a
+//! sequence number, strictly rising per child, and a SipHash-2-4-128 MAC of its header (the
+//! function and trampoline offsets, the task id, the item count and sizes, the sequence
+//! number) and of its length, under a random 16-byte key that the parent makes for each
+//! child and writes to a pipe on the child's stdin, never to shared memory, the command line
+//! or the environment. The child checks the MAC and the sequence number before it reads an
+//! offset, and also refuses offsets outside the executable's code segments. The child reads
+//! its key first thing (a process started with the child arguments but without a key exits
+//! with code 77) and then puts `/dev/null` on its stdin, so tasks see `/dev/null` there, as
+//! they would in Python.
 
 mod child;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod spawn;
 mod sys;
 pub(crate) mod wire;
@@ -122,11 +145,12 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wire::{FnRef, READY, REFUSED, RESULTS, TaskFrame};
+use wire::{FnRef, READY, REFUSED, RESULTS, TASK_REFUSED, TaskFrame};
 
 /// Messages each way a `Process` child's pipe buffers.
 const CHILD_PIPE_CAPACITY: usize = 4;
 
+pub(crate) use child::{EXIT_MALFORMED, EXIT_NO_KEY};
 pub(crate) use spawn::{Launch, Spawned, launch};
 
 /// Default largest message between a parent and a child (arguments, results): 1 MiB.
@@ -288,7 +312,7 @@ impl ProcessBuilder {
             max_message_size: self.max_message_size,
             capacity: CHILD_PIPE_CAPACITY,
         };
-        let Spawned { child, conn } = spawn::launch(&launch, Some(&task))?;
+        let Spawned { child, conn, .. } = spawn::launch(&launch, Some(task))?;
         Ok(Process {
             pid: child.id(),
             child: Some(child),
@@ -391,7 +415,8 @@ impl<R: DeserializeOwned> Process<R> {
     /// Waits for the child's result, then for the child to exit.
     ///
     /// # Errors
-    /// `Panicked`, `Killed`, `NoResult`, `Refused`, `Decode` (the result is not an `R`),
+    /// `Panicked`, `Killed`, `NoResult`, `Refused`, `Unauthenticated`, `Decode` (the result
+    /// is not an `R`, or a peer rewrote the arguments),
     /// `TooLarge` (the result exceeds the maximum message size), `AlreadyJoined`, `Ipc`.
     pub fn join(&mut self) -> Result<R, ProcessError> {
         self.wait_result(None)
@@ -482,6 +507,9 @@ impl<R: DeserializeOwned> Process<R> {
         let outcome = match frame.first() {
             Some(&READY) => return None,
             Some(&REFUSED) => Err(ProcessError::Refused {
+                reason: String::from_utf8_lossy(&frame[1..]).into_owned(),
+            }),
+            Some(&TASK_REFUSED) => Err(ProcessError::Unauthenticated {
                 reason: String::from_utf8_lossy(&frame[1..]).into_owned(),
             }),
             Some(&RESULTS) => match wire::parse_results(frame) {

@@ -17,7 +17,7 @@
 
 use super::job::{self, Job};
 use crate::error::ProcessError;
-use crate::process::wire::{self, EXIT, READY, REFUSED, RESULTS, RESULTS_POD};
+use crate::process::wire::{self, EXIT, JobKey, READY, REFUSED, RESULTS, RESULTS_POD, TASK_REFUSED};
 use crate::process::{Launch, Spawned, exit_error, launch};
 use crate::{Connection, RecvError};
 use std::collections::VecDeque;
@@ -154,6 +154,11 @@ struct Slot {
     in_flight: VecDeque<Chunk>,
     /// Chunks sent to the current worker.
     sent: u64,
+    /// The current worker's job key, which seals the chunks sent to it.
+    key: Option<JobKey>,
+    /// Sequence number of the last chunk sealed for the current worker (each send takes the
+    /// next, so they rise strictly per worker).
+    seq: u64,
     exit_sent: bool,
     startup: Startup,
 }
@@ -262,9 +267,16 @@ impl Shared {
                 .min_by_key(|(_, s)| s.in_flight.len())
                 .map(|(i, _)| i);
             let Some(i) = best else { break };
-            let Some(chunk) = st.pending.pop_front() else { break };
+            let Some(mut chunk) = st.pending.pop_front() else { break };
             let slot = &mut st.slots[i];
-            let Some(conn) = slot.conn.clone() else { break };
+            let (Some(conn), Some(key)) = (slot.conn.clone(), slot.key) else {
+                st.pending.push_front(chunk);
+                break;
+            };
+            // Sealed for this worker now: a chunk that comes back to the queue (its worker
+            // died) is sealed again for the next.
+            slot.seq += 1;
+            wire::seal(&mut chunk.frame, &key, slot.seq);
             if conn.send_bytes(&chunk.frame).is_err() {
                 // The worker is going away; its slot thread will notice. Keep the chunk.
                 st.pending.push_front(chunk);
@@ -395,12 +407,14 @@ fn start_worker(shared: &Shared, i: usize) -> Result<Arc<Connection>, ProcessErr
         max_message_size: c.max_message_size,
         capacity: (c.prefetch + 2).max(4),
     };
-    let Spawned { child, conn } = launch(&launch_cfg, None)?;
+    let Spawned { child, conn, key } = launch(&launch_cfg, None)?;
     {
         let mut st = shared.lock();
         let slot = &mut st.slots[i];
         slot.pid = child.id();
         slot.child = Some(child);
+        slot.key = Some(key);
+        slot.seq = 0;
         if st.terminated {
             // `terminate` ran while we were spawning: do its job for this worker.
             if let Some(c) = &mut st.slots[i].child {
@@ -516,6 +530,9 @@ fn serve(shared: &Shared, i: usize, conn: &Connection) {
 
 /// Handles one frame from slot `i`'s worker; `false` if the worker is misbehaving.
 fn answer(shared: &Shared, i: usize, frame: Vec<u8>) -> bool {
+    if frame.first() == Some(&TASK_REFUSED) {
+        return refused(shared, i, &frame);
+    }
     if !matches!(frame.first(), Some(&RESULTS | &RESULTS_POD)) {
         return false;
     }
@@ -544,6 +561,29 @@ fn answer(shared: &Shared, i: usize, frame: Vec<u8>) -> bool {
         (job, base)
     };
     job.deliver_frame(base, frame);
+    true
+}
+
+/// Slot `i`'s worker refused the chunk it was to run next (its frame failed authentication):
+/// that chunk's items get `Unauthenticated`, and the worker goes on with its other chunks.
+/// `false` if the worker had started answering that chunk (it is misbehaving).
+fn refused(shared: &Shared, i: usize, frame: &[u8]) -> bool {
+    let chunk = {
+        let mut st = shared.lock();
+        let slot = &mut st.slots[i];
+        // The worker takes its chunks in the order they were sent.
+        if slot.in_flight.front().is_none_or(|c| c.answered != 0) {
+            return false;
+        }
+        let Some(chunk) = slot.in_flight.pop_front() else {
+            return false;
+        };
+        shared.dispatch(&mut st);
+        chunk
+    };
+    let reason = String::from_utf8_lossy(&frame[1..]).into_owned();
+    chunk.fail_rest(|| ProcessError::Unauthenticated { reason: reason.clone() });
+    shared.spares.give(chunk.frame);
     true
 }
 

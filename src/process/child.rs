@@ -3,8 +3,8 @@
 
 use super::sys;
 use super::wire::{
-    self, EXIT, Failure, Fingerprint, ITEM_FAILED, ITEM_OK, ITEM_PANICKED, READY, REFUSED, RESULT_HEADER,
-    RESULTS_HEADER, ResultsFrame, START, Start, TASK, TASK_POD,
+    self, EXIT, Failure, Fingerprint, ITEM_FAILED, ITEM_OK, ITEM_PANICKED, JobKey, READY, REFUSED, RESULT_HEADER,
+    RESULTS_HEADER, Rejected, ResultsFrame, START, Start, TASK, TASK_REFUSED, Verifier,
 };
 use crate::{Connection, RecvError};
 use std::cell::{Cell, RefCell};
@@ -28,6 +28,15 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(10);
 
 /// Exit code of a child that could not get its job (`EX_SOFTWARE`).
 const EXIT_BROKEN: i32 = 70;
+/// Exit code of a child that got a frame it cannot parse (`EX_PROTOCOL`): too short for its
+/// header, or of no known kind. Something other than the parent wrote its pipe.
+pub(crate) const EXIT_MALFORMED: i32 = 76;
+/// Exit code of a child that found no job key on its stdin (`EX_NOPERM`): it was not started
+/// by `Process`/`Pool`.
+pub(crate) const EXIT_NO_KEY: i32 = 77;
+/// How long a child waits for its job key on stdin (the parent writes it before the child
+/// starts, so it is there at once unless stdin is something else).
+const KEY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pipe name if this process was started as a child, from its arguments.
 pub(crate) fn job_pipe() -> Option<String> {
@@ -53,7 +62,25 @@ pub(crate) fn child_main(name: &str) -> ! {
     std::process::exit(code)
 }
 
+/// Reads the job key from stdin, then puts `/dev/null` in its place, so that neither the
+/// task nor a program it starts can read stdin.
+fn read_key() -> Result<JobKey, String> {
+    let mut key = [0; 16];
+    let read = sys::read_stdin_exact(&mut key, KEY_TIMEOUT);
+    sys::stdin_from_dev_null().map_err(|e| format!("cannot make /dev/null its stdin: {e}"))?;
+    read.map_err(|e| format!("no job key on stdin ({e}); children are started by shmproc::Process and Pool"))?;
+    Ok(JobKey(key))
+}
+
 fn serve(name: &str) -> i32 {
+    let key = match read_key() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("shmproc: child {}: {e}", sys::pid());
+            return EXIT_NO_KEY;
+        }
+    };
+    let mut verifier = Verifier::new(key);
     crate::fault::hit("process.child.before_connect");
     let conn = match Connection::open(name) {
         Ok(c) => c,
@@ -133,27 +160,41 @@ fn serve(name: &str) -> i32 {
                 return EXIT_BROKEN;
             }
         }
-        match buf.first() {
-            Some(&TASK) => {
-                let outcome = run_task(&conn, &buf, &mut out);
-                match outcome {
-                    Outcome::ParentGone => return 0,
-                    Outcome::Broken => return EXIT_BROKEN,
-                    Outcome::Done { panicked } if start.one_shot => return i32::from(panicked),
-                    Outcome::Done { .. } => {}
+        let kind = buf.first().copied();
+        if kind == Some(EXIT) {
+            return 0;
+        }
+        match verifier.check(&buf) {
+            Ok(()) => {}
+            Err(Rejected::Malformed(e)) => {
+                eprintln!("shmproc: child {} got a frame it cannot parse: {e}", sys::pid());
+                return EXIT_MALFORMED;
+            }
+            Err(Rejected::Refused(reason)) => {
+                eprintln!("shmproc: child {} refuses a task: {reason}", sys::pid());
+                let mut frame = vec![TASK_REFUSED];
+                frame.extend_from_slice(reason.as_bytes());
+                frame.truncate(conn.max_message_size());
+                if conn.send_bytes(&frame).is_err() {
+                    return 0;
                 }
+                if start.one_shot {
+                    return EXIT_BROKEN;
+                }
+                continue;
             }
-            Some(&TASK_POD) => match run_pod_task(&conn, &buf, &mut out) {
-                Outcome::ParentGone => return 0,
-                Outcome::Broken => return EXIT_BROKEN,
-                Outcome::Done { panicked } if start.one_shot => return i32::from(panicked),
-                Outcome::Done { .. } => {}
-            },
-            Some(&EXIT) => return 0,
-            _ => {
-                eprintln!("shmproc: child {} got a frame it does not know", sys::pid());
-                return EXIT_BROKEN;
-            }
+        }
+        // The frame is the parent's (MAC checked) and new (sequence checked); only the
+        // two task kinds pass the check.
+        let outcome = match kind {
+            Some(TASK) => run_task(&conn, &buf, &mut out),
+            _ => run_pod_task(&conn, &buf, &mut out),
+        };
+        match outcome {
+            Outcome::ParentGone => return 0,
+            Outcome::Broken => return EXIT_MALFORMED,
+            Outcome::Done { panicked } if start.one_shot => return i32::from(panicked),
+            Outcome::Done { .. } => {}
         }
     }
 }
@@ -175,6 +216,7 @@ enum Outcome {
 
 /// Runs every item of the task frame `frame`, sending results at least every
 /// [`FLUSH_EVERY`] and whenever a frame would outgrow the pipe's maximum message size.
+/// `frame` has passed the [`Verifier`].
 fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     let task = match wire::parse_task(frame) {
         Ok(t) => t,
@@ -208,10 +250,11 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
         results.buf.extend_from_slice(&[ITEM_OK, 0, 0, 0, 0]);
         let run = match tramp {
             Ok(t) => {
-                // SAFETY: `trampoline()` checked that both offsets lie in this executable's
-                // code, and the parent, a process of the same build (fingerprint checked at
-                // start), made them with `FnRef::new` from a `fn(A) -> R` and the trampoline
-                // for that `A` and `R`.
+                // SAFETY: the frame's MAC under this child's key (checked by `serve` before
+                // `run_task`) shows that the parent wrote both offsets; the parent, a process
+                // of the same build (fingerprint checked at start), made them with
+                // `FnRef::new` from a `fn(A) -> R` and the trampoline for that `A` and `R`;
+                // and `trampoline()` checked that both lie in this executable's code.
                 std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { t(task.f.func, item, &mut results.buf) }))
             }
             Err(ref e) => Ok(Err(Failure::BadFunction(e.clone()))),
@@ -306,7 +349,8 @@ const POD_MAX_BATCH: usize = 1 << 16;
 /// trampoline counts the items it completed, so after a panic the item that panicked is
 /// known without running anything again: the results before it are kept, it gets its
 /// `Panicked` entry, and the batch goes on after it. Results go back as plain-data results
-/// frames, at least every [`FLUSH_EVERY`] and whenever a frame is full.
+/// frames, at least every [`FLUSH_EVERY`] and whenever a frame is full. `frame` has passed
+/// the [`Verifier`].
 fn run_pod_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     let task = match wire::parse_pod_task(frame) {
         Ok(t) => t,
@@ -345,10 +389,12 @@ fn run_pod_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
         let mut done = 0;
         let started = Instant::now();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: `pod_trampoline()` checked that both offsets lie in this executable's
-            // code, and the parent, a process of the same build (fingerprint checked at
-            // start), made them with `FnRef::new_pod` from a `fn(A) -> R` and the plain-data
-            // trampoline for that `A` and `R`; the trampoline checks the sizes.
+            // SAFETY: the frame's MAC under this child's key (checked by `serve` before
+            // `run_pod_task`) shows that the parent wrote both offsets; the parent, a process
+            // of the same build (fingerprint checked at start), made them with
+            // `FnRef::new_pod` from a `fn(A) -> R` and the plain-data trampoline for that `A`
+            // and `R`; `pod_trampoline()` checked that both lie in this executable's code;
+            // the trampoline checks the sizes.
             unsafe { tramp(task.f.func, input, &mut results.buf[mark..], (asize, rsize), &mut done) }
         }));
         let now = Instant::now();

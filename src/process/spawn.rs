@@ -3,7 +3,7 @@
 
 use super::child::{CHILD_ARGS, JOB_PREFIX};
 use super::sys;
-use super::wire::{Fingerprint, START, Start};
+use super::wire::{self, Fingerprint, JobKey, START, Start};
 use crate::error::{OpenError, ProcessError};
 use crate::{Connection, Options, Pipe};
 use std::os::unix::process::CommandExt;
@@ -23,17 +23,24 @@ pub(crate) struct Launch<'a> {
     pub(crate) capacity: usize,
 }
 
-/// A started child: its process and our end of its pipe.
+/// A started child: its process, our end of its pipe, and the key its task frames are sealed
+/// with ([`wire::seal`]).
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) conn: Connection,
+    pub(crate) key: JobKey,
 }
 
-/// Creates the pipe, queues the start frame and `first` (a task, for a `Process`), and
-/// starts this executable as a child that serves the pipe.
-pub(crate) fn launch(l: &Launch<'_>, first: Option<&[u8]>) -> Result<Spawned, ProcessError> {
+/// Creates the pipe, queues the start frame and `first` (a task frame, for a `Process`,
+/// sealed here with sequence number 1), and starts this executable as a child that serves
+/// the pipe, with the child's job key on its stdin.
+pub(crate) fn launch(l: &Launch<'_>, first: Option<Vec<u8>>) -> Result<Spawned, ProcessError> {
     super::ensure_initialized()?;
     let fingerprint = Fingerprint::current().map_err(|reason| ProcessError::Spawn(std::io::Error::other(reason)))?;
+    let key = JobKey::random().map_err(ProcessError::Spawn)?;
+    // The key goes through a pipe of the child's own: never through shared memory, the
+    // command line or the environment, which other processes can read.
+    let key_pipe = super::sys::pipe_holding(&key.0).map_err(ProcessError::Spawn)?;
     let conn = create_pipe(l)?;
     let start = Start {
         fingerprint,
@@ -52,8 +59,9 @@ pub(crate) fn launch(l: &Launch<'_>, first: Option<&[u8]>) -> Result<Spawned, Pr
         reason: format!("could not queue the job for the child: {e}"),
     };
     conn.send_bytes(&frame).map_err(ipc)?;
-    if let Some(task) = first {
-        conn.send_bytes(task).map_err(ipc)?;
+    if let Some(mut task) = first {
+        wire::seal(&mut task, &key, 1);
+        conn.send_bytes(&task).map_err(ipc)?;
     }
     let mut cmd = Command::new("/proc/self/exe");
     if let Some(arg0) = std::env::args_os().next() {
@@ -61,7 +69,7 @@ pub(crate) fn launch(l: &Launch<'_>, first: Option<&[u8]>) -> Result<Spawned, Pr
     }
     cmd.args(CHILD_ARGS)
         .arg(format!("{JOB_PREFIX}{}", conn.name()))
-        .stdin(Stdio::null());
+        .stdin(Stdio::from(key_pipe));
     if l.daemon {
         let parent = sys::pid();
         // SAFETY: the closure runs in the forked child before exec and makes only
@@ -73,7 +81,7 @@ pub(crate) fn launch(l: &Launch<'_>, first: Option<&[u8]>) -> Result<Spawned, Pr
     // `/proc/self/exe` is the very file this process runs, even if its path was replaced
     // or removed since (a rebuild during `cargo test`).
     let child = cmd.spawn().map_err(ProcessError::Spawn)?;
-    Ok(Spawned { child, conn })
+    Ok(Spawned { child, conn, key })
 }
 
 fn create_pipe(l: &Launch<'_>) -> Result<Connection, ProcessError> {

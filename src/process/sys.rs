@@ -1,10 +1,13 @@
 //! The few system calls `process` and `pool` need beyond the public types: the parent-death
-//! signal, the process name, signals to our own children and where the executable's code is
-//! mapped. Linux only, like the rest of the crate (`src/os`).
+//! signal, the process name, signals to our own children, where the executable's code is
+//! mapped, random bytes, and the pipe on a child's stdin that carries its job key. Linux
+//! only, like the rest of the crate (`src/os`).
 
 use std::io;
 use std::ops::Range;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// This process's id.
 pub(crate) fn pid() -> u32 {
@@ -100,4 +103,98 @@ unsafe extern "C" fn collect_first(
 /// Whether `addr` lies in the main executable's code.
 pub(crate) fn in_exe_code(addr: usize) -> bool {
     exe_code().iter().any(|r| r.contains(&addr))
+}
+
+/// Fills `buf` with random bytes from the kernel's CSPRNG (getrandom(2), blocking only until
+/// the pool is initialised at boot).
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: getrandom(2) writes at most `rest.len()` bytes to `rest`, which is valid
+        // for writes of that many bytes.
+        let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// A pipe that holds `bytes` (at most one page, so the write never blocks) with its write end
+/// closed: its read end, close-on-exec, for a child's stdin.
+pub(crate) fn pipe_holding(bytes: &[u8]) -> io::Result<OwnedFd> {
+    assert!(bytes.len() <= 4096, "a pipe buffers at least one page");
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2(2) writes two descriptors to `fds`, an array of two `c_int`s.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut file = std::fs::File::from(write);
+    io::Write::write_all(&mut file, bytes)?;
+    Ok(read)
+}
+
+/// Reads exactly `buf.len()` bytes from stdin, waiting at most `timeout` in all. Fails with
+/// `UnexpectedEof` if stdin ends first, `TimedOut` if the bytes do not come in time.
+pub(crate) fn read_stdin_exact(buf: &mut [u8], timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut done = 0;
+    while done < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "nothing on stdin in time"));
+        }
+        let mut pfd = libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: poll(2) reads and writes the one `pollfd` it is given.
+        let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            continue;
+        }
+        let rest = &mut buf[done..];
+        // SAFETY: read(2) writes at most `rest.len()` bytes to `rest`, valid for that many.
+        let n = unsafe { libc::read(libc::STDIN_FILENO, rest.as_mut_ptr().cast(), rest.len()) };
+        match n {
+            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "stdin ended")),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if !matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) {
+                    return Err(e);
+                }
+            }
+            n => done += n as usize,
+        }
+    }
+    Ok(())
+}
+
+/// Makes `/dev/null` this process's stdin (closing whatever stdin was).
+pub(crate) fn stdin_from_dev_null() -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2(2) on two descriptors: `null` is open, and replacing descriptor 0 is
+    // what this function is for (std's `Stdin` reads descriptor 0 whatever it is).
+    let r = unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), libc::STDIN_FILENO) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -13,21 +13,36 @@
 //!
 //! Before it calls anything, the child checks the [`Fingerprint`] the parent sent (device,
 //! inode, size and modification time of the executable, and the distance between two
-//! anchors) against its own, and that both addresses lie in the executable's code
-//! segments; a child that is not the same build refuses the job.
+//! anchors) against its own, the task frame's MAC (below), and that both addresses lie in
+//! the executable's code segments; a child that is not the same build refuses the job.
 //!
 //! # Frames (all integers little-endian)
 //!
 //! | frame | bytes |
 //! |---|---|
 //! | parent to child: start | `1`, then postcard [`Start`] |
-//! | parent to child: task | `2`, id `u64`, trampoline offset `u64`, function offset `u64`, count `u32`, then `count` items: length `u32`, postcard `A` |
-//! | parent to child: plain-data task | `7`, id `u64`, trampoline offset `u64`, function offset `u64`, count `u32`, item size `u32`, result size `u32`, then `count` items of raw bytes, item size each |
+//! | parent to child: task | `2`, sequence `u64`, MAC `[u8; 16]`, id `u64`, trampoline offset `u64`, function offset `u64`, count `u32`, then `count` items: length `u32`, postcard `A` |
+//! | parent to child: plain-data task | `7`, sequence `u64`, MAC `[u8; 16]`, id `u64`, trampoline offset `u64`, function offset `u64`, count `u32`, item size `u32`, result size `u32`, then `count` items of raw bytes, item size each |
 //! | parent to child: exit | `3` |
 //! | child to parent: ready | `4`, pid `u32` |
 //! | child to parent: refused | `5`, UTF-8 reason |
 //! | child to parent: results | `6`, task id `u64`, first item `u32`, count `u32`, then `count` results: tag `u8` (0 ok, 1 panicked, 2 failed), length `u32`, bytes |
 //! | child to parent: plain-data results | `8`, task id `u64`, first item `u32`, count `u32`, then `count` ok results of raw bytes, result size each |
+//! | child to parent: task refused | `9`, UTF-8 reason |
+//!
+//! # Authenticated task frames
+//!
+//! A task frame names code to run, and the pipe it travels in is a segment that another
+//! process of the same user can write until the child has connected. So the parent makes a
+//! random 16-byte [`JobKey`] per child and hands it over the child's stdin (a pipe, never
+//! shared memory, the command line or the environment), and every task frame carries a
+//! sequence number, strictly rising per child, and a SipHash-2-4-128 MAC under that key
+//! over its header (everything before the items except the MAC itself) and the frame's
+//! length. The child checks both ([`Verifier`]) before it looks at an offset: a frame that
+//! fails is answered with a task-refused frame and never run, and the child goes on with
+//! the next one. The items (the arguments) are not covered: a peer that rewrites them makes
+//! the child decode garbage (a `Decode` error for postcard items; plain-data items take any
+//! bytes), never run another function.
 //!
 //! A plain-data task (`Pool::map_pod`) is answered with plain-data results frames, and with
 //! a (tagged) results frame for an item that panicked or failed.
@@ -41,6 +56,8 @@ use crate::error::ProcessError;
 pub(crate) use crate::message::append;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use siphasher::sip128::{Hash128, Hasher128, SipHasher24};
+use std::hash::Hasher;
 use std::sync::OnceLock;
 
 pub(crate) const START: u8 = 1;
@@ -51,13 +68,26 @@ pub(crate) const REFUSED: u8 = 5;
 pub(crate) const RESULTS: u8 = 6;
 pub(crate) const TASK_POD: u8 = 7;
 pub(crate) const RESULTS_POD: u8 = 8;
+pub(crate) const TASK_REFUSED: u8 = 9;
 
 pub(crate) const ITEM_OK: u8 = 0;
 pub(crate) const ITEM_PANICKED: u8 = 1;
 pub(crate) const ITEM_FAILED: u8 = 2;
 
+/// Where a task frame's sequence number lies.
+const SEQ_AT: usize = 1;
+/// Where a task frame's MAC lies.
+const MAC_AT: usize = 9;
+/// Where a task frame's id lies.
+const ID_AT: usize = 25;
+/// Where a task frame's trampoline offset lies (the function offset follows).
+const TRAMP_AT: usize = 33;
+/// Where a task frame's function offset lies.
+const FUNC_AT: usize = 41;
+/// Where a task frame's item count lies.
+const COUNT_AT: usize = 49;
 /// Bytes of a task frame before its items.
-pub(crate) const TASK_HEADER: usize = 1 + 8 + 8 + 8 + 4;
+pub(crate) const TASK_HEADER: usize = 1 + 8 + 16 + 8 + 8 + 8 + 4;
 /// Bytes of a results frame before its results.
 pub(crate) const RESULTS_HEADER: usize = 1 + 8 + 4 + 4;
 /// Bytes of a plain-data task frame before its items.
@@ -318,7 +348,8 @@ impl FnRef {
     pub(crate) fn trampoline(self) -> Result<Trampoline, String> {
         let ptr = self.trampoline_ptr()?;
         // SAFETY: the parent computed `tramp` from a `Trampoline` of this same executable
-        // (fingerprint checked before any task), so `ptr` is such a function.
+        // (fingerprint checked before any task; the frame's MAC, checked before its offsets
+        // are read, shows the parent wrote it), so `ptr` is such a function.
         Ok(unsafe { std::mem::transmute::<*const (), Trampoline>(ptr) })
     }
 
@@ -327,7 +358,8 @@ impl FnRef {
     pub(crate) fn pod_trampoline(self) -> Result<PodTrampoline, String> {
         let ptr = self.trampoline_ptr()?;
         // SAFETY: the parent computed `tramp` of a plain-data task from a `PodTrampoline` of
-        // this same executable (`FnRef::new_pod`; fingerprint checked before any task), so
+        // this same executable (`FnRef::new_pod`; fingerprint checked before any task; the
+        // frame's MAC, checked before its offsets are read, shows the parent wrote it), so
         // `ptr` is such a function.
         Ok(unsafe { std::mem::transmute::<*const (), PodTrampoline>(ptr) })
     }
@@ -340,13 +372,10 @@ pub(crate) struct TaskFrame {
 }
 
 impl TaskFrame {
+    /// Starts a task frame with sequence number and MAC left 0 ([`seal`] fills them in).
     pub(crate) fn new(id: u64, f: FnRef) -> TaskFrame {
-        let mut buf = Vec::with_capacity(64);
-        buf.push(TASK);
-        buf.extend_from_slice(&id.to_le_bytes());
-        buf.extend_from_slice(&f.tramp.to_le_bytes());
-        buf.extend_from_slice(&f.func.to_le_bytes());
-        buf.extend_from_slice(&0u32.to_le_bytes());
+        let mut buf = Vec::with_capacity(96);
+        task_header(&mut buf, TASK, id, f, 0);
         TaskFrame { buf, count: 0 }
     }
 
@@ -385,7 +414,7 @@ impl TaskFrame {
 
     /// The frame with its item count filled in.
     pub(crate) fn finish(mut self) -> Vec<u8> {
-        self.buf[25..29].copy_from_slice(&self.count.to_le_bytes());
+        self.buf[COUNT_AT..COUNT_AT + 4].copy_from_slice(&self.count.to_le_bytes());
         self.buf
     }
 }
@@ -397,17 +426,15 @@ pub(crate) struct Task<'a> {
     pub(crate) items: Items<'a>,
 }
 
-/// Parses a task frame (after its tag byte has been checked).
+/// Parses a task frame (after its tag byte has been checked, and its MAC by a
+/// [`Verifier`] before its offsets are used).
 pub(crate) fn parse_task(frame: &[u8]) -> Result<Task<'_>, String> {
     if frame.len() < TASK_HEADER {
         return Err(format!("task frame of {} bytes is too short", frame.len()));
     }
-    let id = u64_at(frame, 1);
-    let f = FnRef {
-        tramp: u64_at(frame, 9),
-        func: u64_at(frame, 17),
-    };
-    let count = u32_at(frame, 25);
+    let id = u64_at(frame, ID_AT);
+    let f = fn_ref_at(frame);
+    let count = u32_at(frame, COUNT_AT);
     Ok(Task {
         id,
         f,
@@ -456,17 +483,143 @@ impl<'a> Iterator for Items<'a> {
     }
 }
 
-/// Starts a plain-data task frame in `buf` (cleared first): its header, for `count` items of
-/// `asize` bytes with results of `rsize` bytes; the caller appends the items' bytes.
-pub(crate) fn pod_task_header(buf: &mut Vec<u8>, id: u64, f: FnRef, count: u32, asize: u32, rsize: u32) {
-    buf.clear();
-    buf.push(TASK_POD);
+/// Appends the header common to both kinds of task frame, sequence number and MAC 0.
+fn task_header(buf: &mut Vec<u8>, kind: u8, id: u64, f: FnRef, count: u32) {
+    buf.push(kind);
+    buf.extend_from_slice(&[0; 8 + 16]);
     buf.extend_from_slice(&id.to_le_bytes());
     buf.extend_from_slice(&f.tramp.to_le_bytes());
     buf.extend_from_slice(&f.func.to_le_bytes());
     buf.extend_from_slice(&count.to_le_bytes());
+}
+
+fn fn_ref_at(frame: &[u8]) -> FnRef {
+    FnRef {
+        tramp: u64_at(frame, TRAMP_AT),
+        func: u64_at(frame, FUNC_AT),
+    }
+}
+
+/// Starts a plain-data task frame in `buf` (cleared first): its header, for `count` items of
+/// `asize` bytes with results of `rsize` bytes, sequence number and MAC 0 ([`seal`] fills
+/// them in); the caller appends the items' bytes.
+pub(crate) fn pod_task_header(buf: &mut Vec<u8>, id: u64, f: FnRef, count: u32, asize: u32, rsize: u32) {
+    buf.clear();
+    task_header(buf, TASK_POD, id, f, count);
     buf.extend_from_slice(&asize.to_le_bytes());
     buf.extend_from_slice(&rsize.to_le_bytes());
+}
+
+/// A child's job key: the SipHash key of the MACs on its task frames. Made at random for each
+/// child ([`JobKey::random`]) and known only to the child and its parent.
+#[derive(Clone, Copy)]
+pub(crate) struct JobKey(pub(crate) [u8; 16]);
+
+impl JobKey {
+    /// A fresh key from the kernel's CSPRNG.
+    pub(crate) fn random() -> std::io::Result<JobKey> {
+        let mut k = [0; 16];
+        sys::random_bytes(&mut k)?;
+        Ok(JobKey(k))
+    }
+
+    /// The MAC of the task frame `frame` whose header is `header` bytes long: SipHash-2-4-128
+    /// over the header without the MAC field, then the frame's length.
+    fn mac(&self, frame: &[u8], header: usize) -> Hash128 {
+        let mut h = SipHasher24::new_with_key(&self.0);
+        h.write(&frame[..MAC_AT]);
+        h.write(&frame[MAC_AT + 16..header]);
+        h.write(&(frame.len() as u64).to_le_bytes());
+        h.finish128()
+    }
+}
+
+impl std::fmt::Debug for JobKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobKey(..)")
+    }
+}
+
+/// Length of the header of a task frame of kind `kind`, or `None` for a kind that is not a
+/// task.
+fn task_header_len(kind: u8) -> Option<usize> {
+    match kind {
+        TASK => Some(TASK_HEADER),
+        TASK_POD => Some(TASK_POD_HEADER),
+        _ => None,
+    }
+}
+
+/// Gives the complete task frame `frame` (either kind) sequence number `seq` and its MAC
+/// under `key`.
+///
+/// # Panics
+/// If `frame` is not a whole task frame (a bug of the caller).
+pub(crate) fn seal(frame: &mut [u8], key: &JobKey, seq: u64) {
+    let header = frame.first().and_then(|&k| task_header_len(k)).expect("a task frame");
+    frame[SEQ_AT..SEQ_AT + 8].copy_from_slice(&seq.to_le_bytes());
+    let mac = key.mac(frame, header);
+    frame[MAC_AT..MAC_AT + 8].copy_from_slice(&mac.h1.to_le_bytes());
+    frame[MAC_AT + 8..MAC_AT + 16].copy_from_slice(&mac.h2.to_le_bytes());
+}
+
+/// Why a child does not run a task frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// Too short to hold its header, or not a task frame: the child cannot go on reading
+    /// its pipe and exits.
+    Malformed(String),
+    /// The MAC or the sequence number is wrong: the child answers with a task-refused frame
+    /// and serves the next frame.
+    Refused(String),
+}
+
+/// The child's check of task frames: the MAC under its key, and a sequence number above
+/// every one accepted before.
+pub(crate) struct Verifier {
+    key: JobKey,
+    /// The sequence number of the last frame accepted (0 before the first).
+    last: u64,
+}
+
+impl Verifier {
+    pub(crate) fn new(key: JobKey) -> Verifier {
+        Verifier { key, last: 0 }
+    }
+
+    /// Accepts `frame` if it is a task frame whose MAC is right and whose sequence number is
+    /// above the last accepted. Nothing of the frame is used before this returns `Ok`.
+    pub(crate) fn check(&mut self, frame: &[u8]) -> Result<(), Rejected> {
+        let Some(header) = frame.first().and_then(|&k| task_header_len(k)) else {
+            return Err(Rejected::Malformed("not a task frame".to_owned()));
+        };
+        if frame.len() < header {
+            return Err(Rejected::Malformed(format!(
+                "task frame of {} bytes is shorter than its {header}-byte header",
+                frame.len()
+            )));
+        }
+        let sent = Hash128 {
+            h1: u64_at(frame, MAC_AT),
+            h2: u64_at(frame, MAC_AT + 8),
+        };
+        // `Hash128`'s `==` compares in constant time.
+        if self.key.mac(frame, header) != sent {
+            return Err(Rejected::Refused(
+                "the task frame's MAC is wrong: something other than the parent wrote it".to_owned(),
+            ));
+        }
+        let seq = u64_at(frame, SEQ_AT);
+        if seq <= self.last {
+            return Err(Rejected::Refused(format!(
+                "the task frame's sequence number {seq} is not above the last accepted, {}: a \
+                 replayed frame",
+                self.last
+            )));
+        }
+        self.last = seq;
+        Ok(())
+    }
 }
 
 /// A parsed plain-data task frame.
@@ -486,9 +639,9 @@ pub(crate) fn parse_pod_task(frame: &[u8]) -> Result<PodTask<'_>, String> {
     if frame.len() < TASK_POD_HEADER {
         return Err(format!("plain-data task frame of {} bytes is too short", frame.len()));
     }
-    let count = u32_at(frame, 25) as usize;
-    let asize = u32_at(frame, 29) as usize;
-    let rsize = u32_at(frame, 33) as usize;
+    let count = u32_at(frame, COUNT_AT) as usize;
+    let asize = u32_at(frame, TASK_HEADER) as usize;
+    let rsize = u32_at(frame, TASK_HEADER + 4) as usize;
     let items = &frame[TASK_POD_HEADER..];
     if asize == 0 || rsize == 0 {
         return Err(format!(
@@ -502,11 +655,8 @@ pub(crate) fn parse_pod_task(frame: &[u8]) -> Result<PodTask<'_>, String> {
         ));
     }
     Ok(PodTask {
-        id: u64_at(frame, 1),
-        f: FnRef {
-            tramp: u64_at(frame, 9),
-            func: u64_at(frame, 17),
-        },
+        id: u64_at(frame, ID_AT),
+        f: fn_ref_at(frame),
         count,
         asize,
         rsize,
@@ -771,6 +921,123 @@ mod tests {
                 other => panic!("{sizes:?} {room}: {other:?}"),
             }
         }
+    }
+
+    fn sealed_task(key: &JobKey, seq: u64) -> Vec<u8> {
+        let mut t = TaskFrame::new(
+            3,
+            FnRef {
+                tramp: 0x40,
+                func: 0x80,
+            },
+        );
+        t.push(b"args");
+        let mut frame = t.finish();
+        seal(&mut frame, key, seq);
+        frame
+    }
+
+    fn sealed_pod_task(key: &JobKey, seq: u64) -> Vec<u8> {
+        let mut frame = Vec::new();
+        pod_task_header(
+            &mut frame,
+            4,
+            FnRef {
+                tramp: 0x40,
+                func: 0x80,
+            },
+            2,
+            3,
+            2,
+        );
+        frame.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        seal(&mut frame, key, seq);
+        frame
+    }
+
+    fn is_refused(r: Result<(), Rejected>) -> bool {
+        matches!(r, Err(Rejected::Refused(_)))
+    }
+
+    #[test]
+    fn sealed_frames_pass_in_rising_order_only() {
+        let key = JobKey([7; 16]);
+        let mut v = Verifier::new(key);
+        let (f1, f2, f5) = (sealed_task(&key, 1), sealed_pod_task(&key, 2), sealed_task(&key, 5));
+        v.check(&f1).unwrap();
+        v.check(&f2).unwrap();
+        // A replay of an accepted frame, then a sequence number that skips ahead (allowed),
+        // then one below it.
+        assert!(is_refused(v.check(&f1)));
+        assert!(is_refused(v.check(&f2)));
+        v.check(&f5).unwrap();
+        assert!(is_refused(v.check(&sealed_task(&key, 4))));
+        assert!(is_refused(v.check(&f5)));
+        // The MAC still holds for a frame that was parsed: its fields are the sealed ones.
+        let t = parse_task(&f5).unwrap();
+        assert_eq!(
+            (t.id, t.f),
+            (
+                3,
+                FnRef {
+                    tramp: 0x40,
+                    func: 0x80
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn every_header_byte_and_the_length_are_authenticated() {
+        let key = JobKey(*b"0123456789abcdef");
+        for (frame, header) in [
+            (sealed_task(&key, 9), TASK_HEADER),
+            (sealed_pod_task(&key, 9), TASK_POD_HEADER),
+        ] {
+            Verifier::new(key).check(&frame).unwrap();
+            for at in 0..header {
+                for flip in [1u8, 5, 16, 0x80] {
+                    let mut bad = frame.clone();
+                    bad[at] = bad[at].wrapping_add(flip);
+                    match Verifier::new(key).check(&bad) {
+                        Err(_) => {}
+                        Ok(()) => panic!("byte {at} + {flip} of a header passed"),
+                    }
+                }
+            }
+            // Items are not covered, but the frame's length is.
+            let mut args = frame.clone();
+            *args.last_mut().unwrap() ^= 1;
+            Verifier::new(key).check(&args).unwrap();
+            let mut longer = frame.clone();
+            longer.push(0);
+            assert!(is_refused(Verifier::new(key).check(&longer)));
+            assert!(is_refused(Verifier::new(key).check(&frame[..frame.len() - 1])));
+            // Another key (a frame copied from another child's pipe).
+            assert!(is_refused(Verifier::new(JobKey([0; 16])).check(&frame)));
+        }
+    }
+
+    #[test]
+    fn frames_that_cannot_be_parsed_are_malformed() {
+        let key = JobKey([1; 16]);
+        let frame = sealed_task(&key, 1);
+        for bad in [
+            &[][..],
+            &[EXIT][..],
+            &[START, 0][..],
+            &frame[..TASK_HEADER - 1],
+            &[TASK][..],
+        ] {
+            assert!(
+                matches!(Verifier::new(key).check(bad), Err(Rejected::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        // A short plain-data frame: the task header fits, the plain-data header does not.
+        let mut pod = frame[..TASK_HEADER].to_vec();
+        pod[0] = TASK_POD;
+        assert!(matches!(Verifier::new(key).check(&pod), Err(Rejected::Malformed(_))));
     }
 
     #[test]
