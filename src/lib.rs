@@ -73,6 +73,9 @@
 //! - every `_timeout` call returns by its deadline plus one wait slice while a peer keeps
 //!   rewriting the lock word or filling a pipe; `Duration::MAX` means no deadline and
 //!   `Duration::ZERO` one attempt, and no timeout panics;
+//! - a writer of a child's job pipe can make a `Process`/`Pool` child refuse, drop or delay
+//!   a task, or decode garbage arguments, never run code the parent did not send (task
+//!   frames carry a MAC keyed with a per-child secret that never enters shared memory);
 //! - a full `/dev/shm` (any local user can fill it) makes creation fail with
 //!   [`OpenError::NoSpace`]: a segment's pages are allocated when it is created, so no later
 //!   access raises SIGBUS for want of space, unless it was created with
