@@ -7,7 +7,7 @@
 //! | offset | size | content |
 //! |---|---|---|
 //! | 0 | 640 | `RingControl`: tail and head each in a 128-byte pair of cache lines, then closed, three eventcounts and the records' high mark, each on its own line |
-//! | 640 | 128 x R | claim records `{owner, claim, taken, seen_head, seen_tail, empty_at, empty_calls}` (`raw/claims.rs`), one per pair of lines |
+//! | 640 | 128 x R | claim records `{owner, claim, taken, seen_head, seen_tail}` (`raw/claims.rs`), one per pair of lines |
 //! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
 //!
 //! so a put or get touches one cache line for its slot word and its item, as crossbeam's
