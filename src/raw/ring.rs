@@ -2400,6 +2400,66 @@ mod tests {
         assert_eq!(ring.len(&d), 0);
     }
 
+    /// A [`Wait`] whose first `pause` (the first yield of a patient call waiting for a peer
+    /// mid-copy) runs `then`: that peer finishing its copy while the call waits.
+    struct FinishOnPause<'f> {
+        then: std::cell::Cell<Option<Box<dyn FnOnce() + 'f>>>,
+    }
+
+    impl Wait for FinishOnPause<'_> {
+        fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+            Yield.wait(word, expected, deadline);
+        }
+        fn wake_all(&self, _word: &AtomicU32) {}
+        fn pause(&self, _round: u32, _deadline: Option<Instant>) {
+            if let Some(then) = self.then.take() {
+                then();
+            }
+        }
+    }
+
+    /// `try_get` waits for a live writer mid-copy at the head: when it publishes during the
+    /// wait, the call takes its item (not Empty), and the item behind it comes next. The same
+    /// for `try_put` and a live reader copying out of the slot it needs.
+    #[test]
+    fn try_calls_wait_for_a_peer_that_finishes_its_copy_meanwhile() {
+        let mem = HeapRing::new(2);
+        let dead = AtomicU64::new(0);
+        let (p, q, c) = (who(1, &dead), who(2, &dead), who(3, &dead));
+        let (mp, mq, mc) = (mem.mine(p.me), mem.mine(q.me), mem.mine(c.me));
+        let ring = mem.ring();
+        let claim = ring.claim_put(mp, &p, &Yield, &mut false, Round::Patient).ok().unwrap();
+        ring.try_put(8, mq, &q, &Yield).unwrap();
+        let publish = FinishOnPause {
+            then: std::cell::Cell::new(Some(Box::new(|| {
+                // SAFETY: `i < capacity`, and we hold the claim of the position whose cell it is.
+                let write = &mut |i| unsafe { mem.payload.write(i, &7) };
+                assert_eq!(ring.finish_put(&claim, write, mp, &Yield), Ok(()));
+            }))),
+        };
+        assert_eq!(ring.try_get(mc, &c, &publish), Ok(7));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(8));
+
+        // Full ring; a reader stays mid-copy of position 2 (slot 0, the next put's slot).
+        ring.try_put(9, mq, &q, &Yield).unwrap();
+        ring.try_put(10, mq, &q, &Yield).unwrap();
+        let mut budget = ATTEMPTS;
+        let taken = ring
+            .claim_get(mc, &c, &Yield, &mut budget, Round::Patient)
+            .ok()
+            .unwrap();
+        let release = FinishOnPause {
+            then: std::cell::Cell::new(Some(Box::new(|| {
+                // SAFETY: `i < capacity`, and we hold the claim of the position whose cell it is.
+                let got = ring.finish_get(&taken, &mut |i| unsafe { mem.payload.read(i) }, mc, &Yield);
+                assert_eq!(got, 9);
+            }))),
+        };
+        assert_eq!(ring.try_put(11, mq, &q, &release), Ok(()));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(10));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(11));
+    }
+
     /// A live writer that takes its time is waited for: its position is never stepped over.
     #[test]
     fn a_slow_live_writer_is_waited_for_and_its_publish_never_lost() {
