@@ -69,7 +69,8 @@
 //! decoded with masks ([`SlotWord::decode`] maps unknown phases to a value every rule retries
 //! on), positions are reduced modulo the capacity before indexing, the records' high mark is
 //! clamped to the table, all arithmetic wraps, and every loop that a peer's words could keep
-//! going is bounded: a `try_*` call makes at most [`ATTEMPTS`] steps and then answers
+//! going is bounded: a `try_*` call makes at most [`ATTEMPTS`] steps, waits at most
+//! [`MID_COPY_WAIT`] in all for peers its records scan shows mid-copy, and then answers
 //! conservatively (`Full`, `Empty`), blocking calls sleep on an eventcount and check their
 //! deadline on every round. Garbage can produce wrong answers, never UB, a panic or an
 //! unbounded spin. Positions are `u64` and wrap only after 2^64 operations (laps stay
@@ -86,6 +87,10 @@
 //!   dead producer does not take room until a consumer passes.
 //! * Before scanning the records, a claim re-reads the slot a few times ([`SCAN_AFTER`]): a
 //!   live peer finishes its copy in nanoseconds, and the scan reads other processes' lines.
+//! * Where the model's get (put) waits for a live `Put(h)` (`Get(t - N)`), a `try_*` call
+//!   waits at most [`MID_COPY_WAIT`] and then answers Empty (Full) with its record clear
+//!   ([`Round::Patient`]); a blocking call polls, and its last attempt after the deadline is
+//!   patient too.
 //! * A get marks its slot TAKEN right after its claim (model mode `taken_mark`) and releases
 //!   with an unguarded store (see `finish_get`); a put that meets a TAKEN slot of the
 //!   previous lap re-reads it before it looks at `head` (see `claim_put`). All three were
