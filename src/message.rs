@@ -679,7 +679,9 @@ impl ByteQueue {
         self.ring.put(Block::Until(None), message, &self.seg, &self.seg)
     }
 
-    /// Sends `message` if there is room now.
+    /// Sends `message` if there is room now. `Full` means what it means for
+    /// [`Queue::try_put`](crate::Queue::try_put): it also waits, at most 20 µs, for a running
+    /// consumer that is copying out of the slot it needs.
     ///
     /// # Errors
     /// `Full`, `TooLarge`, `Closed`, `Lost`.
@@ -687,7 +689,8 @@ impl ByteQueue {
         self.ring.put(Block::No, message, &self.seg, &self.seg)
     }
 
-    /// Sends `message`, waiting at most `timeout` for room.
+    /// Sends `message`, waiting at most `timeout` for room (then one last attempt as
+    /// [`try_put`](ByteQueue::try_put) makes: see [`Queue::put_timeout`](crate::Queue::put_timeout)).
     ///
     /// # Errors
     /// `Timeout`, `TooLarge`, `Closed`, `Lost`.
@@ -735,7 +738,9 @@ impl ByteQueue {
         self.get_into(&mut buf).map(|()| buf)
     }
 
-    /// Receives the oldest message if there is one now.
+    /// Receives the oldest message if there is one now. `Empty` means what it means for
+    /// [`Queue::try_get`](crate::Queue::try_get): it also waits, at most 20 µs, for a running
+    /// producer that is still writing the head message.
     ///
     /// # Errors
     /// `Empty`, `Closed`, `Corrupted`.
@@ -744,7 +749,8 @@ impl ByteQueue {
         self.try_get_into(&mut buf).map(|()| buf)
     }
 
-    /// Receives the oldest message, waiting at most `timeout`.
+    /// Receives the oldest message, waiting at most `timeout` (then one last attempt as
+    /// [`try_get`](ByteQueue::try_get) makes: see [`Queue::get_timeout`](crate::Queue::get_timeout)).
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `Corrupted`.
@@ -1130,7 +1136,8 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         self.send(Block::Until(None), value)
     }
 
-    /// Sends `value` if there is room now.
+    /// Sends `value` if there is room now (`Full` as for
+    /// [`Queue::try_put`](crate::Queue::try_put)).
     ///
     /// # Errors
     /// `Full`, and as [`put`](MessageQueue::put).
@@ -1141,7 +1148,8 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         self.send(Block::No, value)
     }
 
-    /// Sends `value`, waiting at most `timeout` for room.
+    /// Sends `value`, waiting at most `timeout` for room (see
+    /// [`Queue::put_timeout`](crate::Queue::put_timeout)).
     ///
     /// # Errors
     /// `Timeout`, and as [`put`](MessageQueue::put).
@@ -1161,7 +1169,8 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         self.recv(Block::Until(None))
     }
 
-    /// Receives the oldest value if there is one now.
+    /// Receives the oldest value if there is one now (`Empty` as for
+    /// [`Queue::try_get`](crate::Queue::try_get)).
     ///
     /// # Errors
     /// `Empty`, and as [`get`](MessageQueue::get).
@@ -1169,7 +1178,8 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         self.recv(Block::No)
     }
 
-    /// Receives the oldest value, waiting at most `timeout`.
+    /// Receives the oldest value, waiting at most `timeout` (see
+    /// [`Queue::get_timeout`](crate::Queue::get_timeout)).
     ///
     /// # Errors
     /// `Timeout`, and as [`get`](MessageQueue::get).

@@ -7,7 +7,7 @@
 //! | offset | size | content |
 //! |---|---|---|
 //! | 0 | 640 | `RingControl`: tail and head each in a 128-byte pair of cache lines, then closed, three eventcounts and the records' high mark, each on its own line |
-//! | 640 | 128 x R | claim records `{owner, claim, taken, seen_head, seen_tail, empty_at, empty_calls}` (`raw/claims.rs`), one per pair of lines |
+//! | 640 | 128 x R | claim records `{owner, claim, taken, seen_head, seen_tail}` (`raw/claims.rs`), one per pair of lines |
 //! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
 //!
 //! so a put or get touches one cache line for its slot word and its item, as crossbeam's
@@ -392,6 +392,15 @@ impl<T: Pod> Queue<T> {
 
     /// Puts `item` if there is room now (Python's `put_nowait`).
     ///
+    /// `Full` means that the slot the next item goes into is still taken: by an item that no
+    /// consumer has claimed (the queue is full), or by a consumer still copying its item out.
+    /// A running consumer finishes that copy in nanoseconds, and `try_put` waits for it, at
+    /// most 20 µs in all (re-reading the slot, yielding the CPU now and then). The slot of a
+    /// killed consumer is freed at once (its item is lost), and so is the head position of a
+    /// killed producer. So `Full` while the queue has room remains only when the consumer in
+    /// that slot is alive but has not run for that long (descheduled, or stopped by a signal
+    /// or a debugger); such a call returns after about 20 µs.
+    ///
     /// # Errors
     /// `Full(item)`, `Closed(item)`, `Lost(item)`.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
@@ -399,6 +408,11 @@ impl<T: Pod> Queue<T> {
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// Once `timeout` has passed, the call makes one last attempt as
+    /// [`try_put`](Queue::try_put) does, so it may return up to 20 µs after the timeout (only
+    /// while a consumer is copying out of the slot it needs), and `put_timeout(item,
+    /// Duration::ZERO)` answers as `try_put` does, with `Timeout` for `Full`.
     ///
     /// # Errors
     /// `Timeout(item)`, `Closed(item)`, `Lost(item)`.
@@ -503,12 +517,16 @@ impl<T: Pod> Queue<T> {
 
     /// Takes the oldest item if there is one now (Python's `get_nowait`).
     ///
-    /// `Empty` means "nothing to take at the head now": also while the producer that claimed
-    /// the head position is still writing it (FIFO waits for it), and, if that producer was
-    /// killed, until this thread's 16th call in a row that finds that position free, which
-    /// steps over the dead producer's position. A polling loop thus touches the producers'
-    /// cache lines only when the head stays free that long; a blocking [`get`](Queue::get)
-    /// steps over at once.
+    /// `Empty` means that no item is published at the head: the queue is empty, or the
+    /// producer that claimed the head position is still writing it (FIFO: items behind it
+    /// wait). A running producer finishes that copy in nanoseconds, and `try_get` waits for
+    /// it, at most 20 µs in all (re-reading the slot, yielding the CPU now and then). The
+    /// position of a killed producer is stepped over at once. So `Empty` while an item whose
+    /// put has returned waits behind the head remains only when the producer at the head is
+    /// alive but has not run for that long (descheduled, or stopped by a signal or a
+    /// debugger); such a call returns after about 20 µs. A call that finds the head free
+    /// reads the producers' `tail` word, so a loop polling an empty queue makes each put
+    /// fetch that cache line back.
     ///
     /// # Errors
     /// [`GetError::Empty`], [`GetError::Closed`].
@@ -517,6 +535,11 @@ impl<T: Pod> Queue<T> {
     }
 
     /// Takes the oldest item, waiting at most `timeout`.
+    ///
+    /// Once `timeout` has passed, the call makes one last attempt as
+    /// [`try_get`](Queue::try_get) does, so it may return up to 20 µs after the timeout (only
+    /// while a producer is writing the head item), and `get_timeout(Duration::ZERO)` answers
+    /// as `try_get` does, with `Timeout` for `Empty`.
     ///
     /// # Errors
     /// [`GetError::Timeout`], [`GetError::Closed`].

@@ -19,16 +19,14 @@
 //! | `0 .. 3P` | leased to threads ([`Table::take`]), lowest free first |
 //! | `3P + i` | participant `i`'s overflow record, shared under a process-local mutex by its threads that found no free record |
 //!
-//! Each record is `{owner, claim, taken, seen_head, seen_tail, empty_at, empty_calls}`
-//! (`u64`s) alone in a 128-byte pair of cache lines (x86's adjacent-line prefetcher moves
-//! lines in pairs, and each side stores to its record on every operation):
+//! Each record is `{owner, claim, taken, seen_head, seen_tail}` (`u64`s, then padding) alone
+//! in a 128-byte pair of cache lines (x86's adjacent-line prefetcher moves lines in pairs, and
+//! each side stores to its record on every operation):
 //! `owner` 0 (free) or the [`Owner`] token of the participant that leased it; `claim` 0
 //! (none), `PUT | t` or `GET | h` (positions modulo 2^62); `taken` the items gets through
 //! this record took (wrapping), which only the record's thread writes, with plain stores;
 //! `seen_head` and `seen_tail` the other side's index as the record's thread last read it, a
-//! prefetch hint (`RawRing::prefetch_put`) that no decision depends on; `empty_at` and
-//! `empty_calls` the thread's run of empty `try_get`s at one head position
-//! (`RawRing::thorough_at`), which only decides when it looks further. A participant's items
+//! prefetch hint (`RawRing::prefetch_put`) that no decision depends on. A participant's items
 //! in hand are the sum of its records' `taken` less its `tasks_done` (in its participant
 //! record, raised by `task_done` from any thread): so a get counts its item without a locked
 //! instruction, which cost a 1P1C `u64` stream about 15 ns per message. The ring control
@@ -74,11 +72,8 @@ pub(crate) struct ClaimRecord {
     pub(crate) seen_head: AtomicU64,
     /// `tail` as this record's thread last read it when it got (`RawRing::prefetch_get`).
     pub(crate) seen_tail: AtomicU64,
-    /// The head position at which this record's thread last found nothing to take with a
-    /// `try_get`, and how many such calls in a row it made there (`RawRing::thorough_at`).
-    pub(crate) empty_at: AtomicU64,
-    pub(crate) empty_calls: AtomicU64,
-    _pad: [AtomicU64; 9],
+    /// Unused: the record is a 128-byte pair of cache lines.
+    _pad: [AtomicU64; 11],
 }
 
 #[cfg(not(loom))]
@@ -93,8 +88,6 @@ impl ClaimRecord {
             taken: AtomicU64::new(0),
             seen_head: AtomicU64::new(0),
             seen_tail: AtomicU64::new(0),
-            empty_at: AtomicU64::new(0),
-            empty_calls: AtomicU64::new(0),
             _pad: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }

@@ -69,7 +69,8 @@
 //! decoded with masks ([`SlotWord::decode`] maps unknown phases to a value every rule retries
 //! on), positions are reduced modulo the capacity before indexing, the records' high mark is
 //! clamped to the table, all arithmetic wraps, and every loop that a peer's words could keep
-//! going is bounded: a `try_*` call makes at most [`ATTEMPTS`] steps and then answers
+//! going is bounded: a `try_*` call makes at most [`ATTEMPTS`] steps, waits at most
+//! [`MID_COPY_WAIT`] in all for peers its records scan shows mid-copy, and then answers
 //! conservatively (`Full`, `Empty`), blocking calls sleep on an eventcount and check their
 //! deadline on every round. Garbage can produce wrong answers, never UB, a panic or an
 //! unbounded spin. Positions are `u64` and wrap only after 2^64 operations (laps stay
@@ -86,6 +87,10 @@
 //!   dead producer does not take room until a consumer passes.
 //! * Before scanning the records, a claim re-reads the slot a few times ([`SCAN_AFTER`]): a
 //!   live peer finishes its copy in nanoseconds, and the scan reads other processes' lines.
+//! * Where the model's get (put) waits for a live `Put(h)` (`Get(t - N)`), a `try_*` call
+//!   waits at most [`MID_COPY_WAIT`] and then answers Empty (Full) with its record clear
+//!   ([`Round::Patient`]); a blocking call polls, and its last attempt after the deadline is
+//!   patient too.
 //! * A get marks its slot TAKEN right after its claim (model mode `taken_mark`) and releases
 //!   with an unguarded store (see `finish_get`); a put that meets a TAKEN slot of the
 //!   previous lap re-reads it before it looks at `head` (see `claim_put`). All three were
@@ -95,7 +100,7 @@
 use super::claims::{ClaimRecord, NONE, Table, get_claim, put_claim};
 use super::{Liveness, Owner, Wait, expired};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering, fence, spin_hint};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
 // The slot word
@@ -228,9 +233,17 @@ const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
 
 /// A get that meets a free slot at the head loads `tail` (to tell "empty" from "claimed, not
 /// yet published", and so find a dead writer's position) on one round in this many of a
-/// blocking get's spinning, and on every this-many-th `try_get` in a row of a thread at one
-/// head position (see [`RawRing::claim_get`], [`RawRing::thorough_at`]).
+/// blocking get's spinning (see [`Round`]); `try_get` always does.
 const THOROUGH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
+
+/// The longest a [`Round::Patient`] attempt waits, in all, for live peers mid-copy at the
+/// position it needs (see [`Patience`]). A running peer finishes a copy in nanoseconds to a
+/// few microseconds (a 64 KiB item); a peer still mid-copy after this long is descheduled or
+/// stopped, and the attempt answers Empty (Full) rather than wait for the scheduler.
+const MID_COPY_WAIT: Duration = Duration::from_micros(20);
+
+/// Re-reads of the slot word between two clock checks (and yields) of a [`Patience`] wait.
+const PATIENT_SPINS: u32 = if cfg!(loom) { 1 } else { 64 };
 
 /// Re-reads of a slot a claim makes, while a peer that claimed the position before it is
 /// copying, before it scans the claim records for that peer (see [`RawRing::changes`]).
@@ -683,6 +696,69 @@ pub(crate) enum PutFail {
     Timeout,
 }
 
+/// How much one attempt of a put or a get does before it answers Full or Empty.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Round {
+    /// A blocking call's spinning round: a get that finds the head slot free (a put that finds
+    /// its slot at the previous lap) answers at once, without loading the other side's index
+    /// (`tail`, `head`): a poller that loaded it every round would pull that line away from
+    /// the peers that claim with it.
+    Quick,
+    /// Loads the other side's index to tell "nothing there" from "claimed by a peer that is
+    /// still copying", steps over the position of a dead claimant, and reports a live one as
+    /// busy (a blocking call then polls).
+    Thorough,
+    /// [`Round::Thorough`], and before reporting a live claimant as busy, waits for its copy
+    /// (at most [`MID_COPY_WAIT`] in all, see [`Patience`]): `try_put`, `try_get`, and a
+    /// blocking call's last attempt after its deadline.
+    Patient,
+}
+
+/// The bounded wait of one [`Round::Patient`] attempt for live peers mid-copy (crossbeam's
+/// `pop` spins with a `Backoff` in the same place, unboundedly; here a peer may be
+/// descheduled or stopped, so the wait ends after [`MID_COPY_WAIT`], counted from the first
+/// wait of the attempt).
+struct Patience {
+    /// When the attempt stops waiting (set when it first waits).
+    until: Option<Instant>,
+}
+
+impl Patience {
+    fn new() -> Patience {
+        Patience { until: None }
+    }
+
+    /// Waits while `slot` still reads `raw`: [`PATIENT_SPINS`] re-reads, then a clock check
+    /// and a yield ([`Wait::pause`] round 0), until the attempt's time is up. `true` once the
+    /// word changed, `false` when the time ran out first (at once on later calls).
+    #[cold]
+    fn outwaits<W: Wait + ?Sized>(&mut self, slot: &AtomicU64, raw: u64, wait: &W) -> bool {
+        // Loom explores one re-read: it cannot run a clock-bounded loop to its end.
+        let until = if cfg!(loom) {
+            None
+        } else {
+            Some(*self.until.get_or_insert_with(|| Instant::now() + MID_COPY_WAIT))
+        };
+        loop {
+            for _ in 0..PATIENT_SPINS {
+                // Acquire, partner: the publish or release store that the caller then reads
+                // again (the caller's loop re-reads the slot; this only waits).
+                if slot.load(Ordering::Acquire) != raw {
+                    return true;
+                }
+                spin_hint();
+            }
+            match until {
+                Some(until) if Instant::now() < until => {
+                    // Round 0: a yield, never a sleep (a sleep overshoots by the timer slack).
+                    wait.pause(0, Some(until));
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
 /// How long a put or get may wait for room or an item.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Block {
@@ -781,16 +857,17 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize),
     {
         let deadline = match block {
-            // `try_put` is always thorough: it never says Full while the queue has room.
-            Block::No => return self.put_attempt(write, mine, live, wait, &mut false, true),
+            // `try_put` is patient: it never says Full while the queue has room, nor while a
+            // running consumer is copying out of the slot it needs.
+            Block::No => return self.put_attempt(write, mine, live, wait, &mut false, Round::Patient),
             Block::Until(deadline) => deadline,
         };
         // Spins a few rounds, then sleeps on the not-full eventcount; while a live get is
         // copying out of the slot we need, polls instead (its release wakes nobody).
         let mut busy = false;
-        block_on(&self.control.not_full.0, deadline, wait, |thorough| {
+        block_on(&self.control.not_full.0, deadline, wait, |round| {
             busy = false;
-            match self.put_attempt(write, mine, live, wait, &mut busy, thorough) {
+            match self.put_attempt(write, mine, live, wait, &mut busy, round) {
                 Err(PutFail::Full) if busy => Attempt::Poll,
                 Err(PutFail::Full) => Attempt::Sleep,
                 other => Attempt::Done(other),
@@ -826,11 +903,15 @@ impl<'a> RawRing<'a> {
         F: FnMut(usize) -> R,
     {
         let deadline = match block {
-            Block::No => return self.get_attempt(read, mine, live, wait, None).map_err(get_error),
+            Block::No => {
+                return self
+                    .get_attempt(read, mine, live, wait, Round::Patient)
+                    .map_err(get_error);
+            }
             Block::Until(deadline) => deadline,
         };
-        let done = block_on(&self.control.not_empty.0, deadline, wait, |thorough| {
-            match self.get_attempt(read, mine, live, wait, Some(thorough)) {
+        let done = block_on(&self.control.not_empty.0, deadline, wait, |round| {
+            match self.get_attempt(read, mine, live, wait, round) {
                 Err(GetFail::Empty) => Attempt::Sleep,
                 Err(GetFail::Busy) => Attempt::Poll,
                 other => Attempt::Done(other),
@@ -959,7 +1040,7 @@ impl<'a> RawRing<'a> {
         live: &L,
         wait: &W,
         busy: &mut bool,
-        thorough: bool,
+        round: Round,
     ) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
@@ -972,7 +1053,7 @@ impl<'a> RawRing<'a> {
         if self.control.closed.0.load(Ordering::Relaxed) != 0 {
             return Err(PutFail::Closed);
         }
-        let claim = self.claim_put(mine, live, wait, busy, thorough)?;
+        let claim = self.claim_put(mine, live, wait, busy, round)?;
         self.finish_put(&claim, write, mine, wait)
     }
 
@@ -982,24 +1063,26 @@ impl<'a> RawRing<'a> {
     /// is clear.
     #[inline]
     ///
-    /// Not `thorough` (a blocking put's spinning rounds but one in [`THOROUGH_EVERY`]), a slot
-    /// that still holds the previous lap is reported Full without loading `head`, as a get
-    /// does with `tail` (see [`RawRing::claim_get`]): a producer polling a full queue
+    /// In a [`Round::Quick`] (a blocking put's spinning rounds but one in [`THOROUGH_EVERY`]),
+    /// a slot that still holds the previous lap is reported Full without loading `head`, as a
+    /// get does with `tail` (see [`RawRing::claim_get`]): a producer polling a full queue
     /// otherwise pulled the consumers' `head` line away from them on every round (1P1C 64 B:
-    /// 107-114 ns per message against 91-100). `try_put` is always thorough, so that it never
-    /// answers Full while a dead consumer's slot is all that stands in the way.
+    /// 107-114 ns per message against 91-100). `try_put` is patient, so that it never answers
+    /// Full while a dead consumer's slot is all that stands in the way, nor while a running
+    /// consumer is copying out of it (see [`Patience`]).
     fn claim_put<L, W>(
         &self,
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
         busy: &mut bool,
-        thorough: bool,
+        round: Round,
     ) -> Result<PutClaim, PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
+        let mut patience = Patience::new();
         for _ in 0..ATTEMPTS {
             // Acquire, partner: the claim CAS that moved `tail` here.
             let t = self.control.tail.0.load(Ordering::Acquire);
@@ -1026,11 +1109,11 @@ impl<'a> RawRing<'a> {
                 // A get is copying position t - N out (it marked the slot TAKEN after its
                 // claim): it releases in nanoseconds, so re-read rather than leave the loop
                 // (bounded by ATTEMPTS; a thorough round looks for a dead reader below).
-                (Lap::Previous, TAKEN) if !thorough => spin_hint(),
+                (Lap::Previous, TAKEN) if round == Round::Quick => spin_hint(),
                 // Position t - N is not released yet (FULL, or claimed by a put or a step-over
                 // that has not finished): full, or a get holds it.
                 (Lap::Previous, phase) => {
-                    if !thorough {
+                    if round == Round::Quick {
                         return Err(PutFail::Full);
                     }
                     // A TAKEN slot is being read out: wait for the release a little before
@@ -1058,6 +1141,10 @@ impl<'a> RawRing<'a> {
                         continue;
                     }
                     if self.table.shows_live(get_claim(before), live, true) {
+                        // A running consumer releases in nanoseconds: a patient put waits.
+                        if round == Round::Patient && patience.outwaits(self.slot(index), raw, wait) {
+                            continue;
+                        }
                         *busy = true;
                         return Err(PutFail::Full);
                     }
@@ -1150,7 +1237,7 @@ impl<'a> RawRing<'a> {
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
-        thorough: Option<bool>,
+        round: Round,
     ) -> Result<R, GetFail>
     where
         L: Liveness + ?Sized,
@@ -1159,7 +1246,7 @@ impl<'a> RawRing<'a> {
     {
         let mut budget = ATTEMPTS;
         // `claim_get` spends the budget and fails `Empty` once it is gone.
-        let claim = self.claim_get(mine, live, wait, &mut budget, thorough)?;
+        let claim = self.claim_get(mine, live, wait, &mut budget, round)?;
         Ok(self.finish_get(&claim, read, mine, wait))
     }
 
@@ -1167,22 +1254,27 @@ impl<'a> RawRing<'a> {
     /// over a position that holds nothing, or report Empty/Busy/Closed. On success `mine`
     /// shows `Get(h)`; otherwise it is clear.
     ///
-    /// Not `thorough` (`None`: as [`RawRing::thorough_at`] says), a free slot at the head of
-    /// an open ring is reported Empty without loading `tail`: that load is what tells "empty"
-    /// from "claimed, not yet published", and a poller that made it every time pulled the
-    /// producers' `tail` line away from them once per poll.
+    /// In a [`Round::Quick`], a free slot at the head of an open ring is reported Empty
+    /// without loading `tail`: that load is what tells "empty" from "claimed, not yet
+    /// published", and a blocking get that made it on every spinning round pulled the
+    /// producers' `tail` line away from them once per round. Other rounds load it; a
+    /// [`Round::Patient`] one (`try_get`) also waits for a running producer that is still
+    /// copying the head item (see [`Patience`]), so that it answers Empty only when no item
+    /// is published behind a free head, or when the producer at the head is dead (stepped
+    /// over) or not running.
     fn claim_get<L, W>(
         &self,
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
         budget: &mut u32,
-        thorough: Option<bool>,
+        round: Round,
     ) -> Result<GetClaim, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
+        let mut patience = Patience::new();
         while *budget > 0 {
             *budget -= 1;
             // Acquire, partner: the claim CAS that moved `head` here.
@@ -1222,9 +1314,7 @@ impl<'a> RawRing<'a> {
                 (Lap::Same, EMPTY) => {
                     // Empty for now, or a writer is copying: either way nothing to take yet.
                     // Relaxed: a stale "open" only defers the decision.
-                    if !thorough.unwrap_or_else(|| Self::thorough_at(mine, h))
-                        && self.control.closed.0.load(Ordering::Relaxed) == 0
-                    {
+                    if round == Round::Quick && self.control.closed.0.load(Ordering::Relaxed) == 0 {
                         return Err(GetFail::Empty);
                     }
                     // SeqCst: "load tail" is the reload of the closed check below as well.
@@ -1236,6 +1326,11 @@ impl<'a> RawRing<'a> {
                             continue;
                         }
                         if self.table.shows_live(put_claim(h), live, true) {
+                            // A running producer publishes in nanoseconds: a patient get
+                            // waits, then takes the item in the next round.
+                            if round == Round::Patient && patience.outwaits(self.slot(index), raw, wait) {
+                                continue;
+                            }
                             return Err(GetFail::Busy);
                         }
                         // "reload": a live writer shows `Put(h)` from before its claim until
@@ -1260,35 +1355,6 @@ impl<'a> RawRing<'a> {
             }
         }
         Err(GetFail::Empty)
-    }
-
-    /// Whether a `try_get` that finds position `h` free should be thorough: on every
-    /// [`THOROUGH_EVERY`]th call in a row of this thread (`mine`'s) that finds the head at
-    /// `h` free. So a dead writer's position at the head is stepped over within that many
-    /// calls (until then `try_get` answers Empty, as it does while a live writer is still
-    /// copying), and a thread polling a queue loads `tail` (the producers' line) only when a
-    /// position stays free that long. It used to be one call in 16 of the thread's, whatever
-    /// the position: a polled round trip took 455-556 ns per round trip against 335-345 ns
-    /// with no thorough call at all (the producer's next claim CAS had to fetch back the
-    /// `tail` line the poller had read), and the ring floor row read 294-335 ns in the same
-    /// runs. (A heuristic on this thread's own record: a peer that scribbles on it only
-    /// moves the thorough call. Under loom every call is thorough.) Not inlined: it is off
-    /// the blocking gets' path, and the inlined version coincided with one of the slow
-    /// builds of the bimodal 1P1C `ByteQueue` 1 KiB `get_into` row (see `benches/README.md`).
-    #[inline(never)]
-    fn thorough_at(mine: &ClaimRecord, h: u64) -> bool {
-        if cfg!(loom) {
-            return true;
-        }
-        // Relaxed: only this thread writes these words.
-        let calls = if mine.empty_at.load(Ordering::Relaxed) == h {
-            mine.empty_calls.load(Ordering::Relaxed).wrapping_add(1)
-        } else {
-            mine.empty_at.store(h, Ordering::Relaxed);
-            1
-        };
-        mine.empty_calls.store(calls, Ordering::Relaxed);
-        calls % u64::from(THOROUGH_EVERY) == 0
     }
 
     /// Whether position `p`, claimed (below `tail`) and whose slot reads `raw` (EMPTY or SKIP
@@ -1745,7 +1811,7 @@ impl RawRing<'_> {
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        self.claim_put(mine, live, wait, &mut false, true).is_ok()
+        self.claim_put(mine, live, wait, &mut false, Round::Patient).is_ok()
     }
 
     /// Claims the head item as `live` (counting it in `mine`'s `taken`) and returns without reading
@@ -1756,7 +1822,7 @@ impl RawRing<'_> {
         W: Wait + ?Sized,
     {
         let mut budget = ATTEMPTS;
-        self.claim_get(mine, live, wait, &mut budget, Some(true)).is_ok()
+        self.claim_get(mine, live, wait, &mut budget, Round::Patient).is_ok()
     }
 }
 
@@ -1788,14 +1854,17 @@ enum Attempt<R> {
 /// themselves on `ec`, re-check, and sleep (or pause and poll, while `attempt` says a peer is
 /// mid-copy). `None` once `deadline` has passed.
 ///
-/// `attempt(thorough)`: every [`THOROUGH_EVERY`]th spinning round (not the first), every round
-/// after the spinning, and the re-check after announcing are thorough (see [`RawRing::claim_get`]):
-/// the re-check is what the wake-up argument needs to see a claim made before we announced.
+/// `attempt(round)` ([`Round`]): every [`THOROUGH_EVERY`]th spinning round (not the first),
+/// every round after the spinning, and the re-check after announcing are thorough (see
+/// [`RawRing::claim_get`]): the re-check is what the wake-up argument needs to see a claim made
+/// before we announced. Once the deadline has passed, one last attempt is patient, so that a
+/// call with a timeout answers as the `try_*` call would: it may return up to
+/// [`MID_COPY_WAIT`] after the deadline, and only while a peer is mid-copy where it needs.
 fn block_on<R, W: Wait + ?Sized>(
     ec: &EventCount,
     deadline: Option<Instant>,
     wait: &W,
-    mut attempt: impl FnMut(bool) -> Attempt<R>,
+    mut attempt: impl FnMut(Round) -> Attempt<R>,
 ) -> Option<R> {
     let mut spins = SPINS;
     let mut polls = 0u32;
@@ -1803,12 +1872,20 @@ fn block_on<R, W: Wait + ?Sized>(
         // Not the first round: a get that arrives while the head item is being written (or a
         // put while the slot it needs is being read) would otherwise pull the other side's
         // index line away on every call.
-        let blocked = match attempt(spins % THOROUGH_EVERY == 0 && spins < SPINS) {
+        let round = if spins % THOROUGH_EVERY == 0 && spins < SPINS {
+            Round::Thorough
+        } else {
+            Round::Quick
+        };
+        let blocked = match attempt(round) {
             Attempt::Done(r) => return Some(r),
             b => b,
         };
         if expired(deadline) {
-            return None;
+            return match attempt(Round::Patient) {
+                Attempt::Done(r) => Some(r),
+                _ => None,
+            };
         }
         if spins > 0 {
             spins -= 1;
@@ -1824,7 +1901,7 @@ fn block_on<R, W: Wait + ?Sized>(
         }
         polls = 0;
         let seq = ec.announce();
-        let r = attempt(true);
+        let r = attempt(Round::Thorough);
         match r {
             Attempt::Poll if !cfg!(loom) => wait.pause(polls, deadline),
             Attempt::Sleep | Attempt::Poll => wait.wait(&ec.seq, seq, deadline),
@@ -1995,23 +2072,6 @@ mod tests {
     }
 
     fn no_participants(_: &mut dyn FnMut(Owner, u64) -> bool) {}
-
-    /// `try_get` until it answers something other than Empty, at most [`THOROUGH_EVERY`]
-    /// calls: one of them is thorough, and steps over a dead writer's position.
-    fn try_get_thorough(
-        ring: &Ring<'_, super::heap::HeapPayload<u64>>,
-        mine: &ClaimRecord,
-        live: &Oracle<'_>,
-    ) -> Result<u64, GetError> {
-        let mut r = Err(GetError::Empty);
-        for _ in 0..THOROUGH_EVERY {
-            r = ring.try_get(mine, live, &Yield);
-            if r != Err(GetError::Empty) {
-                break;
-            }
-        }
-        r
-    }
 
     /// Runs `laps` laps of fill-then-drain plus a half-full phase, checking FIFO, Full, Empty.
     fn exercise(mem: &HeapRing<u64>, laps: u64) {
@@ -2203,7 +2263,10 @@ mod tests {
         let me = who(1, &dead);
         let mine = mem.mine(me.me);
         let ring = mem.ring();
-        let claim = ring.claim_put(mine, &me, &Yield, &mut false, true).ok().unwrap();
+        let claim = ring
+            .claim_put(mine, &me, &Yield, &mut false, Round::Patient)
+            .ok()
+            .unwrap();
         ring.close(&Yield);
         assert_eq!(ring.finish_put(&claim, &mut |_| {}, mine, &Yield), Err(PutFail::Closed));
         assert_eq!(word(&ring, 0).phase, SKIP);
@@ -2281,9 +2344,9 @@ mod tests {
                 ring.try_put(10 + k, mq, &q, &Yield).unwrap();
             }
             for k in 0..cap as u64 - 1 {
-                assert_eq!(try_get_thorough(&ring, mc, &c), Ok(10 + k));
+                assert_eq!(ring.try_get(mc, &c, &Yield), Ok(10 + k));
             }
-            assert_eq!(try_get_thorough(&ring, mc, &c), Err(GetError::Empty));
+            assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
             for k in 0..cap as u64 {
                 ring.try_put(20 + k, mq, &q, &Yield).unwrap();
             }
@@ -2294,32 +2357,28 @@ mod tests {
         }
     }
 
-    /// `try_get` looks past a free head slot (and so finds a dead writer's position) on the
-    /// 16th call in a row of a thread at that position, not before; a call at another
-    /// position starts the count again.
+    /// `try_get` looks past a free head slot on every call: while the writer that claimed the
+    /// head position lives but stays mid-copy (stopped here), it answers Empty after its
+    /// bounded wait, keeping that position and the item behind it; once the writer is dead,
+    /// the next call steps over its position and takes the item behind it.
     #[test]
-    fn try_get_steps_over_on_the_16th_empty_call_in_a_row_at_one_position() {
+    fn try_get_outwaits_a_live_writer_and_steps_over_a_dead_one_at_once() {
         let mem = HeapRing::new(4);
         let dead = AtomicU64::new(0);
         let (p, q, c) = (who(1, &dead), who(2, &dead), who(3, &dead));
         let (mp, mq, mc) = (mem.mine(p.me), mem.mine(q.me), mem.mine(c.me));
         let ring = mem.ring();
-        // Position 0: polled empty 5 times, then put and taken.
-        for _ in 0..5 {
-            assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
-        }
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
         ring.try_put(7, mq, &q, &Yield).unwrap();
         assert_eq!(ring.try_get(mc, &c, &Yield), Ok(7));
-        // Position 1, the first empty call there (the count starts again).
-        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
-        // Claimed by a producer that then dies; position 2 holds an item behind it.
+        // Position 1 claimed by a producer that stops there; position 2 holds an item.
         assert!(ring.claim_put_and_stop(mp, &p, &Yield));
-        kill(&dead, 1);
         ring.try_put(8, mq, &q, &Yield).unwrap();
-        for call in 2..THOROUGH_EVERY {
-            assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty), "call {call}");
-        }
-        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(8), "the 16th call steps over");
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty), "the writer lives");
+        assert_eq!(ring.len(&c), 2);
+        kill(&dead, 1);
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(8), "the first call steps over");
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
     }
 
     /// Model `pf`..`pr`: a get that died after its claim leaves its slot FULL of the previous
@@ -2346,6 +2405,66 @@ mod tests {
         assert_eq!(ring.len(&d), 0);
     }
 
+    /// A [`Wait`] whose first `pause` (the first yield of a patient call waiting for a peer
+    /// mid-copy) runs `then`: that peer finishing its copy while the call waits.
+    struct FinishOnPause<'f> {
+        then: std::cell::Cell<Option<Box<dyn FnOnce() + 'f>>>,
+    }
+
+    impl Wait for FinishOnPause<'_> {
+        fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+            Yield.wait(word, expected, deadline);
+        }
+        fn wake_all(&self, _word: &AtomicU32) {}
+        fn pause(&self, _round: u32, _deadline: Option<Instant>) {
+            if let Some(then) = self.then.take() {
+                then();
+            }
+        }
+    }
+
+    /// `try_get` waits for a live writer mid-copy at the head: when it publishes during the
+    /// wait, the call takes its item (not Empty), and the item behind it comes next. The same
+    /// for `try_put` and a live reader copying out of the slot it needs.
+    #[test]
+    fn try_calls_wait_for_a_peer_that_finishes_its_copy_meanwhile() {
+        let mem = HeapRing::new(2);
+        let dead = AtomicU64::new(0);
+        let (p, q, c) = (who(1, &dead), who(2, &dead), who(3, &dead));
+        let (mp, mq, mc) = (mem.mine(p.me), mem.mine(q.me), mem.mine(c.me));
+        let ring = mem.ring();
+        let claim = ring.claim_put(mp, &p, &Yield, &mut false, Round::Patient).ok().unwrap();
+        ring.try_put(8, mq, &q, &Yield).unwrap();
+        let publish = FinishOnPause {
+            then: std::cell::Cell::new(Some(Box::new(|| {
+                // SAFETY: `i < capacity`, and we hold the claim of the position whose cell it is.
+                let write = &mut |i| unsafe { mem.payload.write(i, &7) };
+                assert_eq!(ring.finish_put(&claim, write, mp, &Yield), Ok(()));
+            }))),
+        };
+        assert_eq!(ring.try_get(mc, &c, &publish), Ok(7));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(8));
+
+        // Full ring; a reader stays mid-copy of position 2 (slot 0, the next put's slot).
+        ring.try_put(9, mq, &q, &Yield).unwrap();
+        ring.try_put(10, mq, &q, &Yield).unwrap();
+        let mut budget = ATTEMPTS;
+        let taken = ring
+            .claim_get(mc, &c, &Yield, &mut budget, Round::Patient)
+            .ok()
+            .unwrap();
+        let release = FinishOnPause {
+            then: std::cell::Cell::new(Some(Box::new(|| {
+                // SAFETY: `i < capacity`, and we hold the claim of the position whose cell it is.
+                let got = ring.finish_get(&taken, &mut |i| unsafe { mem.payload.read(i) }, mc, &Yield);
+                assert_eq!(got, 9);
+            }))),
+        };
+        assert_eq!(ring.try_put(11, mq, &q, &release), Ok(()));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(10));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(11));
+    }
+
     /// A live writer that takes its time is waited for: its position is never stepped over.
     #[test]
     fn a_slow_live_writer_is_waited_for_and_its_publish_never_lost() {
@@ -2355,7 +2474,7 @@ mod tests {
         let (mp, mc) = (mem.mine(p.me), mem.mine(c.me));
 
         let ring = mem.ring();
-        let claim = ring.claim_put(mp, &p, &Yield, &mut false, true).ok().unwrap();
+        let claim = ring.claim_put(mp, &p, &Yield, &mut false, Round::Patient).ok().unwrap();
         for _ in 0..3 {
             assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
         }
@@ -2377,9 +2496,9 @@ mod tests {
         let (mp, mc) = (mem.mine(p.me), mem.mine(c.me));
 
         let ring = mem.ring();
-        let claim = ring.claim_put(mp, &p, &Yield, &mut false, true).ok().unwrap();
+        let claim = ring.claim_put(mp, &p, &Yield, &mut false, Round::Patient).ok().unwrap();
         kill(&dead, 1);
-        assert_eq!(try_get_thorough(&ring, mc, &c), Err(GetError::Empty));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
         assert_eq!(mem.control.head.0.load(SC), 1, "stepped over");
         dead.store(0, SC);
         assert_eq!(ring.finish_put(&claim, &mut |_| {}, mp, &Yield), Err(PutFail::Lost));
