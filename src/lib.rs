@@ -73,6 +73,9 @@
 //! - every `_timeout` call returns by its deadline plus one wait slice while a peer keeps
 //!   rewriting the lock word or filling a pipe; `Duration::MAX` means no deadline and
 //!   `Duration::ZERO` one attempt, and no timeout panics;
+//! - `try_get`/`try_put` wait at most 20 µs for a live peer mid-copy at the next position
+//!   before answering `Empty`/`Full`, so a writer of the mapping (or a descheduled peer) can
+//!   make them slow by that bound and pessimistic, never unbounded;
 //! - a writer of a child's job pipe can make a `Process`/`Pool` child refuse, drop or delay
 //!   a task, or decode garbage arguments, never run code the parent did not send (task
 //!   frames carry a MAC keyed with a per-child secret that never enters shared memory);
