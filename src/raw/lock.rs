@@ -158,17 +158,18 @@ impl LockState {
         loop {
             // Ask the liveness oracle (a system call) only once spinning is over, that is
             // once per sleep slice, not on every spin round.
-            let step = self.attempt(live, slept, spins >= BACKOFF_ROUNDS)?;
-            if let Attempt::Got(a) = step {
-                return Ok(a);
-            }
-            // Checked on every path round the loop, not only before sleeping: a peer that
-            // keeps rewriting the word would otherwise hold us in the retry paths for ever.
-            if expired(deadline) {
-                return Err(LockFailure::WouldBlock);
-            }
-            match step {
-                Attempt::Got(_) | Attempt::Retry => {}
+            // The deadline is checked on every unbounded path round the loop (retries, and
+            // every round once spinning is over), not only before sleeping: a peer that keeps
+            // rewriting the word would otherwise hold us in the retry path for ever. The
+            // spinning rounds are bounded and come first, so even a zero timeout asks the
+            // liveness oracle once and takes over a dead owner's lock.
+            match self.attempt(live, slept, spins >= BACKOFF_ROUNDS)? {
+                Attempt::Got(a) => return Ok(a),
+                Attempt::Retry => {
+                    if expired(deadline) {
+                        return Err(LockFailure::WouldBlock);
+                    }
+                }
                 Attempt::Contended(seen) => {
                     if spins < BACKOFF_ROUNDS {
                         for _ in 0..1u32 << spins.min(6) {
@@ -176,6 +177,9 @@ impl LockState {
                         }
                         spins += 1;
                         continue;
+                    }
+                    if expired(deadline) {
+                        return Err(LockFailure::WouldBlock);
                     }
                     // `set waiters`, then `sleep`: announce ourselves, read the sequence,
                     // re-check the word, sleep while the sequence is unchanged. SeqCst on all
