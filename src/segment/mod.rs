@@ -532,10 +532,14 @@ impl Segment {
     /// word says now, and is left alone. The creator keeps its init beacon until it holds
     /// its participant beacon, so there is no moment when a published object has neither.
     fn remove_if_abandoned(fd: &OwnedFd, os_name: &str) -> Abandonment {
-        if os::beacon_is_held(fd.as_fd(), INIT_BEACON).unwrap_or(true) {
+        // Take the init beacon and hold it while deciding (closing `fd` drops it): a creator
+        // that has not locked it yet then fails to and starts over, and one that holds it
+        // makes us fail here. Merely testing it would go stale before the decision.
+        if !os::beacon_try_lock(fd.as_fd(), INIT_BEACON).unwrap_or(false) {
             return Abandonment::CreatorAtWork;
         }
         if os::beacon_range_is_held(fd.as_fd(), BEACON_BASE, u64::from(MAX_PARTICIPANTS)).unwrap_or(true) {
+            os::beacon_unlock(fd.as_fd(), INIT_BEACON);
             return Abandonment::LiveParticipants;
         }
         let Ok(info) = os::fstat(fd.as_fd()) else {
@@ -551,8 +555,8 @@ impl Segment {
                 .compare_exchange(header::INIT_EMPTY, INIT_ABANDONED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         } else {
-            // Died before sizing it: the init beacon decides who removes it.
-            os::beacon_try_lock(fd.as_fd(), INIT_BEACON).unwrap_or(false)
+            // Died before sizing it: we hold its init beacon, so we remove it.
+            true
         };
         if won {
             unlink_if_same(os_name, info.inode);
