@@ -249,14 +249,15 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
         let mark = results.buf.len();
         results.buf.extend_from_slice(&[ITEM_OK, 0, 0, 0, 0]);
         let run = match tramp {
-            Ok(t) => {
-                // SAFETY: the frame's MAC under this child's key (checked by `serve` before
-                // `run_task`) shows that the parent wrote both offsets; the parent, a process
-                // of the same build (fingerprint checked at start), made them with
-                // `FnRef::new` from a `fn(A) -> R` and the trampoline for that `A` and `R`;
-                // and `trampoline()` checked that both lie in this executable's code.
-                std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { t(task.f.func, item, &mut results.buf) }))
-            }
+            // The frame's MAC under this child's key (checked by `serve` before `run_task`)
+            // shows that the parent, a process of the same build (fingerprint checked at
+            // start), wrote both offsets with `FnRef::new` from a `fn(A) -> R` and the
+            // trampoline for that `A` and `R`; `trampoline()` checked both lie in our code.
+            Ok(t) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: `t` and `task.f.func` are a matching trampoline and function, as the
+                // parent sent them (authenticated above), so `t`'s contract holds.
+                unsafe { t(task.f.func, item, &mut results.buf) }
+            })),
             Err(ref e) => Ok(Err(Failure::BadFunction(e.clone()))),
         };
         let other: Option<(u8, Vec<u8>)> = match run {
@@ -389,12 +390,12 @@ fn run_pod_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
         let mut done = 0;
         let started = Instant::now();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: the frame's MAC under this child's key (checked by `serve` before
-            // `run_pod_task`) shows that the parent wrote both offsets; the parent, a process
-            // of the same build (fingerprint checked at start), made them with
-            // `FnRef::new_pod` from a `fn(A) -> R` and the plain-data trampoline for that `A`
-            // and `R`; `pod_trampoline()` checked that both lie in this executable's code;
-            // the trampoline checks the sizes.
+            // The frame's MAC under this child's key (checked by `serve` before
+            // `run_pod_task`) shows that the parent, a process of the same build, wrote both
+            // offsets with `FnRef::new_pod` from a `fn(A) -> R` and the plain-data trampoline
+            // for that `A` and `R`; `pod_trampoline()` checked both lie in our code.
+            // SAFETY: a matching trampoline and function as the parent sent them (above);
+            // the trampoline checks the sizes of `input` and the result buffer.
             unsafe { tramp(task.f.func, input, &mut results.buf[mark..], (asize, rsize), &mut done) }
         }));
         let now = Instant::now();
