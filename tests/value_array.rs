@@ -65,6 +65,21 @@ fn child_entry() {
             let _ = Value::<u64>::create(&args[0], 1);
             say("CREATED");
         }
+        "create_slow" => {
+            // Stopped at a fault point after sizing, before publishing (SHMPROC_FAULT).
+            let v = Value::<u64>::create(&args[0], 11).unwrap();
+            say(format!("CREATED {}", v.load().unwrap()));
+            wait_parent();
+        }
+        "open_or_create_zero" => {
+            // Gives up on the creator at once; stopped before deciding it is abandoned.
+            let r = Value::<u64>::open_or_create_with(&args[0], 5, &Options::new().init_timeout(Duration::ZERO));
+            match r {
+                Ok(v) => say(format!("RESULT owns={} value={}", v.owns_name(), v.load().unwrap())),
+                Err(e) => say(format!("RESULT {e:?}")),
+            }
+            wait_parent();
+        }
         _ => panic!("unknown role {role}"),
     });
 }
@@ -231,6 +246,37 @@ fn creator_killed_during_init_gives_init_timeout_and_open_or_create_recovers() {
     let v = Value::<u64>::open_or_create_with(&name, 5, &short).unwrap();
     assert!(v.owns_name());
     assert_eq!(v.load().unwrap(), 5);
+}
+
+/// An opener whose init timeout expires while the creator is still at work, and which looks
+/// for abandonment only after the creator published and registered: it opens the segment
+/// (`models/init_model.py`, mutation `live_is_corrupt`), it does not call it corrupted.
+#[test]
+fn open_or_create_that_gave_up_on_a_creator_that_then_finished_opens_it() {
+    let name = Name::new("slow");
+    let stop = ("SHMPROC_FAULT_ACTION", "stop");
+    let mut creator = spawn_env(
+        "create_slow",
+        &[&name],
+        &[("SHMPROC_FAULT", "segment.create.after_truncate"), stop],
+    );
+    creator.expect_line("SHMPROC_FAULT_HIT", LONG);
+    creator.wait_stopped();
+    let mut opener = spawn_env(
+        "open_or_create_zero",
+        &[&name],
+        &[("SHMPROC_FAULT", "segment.open_or_create.before_remove"), stop],
+    );
+    opener.expect_line("SHMPROC_FAULT_HIT", LONG);
+    opener.wait_stopped();
+    creator.signal(libc::SIGCONT);
+    assert_eq!(creator.expect_line("CREATED", LONG), "11");
+    opener.signal(libc::SIGCONT);
+    assert_eq!(opener.expect_line("RESULT", LONG), "owns=false value=11");
+    opener.close_stdin();
+    opener.wait_ok(LONG);
+    creator.close_stdin();
+    creator.wait_ok(LONG);
 }
 
 #[test]

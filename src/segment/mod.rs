@@ -343,7 +343,11 @@ enum OpenFail {
 enum Abandonment {
     /// The creator still holds its init beacon: it is alive and at work.
     CreatorAtWork,
-    /// Some live participant holds the object open: it was published; not removed.
+    /// Some live participant holds the object open and its init-state word says READY: it
+    /// was published after our wait gave up (a slow creator); open it again.
+    Published,
+    /// Some live participant holds the object open, yet its init-state word is not READY: a
+    /// peer rewrote it. Not removed.
     LiveParticipants,
     /// Abandoned: removed by us or by another process (or nothing left to decide).
     Removed,
@@ -505,6 +509,7 @@ impl Segment {
                 Err(OpenFail::Err(OpenError::NotFound { .. })) | Err(OpenFail::Abandoned) => {}
                 Err(OpenFail::Err(e)) => return Err(e),
                 Err(OpenFail::InitTimeout(fd)) => {
+                    crate::fault::hit("segment.open_or_create.before_remove");
                     if Self::remove_if_abandoned(&fd, &os_name) == Abandonment::LiveParticipants {
                         return Err(OpenError::corrupted(
                             "its init-state word says it was never initialised, yet live \
@@ -531,6 +536,9 @@ impl Segment {
     /// live participant holds (a participant beacon is held) was published, whatever the
     /// word says now, and is left alone. The creator keeps its init beacon until it holds
     /// its participant beacon, so there is no moment when a published object has neither.
+    ///
+    /// `models/init_model.py` checks this protocol (with `create`, `init_new` and
+    /// `open_inner`, whose steps it names) with processes killed at any step.
     fn remove_if_abandoned(fd: &OwnedFd, os_name: &str) -> Abandonment {
         // Take the init beacon and hold it while deciding (closing `fd` drops it): a creator
         // that has not locked it yet then fails to and starts over, and one that holds it
@@ -538,13 +546,27 @@ impl Segment {
         if !os::beacon_try_lock(fd.as_fd(), INIT_BEACON).unwrap_or(false) {
             return Abandonment::CreatorAtWork;
         }
-        if os::beacon_range_is_held(fd.as_fd(), BEACON_BASE, u64::from(MAX_PARTICIPANTS)).unwrap_or(true) {
-            os::beacon_unlock(fd.as_fd(), INIT_BEACON);
-            return Abandonment::LiveParticipants;
-        }
         let Ok(info) = os::fstat(fd.as_fd()) else {
             return Abandonment::Removed;
         };
+        if os::beacon_range_is_held(fd.as_fd(), BEACON_BASE, u64::from(MAX_PARTICIPANTS)).unwrap_or(true) {
+            // A participant registers only after READY was stored, so READY now means a slow
+            // creator published after our wait gave up (models/init_model.py,
+            // `live_is_corrupt`). The size was checked: a participant's creator had sized it.
+            let published = info.size >= HEADER_SIZE
+                && os::map(fd.as_fd(), HEADER_SIZE as usize).is_ok_and(|map| {
+                    // SAFETY: the mapping is HEADER_SIZE bytes and outlives `state`.
+                    let state = unsafe { init_state(map.as_mut_ptr()) };
+                    // Acquire: pairs with the creator's release store of INIT_READY.
+                    state.load(Ordering::Acquire) == INIT_READY
+                });
+            os::beacon_unlock(fd.as_fd(), INIT_BEACON);
+            return if published {
+                Abandonment::Published
+            } else {
+                Abandonment::LiveParticipants
+            };
+        }
         let won = if info.size >= HEADER_SIZE {
             let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else {
                 return Abandonment::Removed;

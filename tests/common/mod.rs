@@ -132,6 +132,21 @@ impl Child {
         unsafe { libc::kill(self.pid(), sig) };
     }
 
+    /// Polls until the child is stopped (the SIGSTOP it sends itself at a fault point took
+    /// effect), so that a SIGCONT cannot overtake it.
+    pub fn wait_stopped(&self) {
+        let deadline = Instant::now() + LONG;
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+            // The state follows the command name, which is in parentheses.
+            if stat.rsplit_once(')').unwrap().1.trim_start().starts_with('T') {
+                return;
+            }
+            assert!(Instant::now() < deadline, "child {} did not stop", self.pid());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// SIGKILLs the child and reaps it.
     pub fn kill(&mut self) {
         self.signal(libc::SIGKILL);
