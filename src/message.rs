@@ -92,7 +92,7 @@ impl RingLayout {
         let cells = align_up(records.checked_add(nrecords.checked_mul(RECORD_SIZE)?)?, 128)?;
         // The slot words live in the cells (a strided ring, as `Queue` does for small items):
         // a put or get touches its own cell's lines only, where separate slot words, eight to
-        // a line, had producer and consumer working one line for eight messages.
+        // a line, would have producer and consumer working on one line for eight messages.
         let stride = align_up(max.checked_add(CELL_HEADER)?, 64)?;
         let end = cells.checked_add(cap.checked_mul(stride)?)?;
         Some(RingLayout {
@@ -267,10 +267,10 @@ impl MsgRing {
         let fill = |w: &mut MessageWriter<'_>| {
             // In a process started with a fault point, two halves, so that crash tests can
             // kill a producer with half a message written (`message.put.half_written`).
-            // Otherwise one copy: the halves of a 1 KiB message fell below `rep movsb`'s
-            // threshold (`raw::copy`) and were copied by word loops (1P1C A/B on the
-            // development VM: `MessageQueue<String>` 1 KiB 380-396 -> 346-361 ns per message,
-            // `ByteQueue` read in place 88-91 -> 81-87).
+            // Otherwise one copy, so that a message of 1 KiB or more stays one `rep movsb`
+            // (`raw::copy`) instead of two halves below that threshold, copied by word loops
+            // (row `queue 1P1C | shmproc MessageQueue<String> | 1 KiB`; ARCHITECTURE.md,
+            // "Copies").
             if crate::fault::armed() {
                 // Split at a multiple of 8, so that both halves are copied word by word.
                 let (first, second) = data.split_at((data.len() / 2) & !7);

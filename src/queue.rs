@@ -11,9 +11,10 @@
 //! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
 //!
 //! so a put or get touches one cache line for its slot word and its item, as crossbeam's
-//! `ArrayQueue` does, and a `u64` queue packs four slots per line: since layout 5 the claims
-//! are CASes on `head`/`tail`, and slot words are only loaded and stored, so neighbouring
-//! slots no longer fight over their line. Larger items keep separate arrays:
+//! `ArrayQueue` does, and a `u64` queue packs four slots per line: the claims are CASes on
+//! `head`/`tail`, and slot words are only loaded and stored, so neighbouring slots do not
+//! contend for their line (ARCHITECTURE.md, "Design rationale"). Larger items keep separate
+//! arrays:
 //!
 //! | offset | size | content |
 //! |---|---|---|
@@ -70,10 +71,11 @@ fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
 
 /// Distance between payload cells. Cells of 64 bytes or more start on their own pair of
 /// cache lines: x86's adjacent-line prefetcher moves lines in 128-byte pairs, so with 64-byte
-/// cells a consumer reading cell `i` kept pulling away the line a producer was writing for
-/// cell `i + 1` (the 1P1C `[u8; 64]` row took 270 ns per message at stride 64, against 82 ns
-/// for `ByteQueue`'s 128-byte cells). Smaller items stay packed; a multiple of `T`'s
-/// alignment either way (alignments above 128 divide `size_of::<T>()` already).
+/// cells a consumer reading cell `i` would keep pulling away the line a producer is writing
+/// for cell `i + 1` (row `queue 1P1C | shmproc Queue (put/get) | 64 B` of
+/// `benches/compare.rs`; the figures are in `benches/README.md`, "Measurements behind the
+/// code"). Smaller items stay packed; a multiple of `T`'s alignment either way (alignments
+/// above 128 divide `size_of::<T>()` already).
 const fn stride<T>() -> u64 {
     let size = core::mem::size_of::<T>() as u64;
     if size >= 64 { size.div_ceil(128) * 128 } else { size }

@@ -1,8 +1,8 @@
-//! Claim records: where each put and get announces the position it is claiming (ring layout
-//! version 5, the intent protocol of `models/intent_model.py`).
+//! Claim records: where each put and get announces the position it is claiming (the intent
+//! protocol of `models/intent_model.py`).
 //!
 //! A ring's claims are CASes on its `tail` and `head` (as in crossbeam's `ArrayQueue`), so the
-//! slot words no longer name an owner. What crash recovery needs instead: before its claim
+//! slot words name no owner. What crash recovery needs instead: before its claim
 //! CAS, a put stores `Put(t)` in a record of its own, a get `Get(h)`, and each clears it after
 //! its publish or release store. A peer that finds a position claimed and not yet published
 //! (or not yet released) looks for a *live* record showing that claim; none means the
@@ -28,8 +28,10 @@
 //! `seen_head` and `seen_tail` the other side's index as the record's thread last read it, a
 //! prefetch hint (`RawRing::prefetch_put`) that no decision depends on. A participant's items
 //! in hand are the sum of its records' `taken` less its `tasks_done` (in its participant
-//! record, raised by `task_done` from any thread): so a get counts its item without a locked
-//! instruction, which cost a 1P1C `u64` stream about 15 ns per message. The ring control
+//! record, raised by `task_done` from any thread): so a get counts its item with a plain
+//! store to a line of its own, not a locked read-modify-write on a shared counter (row
+//! `queue 1P1C | shmproc Queue (put/get) | 8 B`; ARCHITECTURE.md, "Items in hand counted per
+//! record"). The ring control
 //! block's `records_used` is the high mark of records ever leased: scans stop there, so a
 //! 1P1C ring scans two records.
 
@@ -64,8 +66,11 @@ pub(crate) fn records_for(participants: u32) -> u64 {
 /// One claim record (128 bytes, all atomics: peers may write any of it).
 #[repr(C, align(128))]
 pub(crate) struct ClaimRecord {
+    /// 0 (free) or the [`Owner`] token of the participant that leased the record.
     owner: AtomicU64,
+    /// [`NONE`], or the claim the record's thread is making: `PUT | t` or `GET | h`.
     pub(crate) claim: AtomicU64,
+    /// Items that gets through this record took (wrapping); only the record's thread writes it.
     pub(crate) taken: AtomicU64,
     /// `head` as this record's thread last read it when it put: a hint for prefetching
     /// (`RawRing::prefetch_put`), never trusted for anything else.

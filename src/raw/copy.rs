@@ -71,10 +71,10 @@ pub(crate) unsafe fn store_ref<T: Pod>(dst: *mut T, v: &T) {
 }
 
 /// From this length on, [`store_bytes`] and [`load_bytes`] copy with one string instruction
-/// (`string_copy`) instead of word loops. Measured `ByteQueue` messages between two processes
-/// (2-vCPU development VM, two A/B runs): the word loops win below it (256 B: 78-96 against
-/// 106-112 ns; 512 B: 66-68 against 130-139 ns), 768 B is a tie, and `rep movsb` wins from it
-/// on (1 KiB: 74-79 against 186-196 ns; 2 KiB: 195-199 against 344 ns).
+/// (`string_copy`) instead of word loops: below it the word loops are faster, from it
+/// `rep movsb` is (a sweep of the `queue 1P1C | shmproc ByteQueue (put/get_into)` row of
+/// `benches/compare.rs` over message sizes; the figures are in `benches/README.md`,
+/// "Measurements behind the code").
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const REP_MIN: usize = 1024;
 
@@ -96,11 +96,11 @@ const REP_MIN: usize = 1024;
 /// protocol never relies on an order among the bytes of one message.
 ///
 /// Why: on a fresh destination line a long `rep movsb` writes whole lines without reading them
-/// first, where 8-byte stores read each line in. Measured with `benches/compare` between two
-/// processes (2-vCPU development VM, A/B back to back): `ByteQueue` 64 KiB messages 7.8 ->
-/// 4.7-5.2 us with `get_into` and 7.7 -> 2.7-3.0 us read in place; 1 KiB messages 191 -> 77-83
-/// ns. Under Miri, which runs no assembly, and on other architectures the callers keep their
-/// word loops.
+/// first, where 8-byte stores read each line in (rows `queue 1P1C | shmproc ByteQueue
+/// (put/get_into) | 64 KiB` and `... (put/get_with, read in place) | 64 KiB` of
+/// `benches/compare.rs`; before and after in `benches/README.md`, "Measurements behind the
+/// code"). Under Miri, which runs no assembly, and on other architectures the callers keep
+/// their word loops.
 ///
 /// # Safety
 /// `src` is valid for reads and `dst` for writes of `len` bytes, and the two ranges do not

@@ -10,8 +10,11 @@
 //! Why not a `PTHREAD_MUTEX_ROBUST` mutex in the mapping? glibc links a held robust mutex into
 //! the thread's robust list through pointers stored *inside the mutex*, and unlock follows
 //! them: a peer that rewrites those bytes turns our unlock into a write at an address of its
-//! choosing (`../shared/facts/robust_mutex_list_hijack.c`). A plain word cannot be abused that
-//! way, runs under loom and Miri, and is about twice as fast uncontended.
+//! choosing (ARCHITECTURE.md, "No glibc robust mutex"). A plain word cannot be abused that
+//! way: whatever a peer writes into it is only decoded as a lock state (the states and steps
+//! of `models/lock_model.py`), so a forged word can stall or mislead the lock, never direct a
+//! write. It also runs under loom and Miri, and an uncontended lock and unlock are one CAS
+//! each (row `lock+incr+unlock, 1 user` of `benches/compare.rs`).
 
 use super::{Liveness, Owner, Wait, expired};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering, spin_hint};

@@ -1,9 +1,11 @@
 //! Pure algorithms over caller-provided memory: the lock word, the ring, participant tokens.
 //!
-//! Nothing here makes a system call, allocates, or knows how its memory was mapped. Waiting
-//! and "is this owner alive?" are passed in through [`Wait`] and [`Liveness`], which `os`
-//! implements with futexes and OFD-lock beacons and the tests implement with doubles. That is
-//! what lets loom and Miri run the real algorithms on heap memory.
+//! Nothing here makes a system call of its own or knows how its memory was mapped, and a
+//! lock, unlock, put or get allocates nothing (a thread's first use of a handle leases it a
+//! claim record through process-local bookkeeping in `claims`, which does). Waiting and "is
+//! this owner alive?" are passed in through [`Wait`] and [`Liveness`], which `os` implements
+//! with futexes and OFD-lock beacons and the tests implement with doubles. That is what lets
+//! loom and Miri run the real algorithms on heap memory.
 
 use crate::primitive::AtomicU32;
 use std::time::{Duration, Instant};

@@ -13,13 +13,12 @@ use crate::raw::MAX_PARTICIPANTS;
 
 /// "SHMPROC" + format byte.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
-/// Layout version of this build. Bump on any change to a shared layout. 2: `Queue` cells of
-/// 64 bytes or more are padded to 128 (see `queue.rs`); message queues and pipes. 3: the
-/// ring protocol publishes and releases with stores and moves `tail`/`head` lazily (same
-/// bytes, but a version-2 peer would sleep through wake-ups and trust a lagging `tail`).
-/// 4: `Queue` items of up to 56 bytes sit next to their slot word (inline cells). 5: the
-/// intent protocol: claims are CASes on `tail`/`head`, announced in per-thread claim records
-/// (`4 * participants` per ring, after the 640-byte control block); slot words carry no owner.
+/// Layout version of this build. In this version a ring claims by CAS on `tail`/`head` and
+/// announces each claim in a per-thread claim record (`4 * participants` records per ring,
+/// after its 640-byte control block); slot words carry no owner. Bump it on any change to a
+/// shared layout, or to what a peer may assume about one with the same bytes: a segment of
+/// another version is refused with `VersionMismatch`. ARCHITECTURE.md lists what each
+/// version changed.
 pub const LAYOUT_VERSION: u32 = 5;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;

@@ -137,8 +137,9 @@ mod tests {
     use crate::primitive::Ordering;
 
     /// An opener in the same process waits on `init_state` while its creator writes the
-    /// header. Regression test: the header copy used to cover `init_state` with 8-byte atomic
-    /// stores while openers load it as 4 bytes, a mixed-size race that Miri stops on.
+    /// header. The header copy must leave `init_state` out: covering it with 8-byte atomic
+    /// stores while openers load it as 4 bytes is a mixed-size race, which Miri stops on
+    /// (see `HEADER_REST` in `segment/mod.rs`).
     #[test]
     fn an_opener_racing_its_creator_reads_a_whole_header() {
         let spec = Spec {

@@ -209,7 +209,8 @@ unsafe fn init_state<'a>(base: *mut u8) -> &'a AtomicU32 {
 // ever accessed as one `AtomicU32` (the creator's release store, openers' acquire loads and
 // futex waits, the abandon CAS). Copying it inside a wider word would make mixed-size atomic
 // accesses to it, which the memory model does not allow to race, and an opener in the same
-// process does race with its creator (Miri stopped on this once the heap backing ran there).
+// process does race with its creator (Miri reports it on the heap backing; the test
+// `an_opener_racing_its_creator_reads_a_whole_header` in `heap.rs`).
 const HEADER_REST: usize = 16;
 const _: () = assert!(core::mem::offset_of!(Header, version) == 12);
 const _: () = assert!((HEADER_SIZE as usize - HEADER_REST) % 8 == 0);

@@ -178,8 +178,9 @@ const ALIVE_CACHE_SIZE: usize = 64;
 /// position claimed and unreleased, asks
 /// whether that owner is alive, because a dead one's slot must be repaired. The answer is an
 /// `F_OFD_GETLK` system call (about a microsecond), and in a busy queue the owner is nearly
-/// always alive and about to finish: the 1P1C `Queue<[u8; 64]>` bench made one such call
-/// every ten messages. A positive answer less than [`ALIVE_TTL_US`] old is reused instead.
+/// always alive and about to finish, so a stream of small items would ask every few messages
+/// (ARCHITECTURE.md, "Liveness answers cached for 1 ms"). A positive answer less than
+/// [`ALIVE_TTL_US`] old is reused instead.
 /// That is sound because "alive" is the safe direction: an owner that died since is treated
 /// as a slow live one a little longer (recovery is delayed, never wrong), while a negative
 /// answer is never cached.
