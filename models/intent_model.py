@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
-"""Exhaustive model check of a crash-tolerant MPMC ring whose claims are CASes on `tail` and
-`head` (as in crossbeam's ArrayQueue), not on the slot words: the candidate for layout
-version 4 of `src/raw/ring.rs` (see models/README.md, "The intent protocol").
+"""Exhaustive model check of the crash-tolerant MPMC ring of the Rust module `raw::ring` (with
+`raw::claims`), the "intent protocol": claims are CASes on `tail` and `head` (as in
+crossbeam's ArrayQueue), and slot words are only loaded and stored (see models/README.md).
 
-Why: a claim that is a CAS on the slot word (layout 3, ring_model.py) is a locked instruction
-on the cache line the other side just wrote, so every put and every get stalls for a line
-transfer and an upgrade, and slots cannot share a line. With the claims on `head`/`tail` the
-slot words are only loaded and stored, four 16-byte slots fit in a line, and a 1P1C `u64`
-stream costs what crossbeam's algorithm costs (benches/README.md, the bare-ring rows).
+Why claims on `head`/`tail`: a claim that is a CAS on the slot word is a locked instruction
+on the cache line the other side just wrote, so every put and every get would stall for a
+line transfer, and slots could not share a line. With the claims on `head`/`tail`, four
+16-byte slots fit in a line (ARCHITECTURE.md, "Design rationale").
 
 What replaces the owner in the slot word: each participant has a record whose `claim` word
 says which position it is claiming, ('P', t) or ('G', h). It is stored *before* the CAS on the
@@ -43,7 +42,7 @@ position holds nothing (retired: SKIP; or claimed by a writer that no live recor
 EMPTY after the scan and reload) steps over it as a get would, its own record showing
 ('G', h); scans for a live ('G', h) then look at every process's record.
 
-Mode `taken_mark` (the Rust code since session 7): right after its claim CAS a get stores
+Mode `taken_mark` (the Rust code): right after its claim CAS a get stores
 TAKEN(lap h) over the FULL word (so that it owns the slot line while it copies); its release
 then expects TAKEN. Producers treat any word of the previous lap alike, so their rules are
 unchanged; the checks assert that the mark and the release never meet another word.
@@ -53,8 +52,9 @@ Mode `retire_anytime`: a put's payload writer may unwind half-way through its co
 and the producer goes on with its next message. The torn item must never be delivered (the
 "delivered unpublished" check).
 
-Not modelled yet: `len` beyond the end check above. Same abstractions as ring_model.py: sequentially consistent memory, exact liveness,
-waiting as "sleep until a watched word changes or the watched owner dies", atomic copies.
+Not modelled yet: `len` beyond the end check above. Abstractions: sequentially consistent
+memory, exact liveness, waiting as "sleep until a watched word changes or the watched owner
+dies", atomic copies.
 
 Usage: python3 intent_model.py [crashes=2] [MUTATION ...]. Mutations (each must fail):
   intent_after_claim  the producer records its claim after the tail CAS
