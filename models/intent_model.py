@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Exhaustive model check of a crash-tolerant MPMC ring whose claims are CASes on `tail` and
 `head` (as in crossbeam's ArrayQueue), not on the slot words: the candidate for layout
-version 4 of `src/raw/ring.rs` (see models/README.md, "The intent protocol").
+version 4 of `src/raw/ring/` (see models/README.md, "The intent protocol").
 
 Why: a claim that is a CAS on the slot word (layout 3, ring_model.py) is a locked instruction
 on the cache line the other side just wrote, so every put and every get stalls for a line
