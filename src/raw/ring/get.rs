@@ -4,8 +4,8 @@
 use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SKIP, SlotWord, empty, next_lap, relate, taken};
 use super::{
-    AHEAD, ATTEMPTS, Ahead, Attempt, Block, GetError, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
-    block_on, fault_point,
+    AHEAD, ATTEMPTS, Ahead, Attempt, Block, GetError, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round,
+    after, block_on, fault_point,
 };
 use crate::primitive::{Ordering, fence, spin_hint};
 use crate::raw::claims::{ClaimRecord, NONE, get_claim, put_claim};
@@ -110,9 +110,11 @@ impl<'a> RawRing<'a> {
         Ok(self.finish_get(&claim, read, mine, wait))
     }
 
-    /// Model `c0`..`c3`, `ct`..`cr4`, `cc`: find position `head`, announce and claim it, step
-    /// over a position that holds nothing, or report Empty/Busy/Closed. On success `mine`
-    /// shows `Get(h)`; otherwise it is clear.
+    /// Model `c0`..`c3`: find position `head`, announce and claim it, step over a retired
+    /// position, or report Empty/Closed. A free slot at the head in a thorough or patient round
+    /// goes to [`RawRing::claim_get_free_slot`] (model `ct`..`cr4`, `cc`), which may step over
+    /// the position of a dead writer or report Busy. On success `mine` shows `Get(h)`;
+    /// otherwise it is clear.
     ///
     /// In a [`Round::Quick`], a free slot at the head of an open ring is reported Empty
     /// without loading `tail`: that load is what tells "empty" from "claimed, not yet
@@ -122,6 +124,7 @@ impl<'a> RawRing<'a> {
     /// copying the head item (see [`Patience`]), so that it answers Empty only when no item
     /// is published behind a free head, or when the producer at the head is dead (stepped
     /// over) or not running.
+    #[inline]
     pub(super) fn claim_get<L, W>(
         &self,
         mine: &ClaimRecord,
@@ -134,7 +137,7 @@ impl<'a> RawRing<'a> {
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        let mut patience = Patience::new();
+        let mut patience = (round == Round::Patient).then(Patience::new);
         while *budget > 0 {
             *budget -= 1;
             // Acquire, partner: the claim CAS that moved `head` here.
@@ -177,30 +180,8 @@ impl<'a> RawRing<'a> {
                     if round == Round::Quick && self.control.closed.0.load(Ordering::Relaxed) == 0 {
                         return Err(GetFail::Empty);
                     }
-                    // SeqCst: "load tail" is the reload of the closed check below as well.
-                    let t = self.control.tail.0.load(Ordering::SeqCst);
-                    if after(t, h) {
-                        // Position h is claimed and not published: its writer is copying, or
-                        // dead. FIFO waits for a live one (polling: see `GetFail::Busy`).
-                        if self.changes(index, raw) {
-                            continue;
-                        }
-                        if self.table.shows_live(put_claim(h), live, true) {
-                            // A running producer publishes in nanoseconds: a patient get
-                            // waits, then takes the item in the next round.
-                            if round == Round::Patient && patience.outwaits(self.slot(index), raw, wait) {
-                                continue;
-                            }
-                            return Err(GetFail::Busy);
-                        }
-                        // "reload": a live writer shows `Put(h)` from before its claim until
-                        // after its publish, so a slot still free now means it died.
-                        if self.slot(index).load(Ordering::SeqCst) == raw {
-                            self.step_over(h, index, lap, raw, mine, wait);
-                        }
-                    } else {
-                        self.empty_or_closed(h, index, raw, t)?;
-                    }
+                    let look = Look { p: h, index, lap, raw };
+                    self.claim_get_free_slot(look, mine, live, wait, patience.as_mut())?;
                 }
                 // Position h - N not released yet: nothing can be produced at h.
                 (Lap::Previous, _) => {
@@ -215,6 +196,53 @@ impl<'a> RawRing<'a> {
             }
         }
         Err(GetFail::Empty)
+    }
+
+    /// Model `ct`..`cr4`, `cc`, in a thorough or patient round: the slot of position `h` (the
+    /// head) is free. Loads `tail`: nothing claimed at `h` means Empty (Closed once closed and
+    /// drained); a position claimed and not published means Busy while its writer lives
+    /// (after a patient round's wait), and is stepped over once it is dead. `Ok`: look again.
+    #[cold]
+    #[inline(never)]
+    fn claim_get_free_slot<L, W>(
+        &self,
+        look: Look,
+        mine: &ClaimRecord,
+        live: &L,
+        wait: &W,
+        patience: Option<&mut Patience>,
+    ) -> Result<(), GetFail>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let Look { p: h, index, lap, raw } = look;
+        // SeqCst: "load tail" is the reload of the closed check in `empty_or_closed` as well.
+        let t = self.control.tail.0.load(Ordering::SeqCst);
+        if !after(t, h) {
+            return self.empty_or_closed(h, index, raw, t);
+        }
+        // Position h is claimed and not published: its writer is copying, or dead. FIFO waits
+        // for a live one (polling: see `GetFail::Busy`).
+        if self.changes(index, raw) {
+            return Ok(());
+        }
+        if self.table.shows_live(put_claim(h), live, true) {
+            // A running producer publishes in nanoseconds: a patient get waits, then takes
+            // the item in the next round.
+            if let Some(patience) = patience
+                && patience.outwaits(self.slot(index), raw, wait)
+            {
+                return Ok(());
+            }
+            return Err(GetFail::Busy);
+        }
+        // "reload": a live writer shows `Put(h)` from before its claim until after its
+        // publish, so a slot still free now means it died.
+        if self.slot(index).load(Ordering::SeqCst) == raw {
+            self.step_over(h, index, lap, raw, mine, wait);
+        }
+        Ok(())
     }
 
     /// Whether position `p`, claimed (below `tail`) and whose slot reads `raw` (EMPTY or SKIP

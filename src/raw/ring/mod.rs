@@ -417,6 +417,17 @@ enum Round {
     Patient,
 }
 
+/// What one step of a claim read (the model's `pos` and `seen`): position `p` (the `tail` or
+/// `head` it loaded), the `index` and `lap` of that position's slot, and the slot word `raw`.
+/// The slow paths of a claim decide on it without loading either word again.
+#[derive(Clone, Copy)]
+struct Look {
+    p: u64,
+    index: usize,
+    lap: u32,
+    raw: u64,
+}
+
 /// The bounded wait of one [`Round::Patient`] attempt for live peers mid-copy (crossbeam's
 /// `pop` spins with a `Backoff` in the same place, unboundedly; here a peer may be
 /// descheduled or stopped, so the wait ends after [`MID_COPY_WAIT`], counted from the first

@@ -3,8 +3,8 @@
 use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SlotWord, TAKEN, empty, full, relate, skip};
 use super::{
-    AHEAD, ATTEMPTS, Ahead, Attempt, Block, Patience, Payload, PutError, REFRESH_EVERY, RawRing, Ring, Round, after,
-    block_on, fault_point, sc_fence_under_loom,
+    AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, PutError, REFRESH_EVERY, RawRing, Ring, Round,
+    after, block_on, fault_point, sc_fence_under_loom,
 };
 use crate::primitive::{Ordering, spin_hint};
 use crate::raw::claims::{ClaimRecord, NONE, get_claim, put_claim};
@@ -145,19 +145,21 @@ impl<'a> RawRing<'a> {
         self.finish_put(&claim, write, mine, wait)
     }
 
-    /// Model `p0`..`p3`, `pf`..`pr`: find position `tail`, announce and claim it, or report
-    /// Full, or free a slot whose reader died (setting `busy` when a live get holds the
-    /// slot, see [`RawRing::put_attempt`]). On success `mine` shows `Put(t)`; otherwise it
-    /// is clear.
-    #[inline]
+    /// Model `p0`..`p3`: find position `tail`, announce and claim it, or report Full. A slot
+    /// that still holds the previous lap (model `pf`..`pr`) goes to
+    /// [`RawRing::claim_put_previous_lap`], which may free a slot whose reader died or set
+    /// `busy` when a live get holds the slot (see [`RawRing::put_attempt`]). On success `mine`
+    /// shows `Put(t)`; otherwise it is clear.
     ///
-    /// In a [`Round::Quick`] (a blocking put's spinning rounds but one in [`THOROUGH_EVERY`](super::THOROUGH_EVERY)),
-    /// a slot that still holds the previous lap is reported Full without loading `head`, as a
-    /// get does with `tail` (see [`RawRing::claim_get`]): a producer polling a full queue
-    /// otherwise pulled the consumers' `head` line away from them on every round (1P1C 64 B:
-    /// 107-114 ns per message against 91-100). `try_put` is patient, so that it never answers
-    /// Full while a dead consumer's slot is all that stands in the way, nor while a running
-    /// consumer is copying out of it (see [`Patience`]).
+    /// In a [`Round::Quick`] (a blocking put's spinning rounds but one in
+    /// [`THOROUGH_EVERY`](super::THOROUGH_EVERY)), a slot that still holds the previous lap is
+    /// reported Full without loading `head`, as a get does with `tail` (see
+    /// [`RawRing::claim_get`]): a producer polling a full queue otherwise pulled the consumers'
+    /// `head` line away from them on every round (1P1C 64 B: 107-114 ns per message against
+    /// 91-100). `try_put` is patient, so that it never answers Full while a dead consumer's slot
+    /// is all that stands in the way, nor while a running consumer is copying out of it (see
+    /// [`Patience`]).
+    #[inline]
     pub(super) fn claim_put<L, W>(
         &self,
         mine: &ClaimRecord,
@@ -170,7 +172,7 @@ impl<'a> RawRing<'a> {
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        let mut patience = Patience::new();
+        let mut patience = (round == Round::Patient).then(Patience::new);
         for _ in 0..ATTEMPTS {
             // Acquire, partner: the claim CAS that moved `tail` here.
             let t = self.control.tail.0.load(Ordering::Acquire);
@@ -196,56 +198,83 @@ impl<'a> RawRing<'a> {
                 }
                 // A get is copying position t - N out (it marked the slot TAKEN after its
                 // claim): it releases in nanoseconds, so re-read rather than leave the loop
-                // (bounded by ATTEMPTS; a thorough round looks for a dead reader below).
+                // (bounded by ATTEMPTS; a thorough round looks for a dead reader).
                 (Lap::Previous, TAKEN) if round == Round::Quick => spin_hint(),
                 // Position t - N is not released yet (FULL, or claimed by a put or a step-over
                 // that has not finished): full, or a get holds it.
-                (Lap::Previous, phase) => {
-                    if round == Round::Quick {
-                        return Err(PutFail::Full);
-                    }
-                    // A TAKEN slot is being read out: wait for the release a little before
-                    // looking at `head` (the consumers' line) and the records.
-                    if phase == TAKEN && self.changes(index, raw) {
-                        continue;
-                    }
-                    let h = self.control.head.0.load(Ordering::SeqCst);
-                    let before = t.wrapping_sub(self.cap);
-                    // "load head: full": no get has claimed t - N. The get that claims it sees
-                    // a sleeper that announced before that claim.
-                    if !after(h, before) {
-                        // Beyond the model's producers: if t - N is the head and holds nothing
-                        // (retired, or its writer died), step over it as a get would (the
-                        // model's `cr2`..`cr4`, with our record showing `Get(t - N)`), so a
-                        // dead producer's position does not take room until a get passes.
-                        if h == before && seen.phase != FULL && self.holds_nothing(before, index, raw, live) {
-                            self.step_over(before, index, self.locate(before).1, raw, mine, wait);
-                            continue;
-                        }
-                        return Err(PutFail::Full);
-                    }
-                    // A get claimed t - N and has not released it: wait while it lives.
-                    if self.changes(index, raw) {
-                        continue;
-                    }
-                    if self.table.shows_live(get_claim(before), live, true) {
-                        // A running consumer releases in nanoseconds: a patient put waits.
-                        if round == Round::Patient && patience.outwaits(self.slot(index), raw, wait) {
-                            continue;
-                        }
-                        *busy = true;
-                        return Err(PutFail::Full);
-                    }
-                    // "repair reader": its reader died (one item lost, as in the model).
-                    if self.cas_slot(index, raw, empty(lap)) {
-                        self.control.not_full.0.wake(wait);
-                    }
+                (Lap::Previous, _) if round == Round::Quick => return Err(PutFail::Full),
+                (Lap::Previous, _) => {
+                    let look = Look { p: t, index, lap, raw };
+                    self.claim_put_previous_lap(look, mine, live, wait, busy, patience.as_mut())?;
                 }
                 // We read `tail` before a claim that moved it, or a scribbled word: retry.
                 _ => spin_hint(),
             }
         }
         Err(PutFail::Full)
+    }
+
+    /// Model `pf`..`pr`, in a thorough or patient round: the slot of position `t` still holds
+    /// position `t - N` (FULL or TAKEN, or claimed by a put or a step-over that has not
+    /// finished). Full if no get has claimed `t - N` (unless it is the head and holds
+    /// nothing: then the put steps over it); Full and `busy` while a live get holds it
+    /// (after a patient round's wait); a dead get's slot is freed. `Ok`: look again.
+    #[cold]
+    #[inline(never)]
+    fn claim_put_previous_lap<L, W>(
+        &self,
+        look: Look,
+        mine: &ClaimRecord,
+        live: &L,
+        wait: &W,
+        busy: &mut bool,
+        patience: Option<&mut Patience>,
+    ) -> Result<(), PutFail>
+    where
+        L: Liveness + ?Sized,
+        W: Wait + ?Sized,
+    {
+        let Look { p: t, index, lap, raw } = look;
+        let phase = SlotWord::decode(raw).phase;
+        // A TAKEN slot is being read out: wait for the release a little before looking at
+        // `head` (the consumers' line) and the records.
+        if phase == TAKEN && self.changes(index, raw) {
+            return Ok(());
+        }
+        let h = self.control.head.0.load(Ordering::SeqCst);
+        let before = t.wrapping_sub(self.cap);
+        // "load head: full": no get has claimed t - N. The get that claims it sees a sleeper
+        // that announced before that claim.
+        if !after(h, before) {
+            // Beyond the model's producers: if t - N is the head and holds nothing (retired,
+            // or its writer died), step over it as a get would (the model's `cr2`..`cr4`,
+            // with our record showing `Get(t - N)`), so a dead producer's position does not
+            // take room until a get passes.
+            if h == before && phase != FULL && self.holds_nothing(before, index, raw, live) {
+                self.step_over(before, index, self.locate(before).1, raw, mine, wait);
+                return Ok(());
+            }
+            return Err(PutFail::Full);
+        }
+        // A get claimed t - N and has not released it: wait while it lives.
+        if self.changes(index, raw) {
+            return Ok(());
+        }
+        if self.table.shows_live(get_claim(before), live, true) {
+            // A running consumer releases in nanoseconds: a patient put waits.
+            if let Some(patience) = patience
+                && patience.outwaits(self.slot(index), raw, wait)
+            {
+                return Ok(());
+            }
+            *busy = true;
+            return Err(PutFail::Full);
+        }
+        // "repair reader": its reader died (one item lost, as in the model).
+        if self.cas_slot(index, raw, empty(lap)) {
+            self.control.not_full.0.wake(wait);
+        }
+        Ok(())
     }
 
     /// Model `pcc`..`p6`: check `closed`, write, publish (or retire), clear the record.
