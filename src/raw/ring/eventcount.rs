@@ -37,9 +37,9 @@ impl EventCount {
     /// The low bit of `seq` is the *armed* bit: a sleeper sets it before it re-checks and
     /// waits on the odd value; a waker makes the futex call only when it clears the bit
     /// (odd `v` -> `v + 1`). So each sleep episode costs at most one wake system call, even
-    /// while the sleeper has not yet run to `depart` (a "wake storm" otherwise: every put
-    /// called futex_wake while a woken consumer waited for the CPU), and a sleeper killed
-    /// while asleep costs one extra wake, not one per operation forever.
+    /// while the sleeper has not yet run to `depart` (without the bit, every put would call
+    /// futex_wake while a woken consumer waits for the CPU: a wake storm), and a sleeper
+    /// killed while asleep costs one extra wake, not one per operation forever.
     pub(super) fn announce(&self) -> u32 {
         // Dekker with `wake`: our `sleepers` RMW and arming CAS, then a SeqCst fence, precede
         // the re-check; the waker's state change precedes its `sleepers` and `seq` loads (all
@@ -79,7 +79,7 @@ impl EventCount {
 
     /// Whether a sleeper has announced itself. Call after a SeqCst state change (the hot paths
     /// call it right after their claim CAS and act on the answer after their plain-store
-    /// publish or release; see "Wake-ups" in the module docs).
+    /// publish or release; see "Wake-ups" in the ring's module docs).
     #[inline]
     pub(super) fn has_sleepers(&self) -> bool {
         sc_fence_under_loom();
@@ -115,8 +115,8 @@ impl EventCount {
 /// Loom cannot explore polling loops: it lets every re-read of a word return the stale value
 /// again, so a poller's schedules never end (loom stops with "exceeded maximum number of
 /// branches"). The production rule, sleepers read right after the claim CAS and pollers for
-/// a peer mid-copy, rests on the `S` argument in "Wake-ups"; loom checks everything else
-/// (stores, index moves, scans) with this stand-in.
+/// a peer mid-copy, rests on the `S` argument in "Wake-ups" (the ring's module docs); loom
+/// checks everything else (stores, index moves, scans) with this stand-in.
 pub(super) fn wake_after_store<W: Wait + ?Sized>(ec: &EventCount, wait: &W) {
     fence(Ordering::SeqCst);
     ec.wake(wait);

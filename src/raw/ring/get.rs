@@ -118,7 +118,7 @@ impl<'a> RawRing<'a> {
     ///
     /// In a [`Round::Quick`], a free slot at the head of an open ring is reported Empty
     /// without loading `tail`: that load is what tells "empty" from "claimed, not yet
-    /// published", and a blocking get that made it on every spinning round pulled the
+    /// published", and a blocking get that made it on every spinning round would pull the
     /// producers' `tail` line away from them once per round. Other rounds load it; a
     /// [`Round::Patient`] one (`try_get`) also waits for a running producer that is still
     /// copying the head item (see [`Patience`]), so that it answers Empty only when no item
@@ -161,7 +161,7 @@ impl<'a> RawRing<'a> {
                         // and FULL of this lap alike. Release: a joiner that reads the mark
                         // (Acquire) instead of the FULL word must also see our `taken` count,
                         // or it would find the item neither in the ring nor in hand (loom's
-                        // `task_done_wakes_join` found that with a Relaxed store).
+                        // `task_done_wakes_join` fails with a Relaxed store).
                         self.slot(index).store(taken(lap), Ordering::Release);
                         fault_point("queue.get.after_claim");
                         if let Some(ahead) = self.ahead {
@@ -316,14 +316,13 @@ impl<'a> RawRing<'a> {
         // the ring.
         let item = read(index);
         fault_point("queue.get.after_read");
-        // Release: a plain Release store (partner: the Acquire slot load in `claim_put`). Not
-        // guarded by a load, unlike layout 3's and the publish: with exact liveness nobody
-        // else wrote the slot since our mark, and the load cost a line transfer whenever the
-        // producer had touched the line meanwhile (ByteQueue 1 KiB: 123-128 ns per message
-        // with it, 98-106 without). Under a misjudged liveness (a scribbled participant
-        // table) a producer may have freed the slot and started its next lap: our copy may
-        // then be torn (a wrong answer), and this store may erase that producer's item,
-        // whose position a get then steps over: the ring heals either way.
+        // Release: a plain Release store (partner: the Acquire slot load in `claim_put`).
+        // Unlike the publish, it is not guarded by a load: with exact liveness nobody else
+        // writes the slot after our mark, and the load would cost a line transfer whenever the
+        // producer has touched the line meanwhile. Under a misjudged liveness (a scribbled
+        // participant table) a producer may have freed the slot and started its next lap: our
+        // copy may then be torn (a wrong answer), and this store may erase that producer's
+        // item, whose position a get then steps over: the ring heals either way.
         self.slot(index).store(empty(next_lap(lap)), Ordering::Release);
         fault_point("queue.get.after_release");
         mine.claim.store(NONE, Ordering::Release);

@@ -1,4 +1,4 @@
-//! Ring memory on the heap, for unit tests, Miri and loom (here and in higher modules).
+//! Ring memory on the heap, for the ring's unit tests, Miri and loom.
 
 use super::{ClaimRecord, Owner, Payload, Ring, RingControl, Slot};
 use crate::primitive::Ordering;

@@ -20,7 +20,7 @@
 //! | write, publish (`p4`, `p5`) | put | copy in; store FULL(lap t) (guarded); clear the record    |
 //! | previous lap (`pf`..`pr`) | put | slot still holds lap t-1: `head <= t-N` is full; else a get holds t-N: wait while a live record shows `Get(t-N)`, otherwise CAS the slot to EMPTY(lap t) (its reader died) |
 //! | record claim, claim (`c2`, `c3`) | get at `h` | slot FULL(lap h): record `Get(h)`, the record's `taken += 1` (the model's `in_hand`), CAS `head` h -> h+1 |
-//! | copy out, release (`c4`, `c5`) | get | copy; store EMPTY(lap h+1) (guarded); clear the record |
+//! | copy out, release (`c4`, `c5`) | get | copy; store EMPTY(lap h+1) (unguarded, see below); clear the record |
 //! | claimed, unpublished (`ct`..`cr`) | get | slot EMPTY(lap h), `tail > h`: wait while a live record shows `Put(h)`; otherwise re-read the slot: unchanged means its writer died |
 //! | step over (`cr2`..`cr4`) | get  | record `Get(h)`, CAS `head`, store EMPTY(lap h+1): nothing delivered (a dead writer's or a retired position) |
 //!
@@ -30,10 +30,10 @@
 //! see [`Liveness`]). `head` and `tail` move only by the claim CASes, so they are exact and
 //! never move back; `len` and `join` scan `[head, tail)`.
 //!
-//! Why not layout 3's claims (a CAS on the slot word naming its owner): that CAS is a locked
-//! instruction on the cache line the other process has just written, so each put and get
-//! stalled for a line transfer, and slots could not share a line. Here the slot words are only
-//! loaded and stored; the measurements are in `models/README.md` and `benches/README.md`.
+//! Claims are CASes on `tail` and `head`, never on a slot word: a CAS on the slot word would be
+//! a locked instruction on the cache line the other process has just written, so each put and
+//! get would stall for a line transfer, and slots could not share a line. The slot words are
+//! only loaded and stored (measurements: `benches/README.md`).
 //!
 //! # Wake-ups
 //!
@@ -93,8 +93,8 @@
 //!   patient too.
 //! * A get marks its slot TAKEN right after its claim (model mode `taken_mark`) and releases
 //!   with an unguarded store (see `finish_get`); a put that meets a TAKEN slot of the
-//!   previous lap re-reads it before it looks at `head` (see `claim_put`). All three were
-//!   measured on the 2-vCPU development VM.
+//!   previous lap re-reads it before it looks at `head` (see `claim_put`). Each keeps a
+//!   cache-line transfer off the common path.
 //! * Wake-ups and bounded attempts against scribbled words.
 
 use super::claims::{ClaimRecord, Table, put_claim};
@@ -332,7 +332,7 @@ pub(crate) struct RawRing<'a> {
     /// The number of slots as a position count, at least 1.
     cap: u64,
     /// `log2(cap)` when `cap` is a power of two (then `locate` shifts and masks instead of
-    /// dividing: a 64-bit division on each side of every message cost a few nanoseconds).
+    /// making a 64-bit division on each side of every message).
     shift: Option<u32>,
     /// Where claimants announce their claims (see `raw::claims`).
     table: Table<'a>,
@@ -354,7 +354,6 @@ pub(crate) struct Ahead {
 }
 
 /// How many positions ahead of its claim a put or a get prefetches the cell it will need.
-/// Measured 1P1C on the development VM (`ByteQueue` 64 B, `get_into`): 4 and 8 alike.
 const AHEAD: u64 = 8;
 
 /// A put or a get whose hint of the other side's index is too old to allow a prefetch reads
@@ -365,9 +364,8 @@ impl Ahead {
     /// The one cell size worth prefetching: a pair of cache lines (items of 64 to 128 bytes,
     /// messages of up to 112). Smaller cells share line pairs with their neighbours'
     /// positions, which other claimants are writing, so a prefetch would take lines away from
-    /// peers. Larger cells gained nothing, or lost (1P1C on the development VM, read in place:
-    /// 480-byte messages 75-99 ns per message against 62-84, 1 KiB 127-138 against 80-112):
-    /// their copies span enough lines for the hardware prefetchers to stream them.
+    /// peers. Larger cells gain nothing from a prefetch, or lose: their copies span enough
+    /// lines for the hardware prefetchers to stream them.
     pub(crate) const STRIDE: usize = 128;
 
     /// Prefetches both lines of cell `index`.
@@ -528,7 +526,7 @@ impl<'a> RawRing<'a> {
         self.cap as usize
     }
 
-    /// Whether [`Ring::close`] was called (by anyone).
+    /// Whether [`RawRing::close`] was called (by anyone).
     pub(crate) fn is_closed(&self) -> bool {
         self.control.closed.0.load(Ordering::SeqCst) != 0
     }
@@ -701,7 +699,7 @@ impl<'a> RawRing<'a> {
         ready
     }
 
-    /// Waits until [`Ring::join_ready`], until `deadline` (`None`: no deadline). Sleeps on the
+    /// Waits until [`RawRing::join_ready`], until `deadline` (`None`: no deadline). Sleeps on the
     /// tasks eventcount, which `task_done`, retiring puts and `close` bump; each [`Wait`]
     /// slice ends in a rescan, which covers work that died with its participant.
     ///

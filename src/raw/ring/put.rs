@@ -95,14 +95,10 @@ impl<'a> RawRing<'a> {
     /// it would take the line away from them.
     ///
     /// Why: each cell moves between the two sides' caches once per lap, and without a
-    /// prefetch every side waits for every such transfer in turn (a 1P1C stream with the ring
-    /// nearly full spent two thirds of each side's time on the first load of the cell). With
-    /// it the transfers of later cells overlap the copies of this one. Measured 1P1C in
-    /// interleaved runs on the development VM, before and after: `ByteQueue` 64 B `get_into`
-    /// 91-109 -> 28 ns per message, `Queue<[u8; 64]>` 70-71 -> 31-34, `MessageQueue<String>`
-    /// 64 B 126-134 -> 80-82, and 2P2C `Queue<[u8; 64]>` 75-76 -> 37-39. Prefetching
-    /// unguarded (either side) made several rows twice as slow: the two sides fetched the
-    /// same lines from each other.
+    /// prefetch each side waits for every such transfer in turn, most of all while the ring is
+    /// nearly full. With it the transfers of later cells overlap the copies of this one. The
+    /// guard matters as much: unguarded (either side), the two sides would fetch the same
+    /// lines from each other (measurements: `benches/README.md`).
     #[inline(never)]
     fn prefetch_put(&self, ahead: Ahead, t: u64, mine: &ClaimRecord) {
         let p = t.wrapping_add(AHEAD);
@@ -154,11 +150,10 @@ impl<'a> RawRing<'a> {
     /// In a [`Round::Quick`] (a blocking put's spinning rounds but one in
     /// [`THOROUGH_EVERY`](super::THOROUGH_EVERY)), a slot that still holds the previous lap is
     /// reported Full without loading `head`, as a get does with `tail` (see
-    /// [`RawRing::claim_get`]): a producer polling a full queue otherwise pulled the consumers'
-    /// `head` line away from them on every round (1P1C 64 B: 107-114 ns per message against
-    /// 91-100). `try_put` is patient, so that it never answers Full while a dead consumer's slot
-    /// is all that stands in the way, nor while a running consumer is copying out of it (see
-    /// [`Patience`]).
+    /// [`RawRing::claim_get`]): a producer polling a full queue would otherwise pull the
+    /// consumers' `head` line away from them on every round. `try_put` is patient, so that it
+    /// never answers Full while a dead consumer's slot is all that stands in the way, nor while
+    /// a running consumer is copying out of it (see [`Patience`]).
     #[inline]
     pub(super) fn claim_put<L, W>(
         &self,

@@ -13,7 +13,7 @@ pub(super) const FULL: u32 = 2;
 pub(super) const TAKEN: u32 = 3;
 /// Phase: a put retired this position (it saw close, or its writer unwound); gets step over.
 pub(super) const SKIP: u32 = 4;
-/// A phase this code never writes (1, 5..7; 1 was layout 3's WRITING): scribbled.
+/// A phase this code never writes (1, 5, 6, 7): the word was scribbled.
 pub(super) const GARBLED: u32 = 7;
 
 const PHASE_MASK: u64 = 0b111;
@@ -27,9 +27,9 @@ const LAP_HALF: u32 = 1 << (LAP_BITS - 1);
 ///
 /// | bits    | field | meaning                                                          |
 /// |---------|-------|------------------------------------------------------------------|
-/// | 0..3    | phase | EMPTY 0, FULL 2, SKIP 4; anything else was scribbled              |
+/// | 0..3    | phase | EMPTY 0, FULL 2, TAKEN 3, SKIP 4; anything else was scribbled     |
 /// | 3..32   | lap   | `position / capacity` modulo 2^29                                |
-/// | 32..64  | 0     | (layout 3 kept the claimant's token here)                        |
+/// | 32..64  | 0     | always 0; any other value was scribbled (GARBLED)                |
 ///
 /// All-zero bytes are EMPTY, lap 0: the initial state of position `index`. Laps are compared
 /// modulo 2^29 ([`relate`]), so a process would have to stall for about 2^28 laps of the ring
