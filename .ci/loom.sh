@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# loom: model-checks the raw algorithms (src/raw/lock.rs, src/raw/ring.rs `loom_tests`) over
+# loom: model-checks the raw algorithms (src/raw/lock.rs, src/raw/ring/loom_tests.rs) over
 # every interleaving loom explores, with loom's atomics swapped in by src/primitive.rs.
 #
 # Only the library's unit tests build under `--cfg loom` (lib.rs then compiles `primitive` and
@@ -7,9 +7,10 @@
 # real code millions of steps. Its own target dir, so the main build is not invalidated.
 #
 # Bounds: the lock models are explored exhaustively (no preemption bound; ~100 iterations).
-# The ring models set their own bound (`check(3, ..)` in ring.rs), which makes the run a few
-# minutes on 2 cores. LOOM_MAX_PREEMPTIONS, when set by the caller, overrides both (a deeper
-# nightly run: LOOM_MAX_PREEMPTIONS=4 .ci/loom.sh; the ring models then take much longer).
+# The ring models set their own bound (`check(3, ..)` in src/raw/ring/loom_tests.rs), which
+# makes the run a few minutes on 2 cores. LOOM_MAX_PREEMPTIONS, when set by the caller,
+# overrides both (a deeper nightly run: LOOM_MAX_PREEMPTIONS=4 .ci/loom.sh; the ring models
+# then take much longer).
 #
 # Exits 0 with "SKIPPED: ..." when the toolchain or the crates cannot be had (no network),
 # non-zero when a model fails.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Miri: the library's unit tests under the interpreter, which reports undefined behaviour:
-# data races (on the heap-backed ring payload's `UnsafeCell` cells, see ring.rs `heap`, and
+# data races (on the heap-backed ring payload's `UnsafeCell` cells, see src/raw/ring/heap.rs, and
 # mixed-size or non-atomic accesses to shared words), out-of-bounds or misaligned access,
 # invalid values, aliasing violations, leaks. That is:
 # - the raw algorithms' tests (raw::lock, raw::ring, raw, segment::header, segment::name),

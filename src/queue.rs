@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | 0 | 640 | `RingControl`: tail and head each in a 128-byte pair of cache lines, then closed, three eventcounts and the records' high mark, each on its own line |
 //! | 640 | 128 x R | claim records `{owner, claim, taken, seen_head, seen_tail}` (`raw/claims.rs`), one per pair of lines |
-//! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
+//! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring/slot.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
 //!
 //! so a put or get touches one cache line for its slot word and its item, as crossbeam's
 //! `ArrayQueue` does, and a `u64` queue packs four slots per line: the claims are CASes on
@@ -22,7 +22,7 @@
 //! | `cells` | 8 x capacity | slot words |
 //! | `payload_offset` | `stride` x capacity | payload cells, aligned for `T` and to 128; `stride` is `size_of::<T>()`, rounded up to 128 from 64 bytes on |
 //!
-//! The algorithm is in `raw/ring.rs` (model: `models/intent_model.py`); this file
+//! The algorithm is in `raw/ring/` (model: `models/intent_model.py`); this file
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
