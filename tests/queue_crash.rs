@@ -1,6 +1,6 @@
 //! Crash tests of `Queue`: real processes SIGKILLed or SIGSTOPped at the ring's fault points
-//! (`SHMPROC_FAULT`, see `src/fault.rs`), and the promises of `RELIABILITY.md` ("Scenarios")
-//! checked from the surviving processes.
+//! (`SHMPROC_FAULT`, see `src/fault.rs`), and the README's promises for a killed or stopped
+//! peer checked from the surviving processes.
 //!
 //! Items are tagged `producer << 32 | seq`, so every delivered value can be traced to the one
 //! put that sent it: a torn, stale or invented value, a duplicate, or a lost item shows up in

@@ -32,7 +32,7 @@ impl<'a> RawRing<'a> {
     /// unwind. `mine` as in [`RawRing::put_with`].
     ///
     /// The item is counted in `mine`'s `taken` before the claim, so that a join never misses
-    /// an item in flight (RELIABILITY.md, "Task accounting"): items in hand are `taken` less
+    /// an item in flight (`models/intent_model.py`, mode `join`): items in hand are `taken` less
     /// the participant's `tasks_done`. A user that never joins (or calls `task_done`) keeps
     /// `join` waiting, by design.
     ///
