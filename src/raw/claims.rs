@@ -623,12 +623,15 @@ mod tests {
         let me = Me(Owner::new(0, 1).0, vec![]);
         let leases = Leases::new();
         // participants = 1: records 0..3 for threads, 3 is participant 0's overflow record.
+        // All four hold their records at once (a barrier, not a sleep: under Miri's scheduler
+        // sleeping threads may run one after another and reuse one record).
+        let all_in = std::sync::Barrier::new(4);
         let words: Vec<usize> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..4)
                 .map(|_| {
                     s.spawn(|| {
                         leases.with(t, 1, &me, |w| {
-                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            all_in.wait();
                             core::ptr::from_ref(w) as usize
                         })
                     })
