@@ -56,6 +56,7 @@
 //! | `Manager().Queue()` passed to workers | a named [`MessageQueue`](crate::MessageQueue) or [`Queue`](crate::Queue): pass its name, workers `open` it |
 
 mod job;
+mod spares;
 mod supervisor;
 
 use crate::error::ProcessError;

@@ -15,7 +15,7 @@
 //! A `map_pod` job's results come mostly in plain-data frames (raw results of one size, no
 //! entry headers): a run of ready items of one such frame is copied into the output whole.
 
-use super::supervisor::Spares;
+use super::spares::Spares;
 use crate::error::ProcessError;
 use crate::process::wire::{self, RESULT_HEADER, RESULTS_HEADER, RESULTS_POD};
 use serde::de::DeserializeOwned;
@@ -38,6 +38,9 @@ pub(crate) enum Slot {
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 8);
+
+/// The spare buffers of a pool, with a spare item table of [`Slot`]s.
+pub(crate) type JobSpares = Spares<Slot>;
 
 /// A results frame held for its items.
 struct Frame {
@@ -80,7 +83,7 @@ struct Inner {
     /// Indices in the order their outcomes arrived (kept only for `imap_unordered`).
     arrived: Option<VecDeque<usize>>,
     /// Where a frame's buffer goes once every entry in it was taken.
-    spares: Arc<Spares>,
+    spares: Arc<JobSpares>,
     /// The errors of failed items.
     failures: Vec<ProcessError>,
     /// A `map_pod` job: the size of its results.
@@ -90,7 +93,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // The table's memory serves the next job (see `Spares`).
-        self.spares.give_slots(std::mem::take(&mut self.items));
+        self.spares.give_table(std::mem::take(&mut self.items));
     }
 }
 
@@ -190,19 +193,19 @@ fn lost() -> ProcessError {
 }
 
 impl Job {
-    pub(crate) fn new(track_arrival: bool, spares: Arc<Spares>) -> Arc<Job> {
+    pub(crate) fn new(track_arrival: bool, spares: Arc<JobSpares>) -> Arc<Job> {
         Self::with_pod(track_arrival, spares, None)
     }
 
     /// A job of `map_pod`, whose results are `rsize` bytes of plain data each.
-    pub(crate) fn new_pod(rsize: usize, spares: Arc<Spares>) -> Arc<Job> {
+    pub(crate) fn new_pod(rsize: usize, spares: Arc<JobSpares>) -> Arc<Job> {
         Self::with_pod(false, spares, Some(rsize))
     }
 
-    fn with_pod(track_arrival: bool, spares: Arc<Spares>, pod: Option<usize>) -> Arc<Job> {
+    fn with_pod(track_arrival: bool, spares: Arc<JobSpares>, pod: Option<usize>) -> Arc<Job> {
         Arc::new(Job {
             inner: Mutex::new(Inner {
-                items: spares.take_slots(),
+                items: spares.take_table(),
                 frames: Vec::new(),
                 free_frames: Vec::new(),
                 arrived: track_arrival.then(VecDeque::new),
@@ -602,7 +605,7 @@ mod tests {
         let big = Job::new(false, small.clone());
         big.grow_to(100);
         drop(big);
-        assert_eq!(small.take_slots().capacity(), 0);
+        assert_eq!(small.take_table().capacity(), 0);
     }
 
     fn pod_frame(first: u32, values: &[u64]) -> Vec<u8> {

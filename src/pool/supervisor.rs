@@ -15,7 +15,8 @@
 //! - its other chunks go back to the front of the pending queue, in order;
 //! - the slot starts a new worker; nothing else is affected.
 
-use super::job::{self, Job};
+use super::job::{Job, JobSpares};
+use super::spares::Spares;
 use crate::error::ProcessError;
 use crate::process::wire::{self, EXIT, JobKey, READY, REFUSED, RESULTS, RESULTS_POD, TASK_REFUSED};
 use crate::process::{Launch, Spawned, exit_error, launch};
@@ -43,77 +44,6 @@ pub(crate) struct Config {
     pub(crate) max_tasks_per_child: Option<u64>,
     pub(crate) max_message_size: usize,
     pub(crate) name: Option<String>,
-}
-
-/// Frame buffers kept for reuse: task frames once their chunk is answered, results frames
-/// once their entries are taken. A `map` of many items moves megabytes of frames; fresh
-/// allocations of that size often come from `mmap`, so that every page of them faults
-/// in again on each call (the allocator's choice, which depends on the whole process's
-/// heap). Bounded in count and in bytes.
-///
-/// It also keeps one job's per-item table ([`job::Slot`]s) for the next job: a `map` of 100 000
-/// items has an 800 KB table, which otherwise faults in again (and, grown by doubling, is
-/// copied) on every call.
-pub(crate) struct Spares {
-    bufs: Mutex<(Vec<Vec<u8>>, usize)>,
-    max_count: usize,
-    max_bytes: usize,
-    slots: Mutex<Vec<job::Slot>>,
-}
-
-impl Spares {
-    pub(crate) fn new(max_count: usize, max_bytes: usize) -> Arc<Spares> {
-        Arc::new(Spares {
-            bufs: Mutex::new((Vec::new(), 0)),
-            max_count,
-            max_bytes,
-            slots: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// An empty item table, with room from an earlier job if one is spare.
-    pub(crate) fn take_slots(&self) -> Vec<job::Slot> {
-        std::mem::take(&mut *self.slots.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Keeps `table` for a later job if it is larger than the one kept (and not larger
-    /// than the byte bound).
-    pub(crate) fn give_slots(&self, mut table: Vec<job::Slot>) {
-        if table.capacity() * size_of::<job::Slot>() > self.max_bytes {
-            return;
-        }
-        table.clear();
-        let mut g = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if table.capacity() > g.capacity() {
-            *g = table;
-        }
-    }
-
-    /// An empty buffer, with room from an earlier frame if one is spare.
-    pub(crate) fn take(&self) -> Vec<u8> {
-        let mut g = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
-        match g.0.pop() {
-            Some(b) => {
-                g.1 -= b.capacity();
-                b
-            }
-            None => Vec::new(),
-        }
-    }
-
-    /// Keeps `buf` for a later frame if there is room for it.
-    pub(crate) fn give(&self, mut buf: Vec<u8>) {
-        let cap = buf.capacity();
-        if cap == 0 || cap > self.max_bytes {
-            return;
-        }
-        buf.clear();
-        let mut g = self.bufs.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0.len() < self.max_count && g.1 + cap <= self.max_bytes {
-            g.1 += cap;
-            g.0.push(buf);
-        }
-    }
 }
 
 /// A chunk of items of one call, encoded as a task frame.
@@ -177,7 +107,7 @@ pub(crate) struct State {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) spares: Arc<Spares>,
+    pub(crate) spares: Arc<JobSpares>,
     state: Mutex<State>,
     /// Signalled when a slot becomes ready or fails (for `Pool::new`).
     changed: Condvar,
