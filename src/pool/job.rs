@@ -23,24 +23,25 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-/// One item's state: 8 bytes and nothing to drop, so that a map of many items is cheap to
-/// make room for and to free.
+/// Where one item of a job stands: waiting, its outcome (a result entry or an error), or
+/// taken by the reader. 8 bytes and nothing to drop, so that a map of many items is cheap
+/// to make room for and to free.
 #[derive(Clone, Copy)]
-pub(crate) enum Slot {
+pub(crate) enum ItemState {
     /// No outcome yet.
     Waiting,
     /// An entry of frame `frame` (found, and checked, when it is read).
     Entry { frame: u32 },
     /// Failed with error `failures[k]` (one error for all the items that failed together).
     Failed(u32),
-    /// Handed to the reader (`imap`).
+    /// Handed to the reader (`map`, `imap`): read once, not again.
     Taken,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() == 8);
+const _: () = assert!(std::mem::size_of::<ItemState>() == 8);
 
-/// The spare buffers of a pool, with a spare item table of [`Slot`]s.
-pub(crate) type JobSpares = Spares<Slot>;
+/// The spare buffers of a pool, with a spare item table of [`ItemState`]s.
+pub(crate) type JobSpares = Spares<ItemState>;
 
 /// A results frame held for its items.
 struct Frame {
@@ -76,7 +77,7 @@ pub(crate) struct Job {
 }
 
 struct Inner {
-    items: Vec<Slot>,
+    items: Vec<ItemState>,
     /// Results frames not fully taken yet.
     frames: Vec<Option<Frame>>,
     free_frames: Vec<u32>,
@@ -100,18 +101,18 @@ impl Drop for Inner {
 impl Inner {
     #[inline]
     fn is_ready(&self, index: usize) -> bool {
-        !matches!(self.items.get(index), Some(Slot::Waiting))
+        !matches!(self.items.get(index), Some(ItemState::Waiting))
     }
 
     /// Decodes item `index` as an `R`; with `take`, marks it taken and frees its frame when
     /// that was the frame's last entry.
     #[inline]
     fn decode<R: DeserializeOwned>(&mut self, index: usize, take: bool) -> Result<R, ProcessError> {
-        let Some(slot) = self.items.get_mut(index) else {
+        let Some(state) = self.items.get_mut(index) else {
             return Err(lost());
         };
-        let out = match slot {
-            &mut Slot::Entry { frame } => {
+        let out = match state {
+            &mut ItemState::Entry { frame } => {
                 let f = frame as usize;
                 match self.frames.get_mut(f) {
                     Some(Some(fr)) => {
@@ -130,11 +131,11 @@ impl Inner {
                     _ => Err(lost()),
                 }
             }
-            &mut Slot::Failed(k) => Err(self.failures.get(k as usize).map_or_else(lost, ProcessError::replicate)),
-            Slot::Waiting | Slot::Taken => Err(lost()),
+            &mut ItemState::Failed(k) => Err(self.failures.get(k as usize).map_or_else(lost, ProcessError::replicate)),
+            ItemState::Waiting | ItemState::Taken => Err(lost()),
         };
         if take {
-            self.items[index] = Slot::Taken;
+            self.items[index] = ItemState::Taken;
         }
         out
     }
@@ -235,7 +236,7 @@ impl Job {
     pub(crate) fn grow_to(&self, len: usize) {
         let mut g = self.lock();
         if g.items.len() < len {
-            g.items.resize_with(len, || Slot::Waiting);
+            g.items.resize_with(len, || ItemState::Waiting);
         }
     }
 
@@ -256,8 +257,8 @@ impl Job {
         let k = g.failures.len() as u32;
         g.failures.push(e);
         for index in first..first + count {
-            if let Some(slot @ Slot::Waiting) = g.items.get_mut(index) {
-                *slot = Slot::Failed(k);
+            if let Some(state @ ItemState::Waiting) = g.items.get_mut(index) {
+                *state = ItemState::Failed(k);
                 if let Some(a) = &mut g.arrived {
                     a.push_back(index);
                 }
@@ -305,9 +306,9 @@ impl Job {
         };
         let mut live = 0;
         let end = first.saturating_add(count).min(g.items.len());
-        for (index, slot) in (first..end).zip(&mut g.items[first.min(end)..end]) {
-            if matches!(slot, Slot::Waiting) {
-                *slot = Slot::Entry { frame: f };
+        for (index, state) in (first..end).zip(&mut g.items[first.min(end)..end]) {
+            if matches!(state, ItemState::Waiting) {
+                *state = ItemState::Entry { frame: f };
                 live += 1;
                 if let Some(a) = &mut g.arrived {
                     a.push_back(index);
@@ -364,13 +365,13 @@ impl Job {
     pub(crate) fn succeeded(&self, index: usize) -> Option<bool> {
         let g = self.lock();
         match g.items.get(index)? {
-            Slot::Waiting => None,
-            &Slot::Entry { frame } => {
+            ItemState::Waiting => None,
+            &ItemState::Entry { frame } => {
                 let mut g = g;
                 let fr = g.frames.get_mut(frame as usize)?.as_mut()?;
                 Some(matches!(Inner::find_entry(fr, index), Ok((wire::ITEM_OK, _, _))))
             }
-            Slot::Failed(_) | Slot::Taken => Some(false),
+            ItemState::Failed(_) | ItemState::Taken => Some(false),
         }
     }
 
@@ -410,8 +411,8 @@ impl Job {
         let mut index = from;
         while index < end {
             match g.items[index] {
-                Slot::Waiting => break,
-                Slot::Entry { frame } => {
+                ItemState::Waiting => break,
+                ItemState::Entry { frame } => {
                     // The common case, inline: the next entry of the frame at its cursor.
                     let f = frame as usize;
                     let Some(Some(fr)) = g.frames.get_mut(f) else {
@@ -425,10 +426,10 @@ impl Job {
                         }
                         g.free_frames.push(frame);
                     }
-                    g.items[index] = Slot::Taken;
+                    g.items[index] = ItemState::Taken;
                     out.push(r?);
                 }
-                Slot::Failed(_) | Slot::Taken => {
+                ItemState::Failed(_) | ItemState::Taken => {
                     // The error, taken like any other outcome.
                     return g.decode::<R>(index, true).map(|_| ());
                 }
@@ -459,8 +460,8 @@ impl Job {
         let mut index = from;
         while index < end {
             match g.items[index] {
-                Slot::Waiting => break,
-                Slot::Entry { frame } => {
+                ItemState::Waiting => break,
+                ItemState::Entry { frame } => {
                     let f = frame as usize;
                     let Some(Some(fr)) = g.frames.get_mut(f) else {
                         return Err(lost());
@@ -470,8 +471,8 @@ impl Job {
                         let frame_end = fr.first + (fr.bytes.len() - RESULTS_HEADER) / rsize;
                         let stop = end.min(frame_end);
                         let mut j = index;
-                        while j < stop && matches!(g.items[j], Slot::Entry { frame: k } if k == frame) {
-                            g.items[j] = Slot::Taken;
+                        while j < stop && matches!(g.items[j], ItemState::Entry { frame: k } if k == frame) {
+                            g.items[j] = ItemState::Taken;
                             j += 1;
                         }
                         let n = j - index;
@@ -516,10 +517,10 @@ impl Job {
                         }
                         g.free_frames.push(frame);
                     }
-                    g.items[index] = Slot::Taken;
+                    g.items[index] = ItemState::Taken;
                     out.push(r?);
                 }
-                Slot::Failed(_) | Slot::Taken => {
+                ItemState::Failed(_) | ItemState::Taken => {
                     return g.decode::<()>(index, true);
                 }
             }

@@ -74,8 +74,11 @@ enum Startup {
     Failed(ProcessError),
 }
 
+/// One worker slot, served by one thread for the pool's life: the worker process serving it
+/// now (replaced when it dies or retires), the chunks that worker holds, and whether the
+/// slot has started.
 #[derive(Default)]
-struct Slot {
+struct WorkerSlot {
     /// Our end of the worker's pipe, while a ready worker serves this slot.
     conn: Option<Arc<Connection>>,
     /// The worker process, not reaped yet (so its pid cannot be reused while it is here).
@@ -95,7 +98,7 @@ struct Slot {
 
 pub(crate) struct State {
     pending: VecDeque<Chunk>,
-    slots: Vec<Slot>,
+    slots: Vec<WorkerSlot>,
     closed: bool,
     terminated: bool,
     /// `Pool::new` has returned: later start failures are retried instead of fatal.
@@ -115,7 +118,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: Config) -> Arc<Shared> {
-        let slots = (0..config.processes).map(|_| Slot::default()).collect();
+        let slots = (0..config.processes).map(|_| WorkerSlot::default()).collect();
         // Enough for every worker's chunks in hand and their answers, twice over.
         let count = (config.processes * (config.prefetch + 1) * 4).max(16);
         Arc::new(Shared {
