@@ -20,12 +20,13 @@ use super::spares::Spares;
 use crate::error::ProcessError;
 use crate::process::wire::{self, EXIT, JobKey, READY, REFUSED, RESULTS, RESULTS_POD, TASK_REFUSED};
 use crate::process::{Launch, Spawned, exit_error, launch};
+use crate::raw::{deadline_after, expired};
 use crate::{Connection, RecvError};
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often a slot thread looks at its worker's process and the pool's flags while the
 /// pipe is quiet.
@@ -355,7 +356,7 @@ fn start_worker(shared: &Shared, i: usize) -> Result<Arc<Connection>, ProcessErr
             }
         }
     }
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    let deadline = deadline_after(STARTUP_TIMEOUT);
     let mut buf = Vec::new();
     let outcome = loop {
         match conn.recv_bytes_into_timeout(&mut buf, POLL) {
@@ -379,7 +380,7 @@ fn start_worker(shared: &Shared, i: usize) -> Result<Arc<Connection>, ProcessErr
                 if shared.lock().terminated {
                     break Err(ProcessError::Terminated);
                 }
-                if Instant::now() >= deadline {
+                if expired(deadline) {
                     break Err(ProcessError::Ipc {
                         reason: format!("a new worker did not start within {STARTUP_TIMEOUT:?}"),
                     });
