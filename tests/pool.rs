@@ -26,6 +26,14 @@ fn panics_on_5(x: u32) -> u32 {
     x
 }
 
+/// Panics on 5 with a message of 1 MiB, longer than any message of the pool below.
+fn panics_at_length_on_5(x: u32) -> u32 {
+    if x == 5 {
+        panic!("{}", "long ".repeat(200 << 10));
+    }
+    x
+}
+
 /// SIGKILLs its own worker on 3.
 fn dies_on_3(x: u32) -> u32 {
     if x == 3 {
@@ -286,6 +294,35 @@ fn close_then_join_finishes_queued_work() {
     for pid in pids {
         assert!(gone(pid), "worker {pid} still runs after join");
     }
+}
+
+/// A panic whose message is longer than a message the pool can send is reported as
+/// `Panicked` with the message cut to fit, on the serde path and the plain-data one.
+#[test]
+fn a_panic_message_longer_than_a_message_is_cut_to_fit() {
+    shmproc::init();
+    let pool = Pool::builder()
+        .processes(1)
+        .max_message_size(64 << 10)
+        .build()
+        .expect("pool");
+    let pids = pool.pids();
+    let check = |r: Result<Vec<u32>, ProcessError>| match r {
+        Err(ProcessError::Panicked { message, location }) => {
+            assert!(
+                message.starts_with("long long"),
+                "{}",
+                &message[..20.min(message.len())]
+            );
+            assert!(message.len() < 64 << 10, "{} bytes", message.len());
+            assert!(location.starts_with("tests/pool.rs:"), "{location}");
+        }
+        other => panic!("expected Panicked, got {:?}", other.map(|v| v.len())),
+    };
+    check(pool.chunksize(1).map(panics_at_length_on_5, 0..10));
+    check(pool.map_pod(panics_at_length_on_5, &(0..10).collect::<Vec<u32>>()));
+    // The worker that reported it lives on.
+    assert_eq!(pool.pids(), pids);
 }
 
 #[test]

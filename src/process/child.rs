@@ -274,13 +274,7 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
             Ok(Err(f)) => Some((ITEM_FAILED, encode_failure(&f))),
             Err(payload) => {
                 panicked = true;
-                let caught = CAUGHT.with(|c| c.borrow_mut().take());
-                let (message, location) =
-                    caught.unwrap_or_else(|| (payload_message(&*payload), "unknown location".to_owned()));
-                // Dropping a panic payload can itself panic: catch that too.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                let report = postcard::to_allocvec(&(message, location)).unwrap_or_default();
-                Some((ITEM_PANICKED, report))
+                Some((ITEM_PANICKED, panic_report(payload, max)))
             }
         };
         match other {
@@ -337,6 +331,28 @@ fn run_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
     }
     *out = std::mem::take(&mut results.buf);
     Outcome::Done { panicked }
+}
+
+/// The `Panicked` entry's bytes for a caught panic: its message and location (from the panic
+/// hook, else from the payload), each cut to fit, so that the entry fits in one results frame
+/// of `max` bytes however long the panic's message. The payload is dropped here; dropping it
+/// can itself panic, which is caught too.
+fn panic_report(payload: Box<dyn std::any::Any + Send>, max: usize) -> Vec<u8> {
+    let caught = CAUGHT.with(|c| c.borrow_mut().take());
+    let (mut message, mut location) =
+        caught.unwrap_or_else(|| (payload_message(&*payload), "unknown location".to_owned()));
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    let room = max.saturating_sub(RESULTS_HEADER + RESULT_HEADER + 32) / 2;
+    for s in [&mut message, &mut location] {
+        if s.len() > room {
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+        }
+    }
+    postcard::to_allocvec(&(message, location)).unwrap_or_default()
 }
 
 /// How long a batch of a plain-data task runs between two looks at the clock (and between
@@ -423,23 +439,7 @@ fn run_pod_task(conn: &Connection, frame: &[u8], out: &mut Vec<u8>) -> Outcome {
                 results.buf.truncate(mark + done * rsize);
                 results.count += done as u32;
                 next += done;
-                let caught = CAUGHT.with(|c| c.borrow_mut().take());
-                let (mut message, mut location) =
-                    caught.unwrap_or_else(|| (payload_message(&*payload), "unknown location".to_owned()));
-                // Dropping a panic payload can itself panic: catch that too.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
-                // A report that a message holds, however long the panic's message.
-                let room = max.saturating_sub(RESULTS_HEADER + RESULT_HEADER + 32) / 2;
-                for s in [&mut message, &mut location] {
-                    if s.len() > room {
-                        let mut cut = room;
-                        while !s.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        s.truncate(cut);
-                    }
-                }
-                let report = postcard::to_allocvec(&(message, location)).unwrap_or_default();
+                let report = panic_report(payload, max);
                 // The results before it, then its own entry, then a frame for those after.
                 if results.count > 0 && !flush(conn, &mut results) {
                     return Outcome::ParentGone;
