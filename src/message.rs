@@ -41,7 +41,7 @@ use crate::error::{OpenError, RecvError, SendError, TaskError};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::queue::MAX_CAPACITY;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
-use crate::raw::ring::{Ahead, Block, PutFail, RawRing, RingControl, Slot};
+use crate::raw::ring::{Ahead, Block, GetFail, PutFail, RawRing, RingControl, Slot};
 use crate::raw::{Liveness, deadline_after};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
@@ -365,11 +365,11 @@ impl MsgRing {
 }
 
 /// The receive error for a ring get's failure.
-fn recv_error(e: crate::GetError) -> RecvError {
-    match e {
-        crate::GetError::Empty => RecvError::Empty,
-        crate::GetError::Closed => RecvError::Closed,
-        _ => RecvError::Timeout,
+fn recv_error(fail: GetFail) -> RecvError {
+    match fail {
+        GetFail::Empty | GetFail::Busy => RecvError::Empty,
+        GetFail::Closed => RecvError::Closed,
+        GetFail::Timeout => RecvError::Timeout,
     }
 }
 
