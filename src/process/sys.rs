@@ -4,6 +4,7 @@
 //! system calls themselves are in `crate::os`.
 
 use crate::os;
+use crate::raw::deadline_after;
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
@@ -69,10 +70,12 @@ pub(crate) fn pipe_holding(bytes: &[u8]) -> io::Result<OwnedFd> {
 /// Reads exactly `buf.len()` bytes from stdin, waiting at most `timeout` in all. Fails with
 /// `UnexpectedEof` if stdin ends first, `TimedOut` if the bytes do not come in time.
 pub(crate) fn read_stdin_exact(buf: &mut [u8], timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let mut done = 0;
     while done < buf.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
+        // `None`: no deadline (a timeout past what `Instant` holds); poll(2) then waits in
+        // slices of `i32::MAX` ms.
+        let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "nothing on stdin in time"));
         }
