@@ -175,7 +175,63 @@ impl<G> LockError<G> {
     }
 }
 
-pub use crate::raw::ring::{GetError, PutError};
+/// Why a put did not send its item. Every variant hands the item back.
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// `try_put`: no room now (Python's `queue.Full` from `put_nowait`). Also the
+    /// conservative answer when the ring's shared words look garbled.
+    #[error("the queue is full")]
+    Full(T),
+    /// The queue is closed: no put can succeed any more.
+    #[error("the queue is closed")]
+    Closed(T),
+    /// A peer took this process for dead and retired the slot it was writing, so the item
+    /// was not sent. Happens only if liveness was misjudged (a peer scribbling on the
+    /// participant table), and is then reported on a best-effort basis: a repair that lands
+    /// between the publish's guard load and its store goes unnoticed.
+    #[error("the put was retired by a peer that took this process for dead")]
+    Lost(T),
+    /// `put_timeout`: still full when the timeout passed.
+    #[error("timed out waiting for room in the queue")]
+    Timeout(T),
+}
+
+impl<T> core::fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PutError::Full(_) => "Full(..)",
+            PutError::Closed(_) => "Closed(..)",
+            PutError::Lost(_) => "Lost(..)",
+            PutError::Timeout(_) => "Timeout(..)",
+        })
+    }
+}
+
+impl<T> PutError<T> {
+    /// The item that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(t) | PutError::Closed(t) | PutError::Lost(t) | PutError::Timeout(t) => t,
+        }
+    }
+}
+
+/// Why a get returned no item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// `try_get`: nothing to take now (Python's `queue.Empty` from `get_nowait`). Also the
+    /// conservative answer when the ring's shared words look garbled.
+    #[error("the queue is empty")]
+    Empty,
+    /// The queue is closed and every item put before the close has been taken.
+    #[error("the queue is closed and drained")]
+    Closed,
+    /// `get_timeout`: still empty when the timeout passed.
+    #[error("timed out waiting for an item")]
+    Timeout,
+}
 
 /// Errors of `task_done` and `join`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -107,6 +107,8 @@ pub(crate) mod raw;
 
 #[cfg(not(loom))]
 mod array;
+#[cfg(not(loom))]
+mod codec;
 #[cfg(all(test, not(loom)))]
 mod conformance;
 #[cfg(not(loom))]

@@ -37,11 +37,12 @@
 //! caller's buffer, so a hostile peer can garble a message but not make us read outside the
 //! cell, panic or race.
 
+use crate::codec::append;
 use crate::error::{OpenError, RecvError, SendError, TaskError};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::queue::MAX_CAPACITY;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
-use crate::raw::ring::{Ahead, Block, PutFail, RawRing, RingControl, Slot};
+use crate::raw::ring::{Ahead, Block, GetFail, PutFail, RawRing, RingControl, Slot};
 use crate::raw::{Liveness, deadline_after};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
@@ -365,11 +366,11 @@ impl MsgRing {
 }
 
 /// The receive error for a ring get's failure.
-fn recv_error(e: crate::GetError) -> RecvError {
-    match e {
-        crate::GetError::Empty => RecvError::Empty,
-        crate::GetError::Closed => RecvError::Closed,
-        _ => RecvError::Timeout,
+fn recv_error(fail: GetFail) -> RecvError {
+    match fail {
+        GetFail::Empty | GetFail::Busy => RecvError::Empty,
+        GetFail::Closed => RecvError::Closed,
+        GetFail::Timeout => RecvError::Timeout,
     }
 }
 
@@ -934,54 +935,6 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut buf) => f(&mut buf),
         Err(_) => f(&mut Vec::new()),
-    })
-}
-
-/// A postcard output that appends to a `Vec` with `extend_from_slice` (postcard's own
-/// `to_extend` copies byte strings one byte at a time).
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 4 {
-            // Short varints: a call to memcpy costs more than the copy.
-            self.0.reserve(data.len());
-            for &b in data {
-                self.0.push(b);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Appends `value`, postcard-encoded, to `out`; on failure `out` is left as it was.
-/// Always inline: it is the encoding step of the per-item loops (a pool's chunks, a
-/// worker's results) and of every typed message, where a call costs as much as
-/// encoding a small value.
-#[inline(always)]
-pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
-    let len = out.len();
-    // What `postcard::serialize_with_flavor` does (`Append::finalize` has nothing to do),
-    // here so that it inlines into the per-item loops.
-    let mut ser = postcard::Serializer { output: Append(out) };
-    value.serialize(&mut ser).map_err(|e| {
-        ser.output.0.truncate(len);
-        e.to_string()
     })
 }
 

@@ -25,7 +25,7 @@ use crate::error::{OpenError, RecvError, SendError};
 use crate::message::{MsgRing, RingLayout, check_sizes, decode, encode, with_scratch};
 use crate::primitive::{AtomicU64, Ordering};
 use crate::raw::ring::Block;
-use crate::raw::{Liveness, Owner, deadline_after};
+use crate::raw::{Liveness, Owner, deadline_after, expired};
 use crate::segment::header::{Kind, TypeDesc};
 use crate::segment::{Options, Segment, Spec};
 use serde::Serialize;
@@ -397,15 +397,10 @@ impl Connection {
             if self.peer_gone() || !self.may_recv() {
                 return true;
             }
-            let now = Instant::now();
-            let end = match deadline {
-                Some(d) => d.min(now + PEER_CHECK),
-                None => now + PEER_CHECK,
-            };
-            if self.inc.raw().wait_readable(Some(end), &self.seg, &self.seg) {
+            if self.inc.raw().wait_readable(slice_end(deadline), &self.seg, &self.seg) {
                 return true;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if expired(deadline) {
                 return self.peer_gone();
             }
         }
@@ -436,18 +431,23 @@ impl Connection {
 fn slice(deadline: Option<Option<Instant>>) -> Block {
     match deadline {
         None => Block::No,
-        Some(d) => {
-            let next = Instant::now() + PEER_CHECK;
-            Block::Until(Some(d.map_or(next, |d| d.min(next))))
-        }
+        Some(d) => Block::Until(slice_end(d)),
+    }
+}
+
+/// The end of one waiting slice towards `deadline` (`None`: none): [`PEER_CHECK`] from now,
+/// or `deadline` if that comes first.
+fn slice_end(deadline: Option<Instant>) -> Option<Instant> {
+    match (deadline, deadline_after(PEER_CHECK)) {
+        (Some(d), Some(next)) => Some(d.min(next)),
+        (d, next) => d.or(next),
     }
 }
 
 fn past(deadline: Option<Option<Instant>>) -> bool {
     match deadline {
         None => true,
-        Some(None) => false,
-        Some(Some(d)) => Instant::now() >= d,
+        Some(d) => expired(d),
     }
 }
 

@@ -575,7 +575,7 @@ impl<R> Process<R> {
     /// # Errors
     /// The `kill(2)` error, if any.
     pub fn terminate(&mut self) -> std::io::Result<()> {
-        self.signal(libc::SIGTERM)
+        self.signal(crate::os::SIGTERM)
     }
 
     /// Sends SIGKILL (Python's `kill()`). Does nothing once the child was reaped.
@@ -583,7 +583,7 @@ impl<R> Process<R> {
     /// # Errors
     /// The `kill(2)` error, if any.
     pub fn kill(&mut self) -> std::io::Result<()> {
-        self.signal(libc::SIGKILL)
+        self.signal(crate::os::SIGKILL)
     }
 
     fn signal(&mut self, signal: i32) -> std::io::Result<()> {

@@ -28,7 +28,7 @@
 use crate::error::{GetError, OpenError, PutError, TaskError};
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::deadline_after;
-use crate::raw::ring::{Ahead, Block, Payload, Ring, RingControl, Slot, put_error};
+use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, Ring, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Options, Segment, Spec};
 use bytemuck::Pod;
@@ -377,9 +377,11 @@ impl<T: Pod> Queue<T> {
     #[inline]
     fn get_in(&self, block: Block) -> Result<T, GetError> {
         let mut out = MaybeUninit::uninit();
-        self.leases.with(&self.seg, |mine| {
-            self.ring().get_into(block, &mut out, mine, &self.seg, &self.seg)
-        })?;
+        self.leases
+            .with(&self.seg, |mine| {
+                self.ring().get_into(block, &mut out, mine, &self.seg, &self.seg)
+            })
+            .map_err(get_error)?;
         // SAFETY: `get_into` returned `Ok`, so it wrote the item into `out`.
         Ok(unsafe { out.assume_init() })
     }
@@ -504,9 +506,11 @@ impl<T: Pod> Queue<T> {
         // it is a whole `T` (a `Pod`, any bytes valid), so `*out` stays a valid `T` whether or
         // not the get writes it.
         let out = unsafe { &mut *(out as *mut T).cast::<MaybeUninit<T>>() };
-        self.leases.with(&self.seg, |mine| {
-            self.ring().get_into(block, out, mine, &self.seg, &self.seg)
-        })
+        self.leases
+            .with(&self.seg, |mine| {
+                self.ring().get_into(block, out, mine, &self.seg, &self.seg)
+            })
+            .map_err(get_error)
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -686,5 +690,24 @@ impl<T> std::fmt::Debug for Queue<T> {
             .field("segment", &self.seg)
             .field("capacity", &self.cap)
             .finish()
+    }
+}
+
+/// The public error for a ring put's failure, handing `item` back.
+fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
+    match fail {
+        PutFail::Full => PutError::Full(item),
+        PutFail::Closed => PutError::Closed(item),
+        PutFail::Lost => PutError::Lost(item),
+        PutFail::Timeout => PutError::Timeout(item),
+    }
+}
+
+/// The public error for a ring get's failure.
+fn get_error(fail: GetFail) -> GetError {
+    match fail {
+        GetFail::Empty | GetFail::Busy => GetError::Empty,
+        GetFail::Closed => GetError::Closed,
+        GetFail::Timeout => GetError::Timeout,
     }
 }

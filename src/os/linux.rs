@@ -1,10 +1,13 @@
-//! Linux: `/dev/shm` objects, shared (non-private) futexes, OFD locks as liveness beacons.
+//! Linux: `/dev/shm` objects, shared (non-private) futexes, OFD locks as liveness beacons,
+//! and the process calls of `process` (parent-death signal, names, signals, code ranges,
+//! random bytes, the key pipe on a child's stdin).
 
 use crate::primitive::AtomicU32;
 use crate::raw::Wait;
-use rustix::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use std::io;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// The file system that holds POSIX shared-memory objects on Linux (the directory glibc's
@@ -235,4 +238,173 @@ pub(crate) fn sleep(d: Duration) {
 pub(crate) fn stop_self() {
     // SAFETY: raise(3) has no memory-safety preconditions.
     unsafe { libc::raise(libc::SIGSTOP) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+/// SIGTERM's number, for [`send_signal`].
+pub(crate) const SIGTERM: i32 = libc::SIGTERM;
+
+/// SIGKILL's number, for [`send_signal`].
+pub(crate) const SIGKILL: i32 = libc::SIGKILL;
+
+/// The parent's process id.
+pub(crate) fn parent_pid() -> u32 {
+    // SAFETY: getppid(2) takes no arguments and cannot fail.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// In a freshly forked child, before `exec`: asks the kernel to SIGKILL this process when
+/// the thread that forked it exits, and fails with `ESRCH` if the parent `parent` is already
+/// gone (prctl(2): it may have died before the request took effect, and then the signal
+/// never comes). Only async-signal-safe calls, no allocation.
+pub(crate) fn die_with_parent(parent: u32) -> io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_PDEATHSIG takes a signal number and no pointers.
+    let r = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if parent_pid() != parent {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok(())
+}
+
+/// Sets the name of the calling thread, which for the main thread is the process name that
+/// `ps` and `top` show: the first 15 bytes of `name` that are not NUL.
+pub(crate) fn set_thread_name(name: &str) {
+    let mut buf = [0u8; 16];
+    let bytes: Vec<u8> = name.bytes().filter(|&b| b != 0).take(15).collect();
+    buf[..bytes.len()].copy_from_slice(&bytes);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes from the
+    // pointer; `buf` is 16 bytes and its last byte is 0.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Sends `signal` to the process `pid` (kill(2)). The caller makes sure that `pid` is still
+/// the process it means (for a child: not reaped yet, so the id cannot have been reused).
+pub(crate) fn send_signal(pid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill(2) takes plain integers.
+    let r = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Address ranges of the main executable's executable (`PF_X`) `PT_LOAD` segments, as
+/// mapped in this process (`dl_iterate_phdr(3)`).
+pub(crate) fn exe_code_ranges() -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    // SAFETY: the callback only reads the `dl_phdr_info` it is given, for the duration of the
+    // call, and writes through `data`, which is `&mut ranges` cast to a pointer.
+    unsafe { libc::dl_iterate_phdr(Some(collect_first), (&raw mut ranges).cast()) };
+    ranges
+}
+
+/// `dl_iterate_phdr` callback: records the first object's (the main program's) executable
+/// segments and stops.
+///
+/// # Safety
+///
+/// `info` points to a valid `dl_phdr_info` for the duration of the call, and `data` to a
+/// `Vec<Range<usize>>` that nothing else accesses meanwhile (as `dl_iterate_phdr` called by
+/// [`exe_code_ranges`] guarantees).
+unsafe extern "C" fn collect_first(
+    info: *mut libc::dl_phdr_info,
+    _size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: `data` is the `&mut Vec` passed by `exe_code_ranges`, alive for the whole
+    // iteration.
+    let ranges = unsafe { &mut *data.cast::<Vec<Range<usize>>>() };
+    // SAFETY: the loader passes a valid `dl_phdr_info` for the duration of the callback.
+    let info = unsafe { &*info };
+    let count = usize::from(info.dlpi_phnum);
+    if info.dlpi_phdr.is_null() || count == 0 {
+        return 1;
+    }
+    // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers of the object.
+    let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, count) };
+    for h in headers {
+        if h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_X != 0 {
+            let start = (info.dlpi_addr as usize).wrapping_add(h.p_vaddr as usize);
+            ranges.push(start..start.wrapping_add(h.p_memsz as usize));
+        }
+    }
+    // The first object is the main program; stop after it.
+    1
+}
+
+/// Fills `buf` with random bytes from the kernel's CSPRNG (getrandom(2), blocking only until
+/// the pool is initialised at boot).
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: getrandom(2) writes at most `rest.len()` bytes to `rest`, which is valid
+        // for writes of that many bytes.
+        let r = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// A new pipe, both ends close-on-exec: `(read end, write end)`.
+pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2(2) writes two descriptors to `fds`, an array of two `c_int`s.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Waits at most `timeout` (rounded to whole milliseconds, at least 1) for stdin to be
+/// readable, poll(2): `Ok(true)` when it is (data, end of file or an error to read),
+/// `Ok(false)` when the time passed. A signal gives `Err` of kind `Interrupted`.
+pub(crate) fn wait_stdin_readable(timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+    // SAFETY: poll(2) reads and writes the one `pollfd` it is given.
+    let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r > 0)
+}
+
+/// Reads at most `buf.len()` bytes from stdin with one read(2): the count, 0 at end of file.
+pub(crate) fn read_stdin(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: read(2) writes at most `buf.len()` bytes to `buf`, valid for that many.
+    let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Makes descriptor 0 (stdin) a duplicate of `fd`, closing whatever stdin was (dup2(2)).
+pub(crate) fn replace_stdin(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: dup2(2) on two descriptors: `fd` is open for the call, and replacing descriptor
+    // 0 is what this function is for (std's `Stdin` reads descriptor 0 whatever it is).
+    let r = unsafe { libc::dup2(fd.as_raw_fd(), libc::STDIN_FILENO) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

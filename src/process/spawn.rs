@@ -51,7 +51,7 @@ pub(crate) fn launch(l: &Launch<'_>, first: Option<Vec<u8>>) -> Result<Spawned, 
         print_panics: l.print_panics,
     };
     let mut frame = vec![START];
-    super::wire::append(&start, &mut frame).map_err(|reason| ProcessError::Encode {
+    crate::codec::append(&start, &mut frame).map_err(|reason| ProcessError::Encode {
         what: "the start frame",
         reason,
     })?;

@@ -52,8 +52,9 @@
 //! or is too large).
 
 use super::sys;
+// Re-exported for `pool`, which names the encoder `wire::append`.
+pub(crate) use crate::codec::append;
 use crate::error::ProcessError;
-pub(crate) use crate::message::append;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use siphasher::sip128::{Hash128, Hasher128, SipHasher24};

@@ -14,8 +14,8 @@ use crate::raw::copy;
 use crate::raw::{Liveness, MAX_PARTICIPANTS, Owner, Wait, deadline_after, expired};
 use header::{HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, Layout, TypeDesc};
 use participants::{BEACON_BASE, INIT_BEACON, Participant};
-use rustix::fd::{AsFd, OwnedFd};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Options for creating and opening segments. Build with [`Options::new`] and its methods.

@@ -13,8 +13,8 @@
 use crate::os;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::{Owner, next_generation};
-use rustix::fd::BorrowedFd;
 use std::io;
+use std::os::fd::BorrowedFd;
 
 /// Byte offset of participant 0's beacon. Far past any segment's end: OFD locks may cover
 /// bytes beyond EOF, and these never overlap data.

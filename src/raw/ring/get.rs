@@ -4,8 +4,8 @@
 use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SKIP, SlotWord, empty, next_lap, relate, taken};
 use super::{
-    AHEAD, ATTEMPTS, Ahead, Attempt, Block, GetError, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round,
-    after, block_on, fault_point,
+    AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
+    block_on, fault_point,
 };
 use crate::primitive::{Ordering, fence, spin_hint};
 use crate::raw::claims::{ClaimRecord, NONE, get_claim, put_claim};
@@ -18,12 +18,19 @@ pub(super) struct GetClaim {
     lap: u32,
 }
 
-pub(super) enum GetFail {
+/// Why a get returned no item (the public layer turns it into its error type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GetFail {
+    /// Nothing to take now (or garbled words, after [`ATTEMPTS`] steps).
     Empty,
     /// Empty for now, because a live put is still writing the head item: its publish is a
     /// plain store that wakes nobody who announced after its claim, so poll, don't sleep.
+    /// Callers outside the ring report it as empty.
     Busy,
+    /// The queue is closed and drained.
     Closed,
+    /// The deadline passed with nothing to take.
+    Timeout,
 }
 
 impl<'a> RawRing<'a> {
@@ -38,8 +45,9 @@ impl<'a> RawRing<'a> {
     ///
     /// # Errors
     ///
-    /// `Empty` (`Block::No` only; also while a live producer is still writing the head item:
-    /// FIFO waits for it), `Closed` once the queue is closed and drained, `Timeout`.
+    /// `Empty` (`Block::No` only), `Busy` (`Block::No` only: a live producer is still writing
+    /// the head item, and FIFO waits for it), `Closed` once the queue is closed and drained,
+    /// `Timeout`.
     pub(crate) fn get_with<L, W, R, F>(
         &self,
         block: Block,
@@ -47,18 +55,14 @@ impl<'a> RawRing<'a> {
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
-    ) -> Result<R, GetError>
+    ) -> Result<R, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
         F: FnMut(usize) -> R,
     {
         let deadline = match block {
-            Block::No => {
-                return self
-                    .get_attempt(read, mine, live, wait, Round::Patient)
-                    .map_err(get_error);
-            }
+            Block::No => return self.get_attempt(read, mine, live, wait, Round::Patient),
             Block::Until(deadline) => deadline,
         };
         let done = block_on(&self.control.not_empty.0, deadline, wait, |round| {
@@ -69,8 +73,8 @@ impl<'a> RawRing<'a> {
             }
         });
         match done {
-            Some(result) => result.map_err(get_error),
-            None => Err(GetError::Timeout),
+            Some(result) => result,
+            None => Err(GetFail::Timeout),
         }
     }
 
@@ -363,9 +367,9 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// # Errors
     ///
-    /// `Empty`, `Closed` once the queue is closed and drained.
+    /// `Empty`, `Busy`, `Closed` once the queue is closed and drained.
     #[cfg(test)]
-    pub(crate) fn try_get<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetError>
+    pub(crate) fn try_get<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -385,7 +389,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
-    ) -> Result<P::Item, GetError>
+    ) -> Result<P::Item, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -394,7 +398,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     }
 
     #[cfg(test)]
-    fn get_item<L, W>(&self, block: Block, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetError>
+    fn get_item<L, W>(&self, block: Block, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -419,7 +423,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
-    ) -> Result<(), GetError>
+    ) -> Result<(), GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -449,12 +453,5 @@ impl RawRing<'_> {
     {
         let mut budget = ATTEMPTS;
         self.claim_get(mine, live, wait, &mut budget, Round::Patient).is_ok()
-    }
-}
-
-fn get_error(fail: GetFail) -> GetError {
-    match fail {
-        GetFail::Empty | GetFail::Busy => GetError::Empty,
-        GetFail::Closed => GetError::Closed,
     }
 }

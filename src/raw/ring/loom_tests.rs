@@ -160,7 +160,7 @@ fn publish_races_step_over() {
         let mut delivered: Vec<u64> = consumer.join().unwrap().into_iter().filter_map(Result::ok).collect();
         let (ring, me) = (w.mem.ring(), w.who(3));
         delivered.extend(ring.try_get(w.mine(3), &me, &w.futex).ok());
-        assert!(matches!(put, Ok(()) | Err(PutError::Lost(7))), "{put:?}");
+        assert!(matches!(put, Ok(()) | Err(PutFail::Lost)), "{put:?}");
         assert!(delivered.iter().all(|&x| x == 7), "{delivered:?}");
         assert!(delivered.len() <= 1, "{delivered:?}");
         if put.is_err() {
@@ -192,9 +192,9 @@ fn close_races_put() {
         match put {
             Ok(()) => {
                 assert_eq!(first, Ok(1));
-                assert_eq!(ring.get(None, w.mine(2), &me, &w.futex), Err(GetError::Closed));
+                assert_eq!(ring.get(None, w.mine(2), &me, &w.futex), Err(GetFail::Closed));
             }
-            Err(PutError::Closed(1)) => assert_eq!(first, Err(GetError::Closed)),
+            Err(PutFail::Closed) => assert_eq!(first, Err(GetFail::Closed)),
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(ring.len(&me), 0);

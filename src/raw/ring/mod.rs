@@ -119,7 +119,9 @@ pub(crate) use control::RingControl;
 use eventcount::EventCount;
 // Under loom the queues that use these are not built.
 #[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use put::{PutFail, put_error};
+pub(crate) use get::GetFail;
+#[cfg_attr(loom, allow(unused_imports))]
+pub(crate) use put::PutFail;
 pub(crate) use slot::Slot;
 use slot::{EMPTY, FULL, LAP_MASK, Lap, SlotWord, relate};
 
@@ -174,7 +176,7 @@ fn fault_point(_name: &'static str) {
 /// Where item `i` of the ring is stored: cell `i` of some caller-provided array.
 ///
 /// Items are `Copy`: a put keeps its own value and writes a copy, so a put whose publish
-/// lost (`PutError::Lost`) can hand the caller's value back.
+/// lost ([`PutFail::Lost`]) can hand the caller's value back.
 ///
 /// # Safety
 ///
@@ -240,67 +242,6 @@ where
 
 // ---------------------------------------------------------------------------------------------
 // Errors
-
-/// Why a put did not send its item. Every variant hands the item back.
-///
-/// (Defined here, next to the algorithm that produces it, and re-exported as
-/// `shmproc::PutError`.)
-#[derive(PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PutError<T> {
-    /// `try_put`: no room now (Python's `queue.Full` from `put_nowait`). Also the
-    /// conservative answer when the ring's shared words look garbled.
-    #[error("the queue is full")]
-    Full(T),
-    /// The queue is closed: no put can succeed any more.
-    #[error("the queue is closed")]
-    Closed(T),
-    /// A peer took this process for dead and retired the slot it was writing, so the item
-    /// was not sent. Happens only if liveness was misjudged (a peer scribbling on the
-    /// participant table), and is then reported on a best-effort basis: a repair that lands
-    /// between the publish's guard load and its store goes unnoticed.
-    #[error("the put was retired by a peer that took this process for dead")]
-    Lost(T),
-    /// `put_timeout`: still full when the timeout passed.
-    #[error("timed out waiting for room in the queue")]
-    Timeout(T),
-}
-
-impl<T> core::fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            PutError::Full(_) => "Full(..)",
-            PutError::Closed(_) => "Closed(..)",
-            PutError::Lost(_) => "Lost(..)",
-            PutError::Timeout(_) => "Timeout(..)",
-        })
-    }
-}
-
-impl<T> PutError<T> {
-    /// The item that was not sent.
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Full(t) | PutError::Closed(t) | PutError::Lost(t) | PutError::Timeout(t) => t,
-        }
-    }
-}
-
-/// Why a get returned no item (re-exported as `shmproc::GetError`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum GetError {
-    /// `try_get`: nothing to take now (Python's `queue.Empty` from `get_nowait`). Also the
-    /// conservative answer when the ring's shared words look garbled.
-    #[error("the queue is empty")]
-    Empty,
-    /// The queue is closed and every item put before the close has been taken.
-    #[error("the queue is closed and drained")]
-    Closed,
-    /// `get_timeout`: still empty when the timeout passed.
-    #[error("timed out waiting for an item")]
-    Timeout,
-}
 
 /// `task_done` was called more often than this handle took items (or its counter was
 /// scribbled on so fast that it could not be decremented).

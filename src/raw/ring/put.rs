@@ -3,8 +3,8 @@
 use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SlotWord, TAKEN, empty, full, relate, skip};
 use super::{
-    AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, PutError, REFRESH_EVERY, RawRing, Ring, Round,
-    after, block_on, fault_point, sc_fence_under_loom,
+    AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
+    block_on, fault_point, sc_fence_under_loom,
 };
 use crate::primitive::{Ordering, spin_hint};
 use crate::raw::claims::{ClaimRecord, NONE, get_claim, put_claim};
@@ -18,7 +18,8 @@ pub(super) struct PutClaim {
     lap: u32,
 }
 
-/// Why a put did not send its payload ([`PutError`] without the item).
+/// Why a put did not send its payload (the public layer turns it into its error type, handing
+/// the item back).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PutFail {
     Full,
@@ -352,29 +353,22 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// # Errors
     ///
-    /// `Full(item)`: no room (or garbled words, after [`ATTEMPTS`] steps); `Closed(item)`;
-    /// `Lost(item)`: a peer found us dead and stepped over our position before we published.
+    /// `Full`: no room (or garbled words, after [`ATTEMPTS`] steps); `Closed`; `Lost`: a peer
+    /// found us dead and stepped over our position before we published.
     #[cfg(test)]
-    pub(crate) fn try_put<L, W>(
-        &self,
-        item: P::Item,
-        mine: &ClaimRecord,
-        live: &L,
-        wait: &W,
-    ) -> Result<(), PutError<P::Item>>
+    pub(crate) fn try_put<L, W>(&self, item: P::Item, mine: &ClaimRecord, live: &L, wait: &W) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
         self.put_ref(Block::No, &item, mine, live, wait)
-            .map_err(|fail| put_error(fail, item))
     }
 
     /// Puts `item`, waiting for room until `deadline` (`None`: no deadline).
     ///
     /// # Errors
     ///
-    /// As [`Ring::try_put`] without `Full`, plus `Timeout(item)`.
+    /// As [`Ring::try_put`] without `Full`, plus `Timeout`.
     #[cfg(test)]
     pub(crate) fn put<L, W>(
         &self,
@@ -383,17 +377,16 @@ impl<'a, P: Payload> Ring<'a, P> {
         mine: &ClaimRecord,
         live: &L,
         wait: &W,
-    ) -> Result<(), PutError<P::Item>>
+    ) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
         self.put_ref(Block::Until(deadline), &item, mine, live, wait)
-            .map_err(|fail| put_error(fail, item))
     }
 
-    /// Puts a copy of `*item`; the caller keeps the item (and turns a failure into its
-    /// `PutError` with [`put_error`]), so a large item is copied once, into its cell.
+    /// Puts a copy of `*item`; the caller keeps the item (and hands it back with a failure),
+    /// so a large item is copied once, into its cell.
     ///
     /// # Errors
     ///
@@ -435,14 +428,5 @@ impl RawRing<'_> {
         W: Wait + ?Sized,
     {
         self.claim_put(mine, live, wait, &mut false, Round::Patient).is_ok()
-    }
-}
-
-pub(crate) fn put_error<T>(fail: PutFail, item: T) -> PutError<T> {
-    match fail {
-        PutFail::Full => PutError::Full(item),
-        PutFail::Closed => PutError::Closed(item),
-        PutFail::Lost => PutError::Lost(item),
-        PutFail::Timeout => PutError::Timeout(item),
     }
 }

@@ -51,12 +51,12 @@ fn exercise(mem: &HeapRing<u64>, laps: u64) {
             assert_eq!(ring.try_put(next + i, mine, &me, &Yield), Ok(()));
         }
         assert!(ring.is_full(&me));
-        assert_eq!(ring.try_put(99, mine, &me, &Yield), Err(PutError::Full(99)));
+        assert_eq!(ring.try_put(99, mine, &me, &Yield), Err(PutFail::Full));
         for i in 0..cap {
             assert_eq!(ring.try_get(mine, &me, &Yield), Ok(next + i));
         }
         assert!(ring.is_empty(&me));
-        assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Empty));
+        assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetFail::Empty));
         next += cap;
         // Offset head within the lap: one in, one out.
         assert_eq!(ring.try_put(next, mine, &me, &Yield), Ok(()));
@@ -171,12 +171,12 @@ fn strided_slots_skip_the_words_between() {
             for i in 0..cap as u64 {
                 assert_eq!(ring.try_put(next + i, mine, &me, &Yield), Ok(()));
             }
-            assert_eq!(ring.try_put(0, mine, &me, &Yield), Err(PutError::Full(0)));
+            assert_eq!(ring.try_put(0, mine, &me, &Yield), Err(PutFail::Full));
             assert_eq!(ring.len(&me), cap);
             for i in 0..cap as u64 {
                 assert_eq!(ring.try_get(mine, &me, &Yield), Ok(next + i));
             }
-            assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Empty));
+            assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetFail::Empty));
             next += cap as u64;
         }
         for (i, s) in slots.iter().enumerate() {
@@ -211,10 +211,10 @@ fn close_fails_puts_and_lets_gets_drain() {
     ring.try_put(1, mine, &me, &Yield).unwrap();
     ring.close(&Yield);
     assert!(ring.is_closed());
-    assert_eq!(ring.try_put(2, mine, &me, &Yield), Err(PutError::Closed(2)));
+    assert_eq!(ring.try_put(2, mine, &me, &Yield), Err(PutFail::Closed));
     assert_eq!(ring.try_get(mine, &me, &Yield), Ok(1));
-    assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Closed));
-    assert_eq!(ring.get(None, mine, &me, &Yield), Err(GetError::Closed));
+    assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetFail::Closed));
+    assert_eq!(ring.get(None, mine, &me, &Yield), Err(GetFail::Closed));
     assert_eq!(ring.len(&me), 0);
 }
 
@@ -236,7 +236,7 @@ fn a_put_that_sees_close_after_its_claim_retires_its_position() {
     assert_eq!(word(&ring, 0).phase, SKIP);
     assert_eq!(mine.claim.load(SC), NONE);
     assert_eq!(ring.len(&me), 0);
-    assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetError::Closed));
+    assert_eq!(ring.try_get(mine, &me, &Yield), Err(GetFail::Closed));
     assert_eq!(mem.control.head.0.load(SC), 1, "the get stepped over it");
     assert_eq!(mine.taken.load(SC), 0);
 }
@@ -301,8 +301,8 @@ fn a_dead_producers_position_is_stepped_over_and_capacity_kept() {
 
         let ring = mem.ring();
         assert!(ring.claim_put_and_stop(mp, &p, &Yield));
-        // While it lives, the get waits for it (FIFO).
-        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+        // While it lives, the get waits for it (FIFO): busy, which callers report as empty.
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Busy));
         kill(&dead, 1);
         for k in 0..cap as u64 - 1 {
             ring.try_put(10 + k, mq, &q, &Yield).unwrap();
@@ -310,11 +310,11 @@ fn a_dead_producers_position_is_stepped_over_and_capacity_kept() {
         for k in 0..cap as u64 - 1 {
             assert_eq!(ring.try_get(mc, &c, &Yield), Ok(10 + k));
         }
-        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Empty));
         for k in 0..cap as u64 {
             ring.try_put(20 + k, mq, &q, &Yield).unwrap();
         }
-        assert_eq!(ring.try_put(0, mq, &q, &Yield), Err(PutError::Full(0)));
+        assert_eq!(ring.try_put(0, mq, &q, &Yield), Err(PutFail::Full));
         for k in 0..cap as u64 {
             assert_eq!(ring.try_get(mc, &c, &Yield), Ok(20 + k));
         }
@@ -322,8 +322,8 @@ fn a_dead_producers_position_is_stepped_over_and_capacity_kept() {
 }
 
 /// `try_get` looks past a free head slot on every call: while the writer that claimed the
-/// head position lives but stays mid-copy (stopped here), it answers Empty after its
-/// bounded wait, keeping that position and the item behind it; once the writer is dead,
+/// head position lives but stays mid-copy (stopped here), it answers Busy (Empty to the
+/// queue's caller) after its bounded wait, keeping that position and the item behind it; once the writer is dead,
 /// the next call steps over its position and takes the item behind it.
 #[test]
 fn try_get_outwaits_a_live_writer_and_steps_over_a_dead_one_at_once() {
@@ -332,17 +332,17 @@ fn try_get_outwaits_a_live_writer_and_steps_over_a_dead_one_at_once() {
     let (p, q, c) = (who(1, &dead), who(2, &dead), who(3, &dead));
     let (mp, mq, mc) = (mem.mine(p.me), mem.mine(q.me), mem.mine(c.me));
     let ring = mem.ring();
-    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Empty));
     ring.try_put(7, mq, &q, &Yield).unwrap();
     assert_eq!(ring.try_get(mc, &c, &Yield), Ok(7));
     // Position 1 claimed by a producer that stops there; position 2 holds an item.
     assert!(ring.claim_put_and_stop(mp, &p, &Yield));
     ring.try_put(8, mq, &q, &Yield).unwrap();
-    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty), "the writer lives");
+    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Busy), "the writer lives");
     assert_eq!(ring.len(&c), 2);
     kill(&dead, 1);
     assert_eq!(ring.try_get(mc, &c, &Yield), Ok(8), "the first call steps over");
-    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Empty));
 }
 
 /// Model `pf`..`pr`: a get that died after its claim leaves its slot FULL of the previous
@@ -360,7 +360,7 @@ fn a_dead_consumers_slot_is_freed_by_the_next_put() {
     assert!(ring.claim_get_and_stop(mc, &c, &Yield));
     assert_eq!(ring.try_get(md, &d, &Yield), Ok(2));
     // Position 0's reader lives: its slot is not free yet.
-    assert_eq!(ring.try_put(3, mp, &p, &Yield), Err(PutError::Full(3)));
+    assert_eq!(ring.try_put(3, mp, &p, &Yield), Err(PutFail::Full));
     kill(&dead, 2);
     ring.try_put(3, mp, &p, &Yield).unwrap();
     ring.try_put(4, mp, &p, &Yield).unwrap();
@@ -441,7 +441,7 @@ fn a_slow_live_writer_is_waited_for_and_its_publish_never_lost() {
     let ring = mem.ring();
     let claim = ring.claim_put(mp, &p, &Yield, &mut false, Round::Patient).ok().unwrap();
     for _ in 0..3 {
-        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+        assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Busy));
     }
     assert_eq!(
         // SAFETY: `i < capacity`, and we hold the claim of the position whose cell it is.
@@ -463,11 +463,11 @@ fn a_stepped_over_put_is_handed_back_as_lost() {
     let ring = mem.ring();
     let claim = ring.claim_put(mp, &p, &Yield, &mut false, Round::Patient).ok().unwrap();
     kill(&dead, 1);
-    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Empty));
     assert_eq!(mem.control.head.0.load(SC), 1, "stepped over");
     dead.store(0, SC);
     assert_eq!(ring.finish_put(&claim, &mut |_| {}, mp, &Yield), Err(PutFail::Lost));
-    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetError::Empty));
+    assert_eq!(ring.try_get(mc, &c, &Yield), Err(GetFail::Empty));
 }
 
 /// Payload storage made of atomics, so that tests with deliberately broken protocols
@@ -665,8 +665,8 @@ fn two_producers_two_consumers_deliver_every_item_once_in_order() {
                                 got.push(v);
                                 ring.task_done(hand, me.me, park).unwrap();
                             }
-                            Err(GetError::Closed) => return got,
-                            Err(e) => panic!("consumer {c}: {e}"),
+                            Err(GetFail::Closed) => return got,
+                            Err(e) => panic!("consumer {c}: {e:?}"),
                         }
                     }
                 })
