@@ -59,6 +59,7 @@ mod job;
 mod spares;
 mod supervisor;
 
+use crate::codec;
 use crate::error::ProcessError;
 use crate::process::wire::{self, FnRef, ITEM_HEADER, RESULTS_HEADER, TASK_HEADER, TASK_POD_HEADER, TaskFrame};
 use crate::process::{DEFAULT_PROCESS_MESSAGE_SIZE, check_message_size, ensure_initialized};
@@ -659,7 +660,7 @@ impl<'s, A: Serialize> Submitter<'s, A> {
         {
             let mark = frame.buf.len();
             frame.buf.extend_from_slice(&[0; ITEM_HEADER]);
-            if wire::append(item, &mut frame.buf).is_ok() {
+            if codec::append(item, &mut frame.buf).is_ok() {
                 let size = frame.buf.len() - mark - ITEM_HEADER;
                 if frame.buf.len() <= self.max && TASK_HEADER + ITEM_HEADER + size <= self.max {
                     frame.buf[mark..mark + ITEM_HEADER].copy_from_slice(&(size as u32).to_le_bytes());
@@ -693,7 +694,7 @@ impl<'s, A: Serialize> Submitter<'s, A> {
         };
         let (max, chunksize) = (self.max, self.chunksize);
         let (frame, mark) = self.open_frame(fref, index);
-        let encoded = wire::append(item, &mut frame.buf);
+        let encoded = codec::append(item, &mut frame.buf);
         let size = frame.item_size(mark);
         let failure = match encoded {
             Err(reason) => Some(ProcessError::Encode {

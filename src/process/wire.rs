@@ -52,8 +52,7 @@
 //! or is too large).
 
 use super::sys;
-// Re-exported for `pool`, which names the encoder `wire::append`.
-pub(crate) use crate::codec::append;
+use crate::codec::append;
 use crate::error::ProcessError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
