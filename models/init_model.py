@@ -286,6 +286,8 @@ if __name__ == '__main__':
     cases = [(2, 2), (2, 3), (3, 2), (3, 3)]
     if HOSTILE:
         cases = [(2, 3), (3, 2), (3, 3), (4, 2)]  # the last process is the late one
+    elif MAXCRASH >= 2:
+        cases = [(2, 2), (2, 3), (3, 2)]  # 3 processes with a budget of 3 outgrow 30 minutes
     for P, budget in cases:
         r = run(P, budget)
         failed |= r.startswith('VIOLATION')
