@@ -48,7 +48,8 @@ can as well unlink the name itself). Mutations that must be caught:
   live_is_corrupt      live participants always mean Corrupted (no re-read of init_state)
 """
 import sys
-from collections import deque
+
+from explore import explore
 
 MUT = set()
 MAXCRASH = 1
@@ -219,59 +220,18 @@ def run(P, budget):
                 return f'split name: live process {i} holds object {res[1]}, the name refers to {name}'
         return None
 
-    start = (init, init_locals)
-    seen = {start: None}
-    preds = {}
-    good = []
-    q = deque([start])
-    while q:
-        st = q.popleft()
-        err = check(st)
-        if err:
-            return report(seen, st, err)
-        nxt = steps(st)
+    def finished(st, has_steps):
         (name, objs, alive, crashes, hostile), locs = st
-        if all((not alive[j]) or locs[j][0] == 'done' or (locs[j][0] == 'late' and not nxt) for j in range(P)):
-            good.append(st)
-        if not nxt:
-            if st not in good:
-                return report(seen, st, 'deadlock')
-            continue
-        for n in nxt:
-            key = (n[0], n[1])
-            preds.setdefault(key, []).append(st)
-            if key not in seen:
-                seen[key] = (st, n[2])
-                q.append(key)
-    ok = set(good)
-    stack = list(good)
-    while stack:
-        s = stack.pop()
-        for p in preds.get(s, ()):
-            if p not in ok:
-                ok.add(p)
-                stack.append(p)
-    stuck = [s for s in seen if s not in ok]
-    if stuck:
-        return report(seen, stuck[0], f'livelock: {len(stuck)} states cannot finish')
+        return all((not alive[j]) or locs[j][0] == 'done' or (locs[j][0] == 'late' and not has_steps)
+                   for j in range(P))
+
+    r = explore((init, init_locals), lambda st: [((a, b), l) for a, b, l in steps(st)], check, finished,
+                lambda s: f'name={s[0][0]} objs={s[0][1]} alive={s[0][2]} locs={s[1]}')
+    if isinstance(r, str):
+        return r
+    _, seen, good = r
     outcomes = sorted({str(l[3]) for s in good for l in s[1]})
     return f'ok: {len(seen)} states, {len(good)} terminal; outcomes {", ".join(outcomes)}'
-
-
-def report(seen, st, err):
-    path = []
-    cur = st
-    while seen[cur] is not None:
-        prev, label = seen[cur]
-        path.append((label, cur))
-        cur = prev
-    path.reverse()
-    lines = [f'VIOLATION: {err}']
-    for label, s in path[-40:]:
-        (name, objs, alive, crashes, hostile), locs = s
-        lines.append(f'  {label:34} name={name} objs={objs} alive={alive} locs={locs}')
-    return '\n'.join(lines)
-
 
 if __name__ == '__main__':
     for a in sys.argv[1:]:
