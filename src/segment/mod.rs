@@ -550,17 +550,22 @@ impl Segment {
         let Ok(info) = os::fstat(fd.as_fd()) else {
             return Abandonment::Removed;
         };
+        // The header, if the creator sized the object (one that died first had not).
+        let header_map = if info.size >= HEADER_SIZE {
+            os::map(fd.as_fd(), HEADER_SIZE as usize).ok()
+        } else {
+            None
+        };
+        // SAFETY: the mapping is HEADER_SIZE bytes and outlives the returned reference.
+        let state = |map: &memmap2::MmapRaw| unsafe { init_state(map.as_mut_ptr()) };
         if os::beacon_range_is_held(fd.as_fd(), BEACON_BASE, u64::from(MAX_PARTICIPANTS)).unwrap_or(true) {
             // A participant registers only after READY was stored, so READY now means a slow
             // creator published after our wait gave up (models/init_model.py,
-            // `live_is_corrupt`). The size was checked: a participant's creator had sized it.
-            let published = info.size >= HEADER_SIZE
-                && os::map(fd.as_fd(), HEADER_SIZE as usize).is_ok_and(|map| {
-                    // SAFETY: the mapping is HEADER_SIZE bytes and outlives `state`.
-                    let state = unsafe { init_state(map.as_mut_ptr()) };
-                    // Acquire: pairs with the creator's release store of INIT_READY.
-                    state.load(Ordering::Acquire) == INIT_READY
-                });
+            // `live_is_corrupt`).
+            // Acquire: pairs with the creator's release store of INIT_READY.
+            let published = header_map
+                .as_ref()
+                .is_some_and(|map| state(map).load(Ordering::Acquire) == INIT_READY);
             os::beacon_unlock(fd.as_fd(), INIT_BEACON);
             return if published {
                 Abandonment::Published
@@ -569,12 +574,10 @@ impl Segment {
             };
         }
         let won = if info.size >= HEADER_SIZE {
-            let Ok(map) = os::map(fd.as_fd(), HEADER_SIZE as usize) else {
+            let Some(map) = &header_map else {
                 return Abandonment::Removed;
             };
-            // SAFETY: the mapping is HEADER_SIZE bytes and outlives `state`.
-            let state = unsafe { init_state(map.as_mut_ptr()) };
-            state
+            state(map)
                 .compare_exchange(header::INIT_EMPTY, INIT_ABANDONED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
         } else {
