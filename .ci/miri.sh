@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Miri: the library's unit tests under the interpreter, which reports undefined behaviour:
-# data races (on the heap-backed ring payload's `UnsafeCell` cells, see src/raw/ring/heap.rs, and
-# mixed-size or non-atomic accesses to shared words), out-of-bounds or misaligned access,
+# data races (on the heap-backed ring payload's `UnsafeCell` cells, see
+# crates/shmproc-raw/src/ring/heap.rs, and mixed-size or non-atomic accesses to shared words), out-of-bounds or misaligned access,
 # invalid values, aliasing violations, leaks. That is:
-# - the raw algorithms' tests (raw::lock, raw::ring, raw, segment::header, segment::name),
-#   pure code over heap memory;
+# - the raw algorithms' tests (crate shmproc-raw: lock, ring, claims) and the pure helpers of
+#   shmproc (segment::header, segment::name), pure code over heap memory;
 # - the conformance suite (src/conformance.rs): the public Queue, Value and Array, end to end,
 #   on heap memory laid out exactly like a segment (`conformance::heap::*`, `segment::heap`:
 #   same header, participant table and body; liveness beacons are bits, waiting sleeps).
@@ -55,8 +55,8 @@ failed=0
 echo "miri: MIRIFLAGS=\"$flags\" cargo +$toolchain miri test --lib"
 MIRIFLAGS="$flags ${MIRIFLAGS:-}" cargo "+$toolchain" miri test --lib || failed=1
 
-threaded=(raw::lock::tests::threads_exclude_each_other
-    raw::ring::tests::two_producers_two_consumers_deliver_every_item_once_in_order
+threaded=(lock::tests::threads_exclude_each_other
+    ring::tests::two_producers_two_consumers_deliver_every_item_once_in_order
     conformance::heap::queue_two_producers_two_consumers_deliver_each_item_once_in_order
     conformance::heap::value_blocked_locker_sees_owner_died
     segment::heap::tests::an_opener_racing_its_creator_reads_a_whole_header)

@@ -79,3 +79,12 @@ fn hit_slow(name: &'static str, state: &std::sync::atomic::AtomicU8) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub(crate) fn hit(_name: &'static str) {}
+
+/// Routes the fault points of the algorithms in `shmproc-raw` (the ring's
+/// `queue.put.after_claim` and the like) to [`hit`]. Every segment handle calls it when it
+/// is made, before any ring in it is used.
+#[inline(always)]
+pub(crate) fn install() {
+    #[cfg(feature = "fault-injection")]
+    crate::raw::fault::set_hook(hit);
+}

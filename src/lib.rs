@@ -101,58 +101,36 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
-mod primitive;
-#[cfg_attr(loom, allow(dead_code))]
-pub(crate) mod raw;
+/// The pure algorithms (lock word, ring, claims) live in their own crate, `shmproc-raw`,
+/// so that they can name nothing above them and loom and Miri can check them alone.
+pub(crate) use shmproc_raw as raw;
+/// The atomics the algorithms name; shared layouts use the same types.
+pub(crate) use shmproc_raw::primitive;
 
-#[cfg(not(loom))]
 mod array;
-#[cfg(not(loom))]
 mod codec;
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod conformance;
-#[cfg(not(loom))]
 mod error;
-#[cfg(not(loom))]
 mod fault;
-#[cfg(not(loom))]
 mod locked;
-#[cfg(not(loom))]
 mod message;
-#[cfg(not(loom))]
 mod os;
-#[cfg(not(loom))]
 mod pipe;
-#[cfg(not(loom))]
 pub mod pool;
-#[cfg(not(loom))]
 pub mod process;
-#[cfg(not(loom))]
 mod queue;
-#[cfg(not(loom))]
 mod segment;
-#[cfg(not(loom))]
 mod value;
 
-#[cfg(not(loom))]
 pub use array::{Array, ArrayGuard};
-#[cfg(not(loom))]
 pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RecvError, SendError, TaskError};
-#[cfg(not(loom))]
 pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageReader, MessageWriter};
-#[cfg(not(loom))]
 pub use pipe::{Connection, PEER_CHECK, Pipe};
-#[cfg(not(loom))]
 pub use pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder};
-#[cfg(not(loom))]
 pub use process::{DEFAULT_PROCESS_MESSAGE_SIZE, Process, ProcessBuilder, init};
-#[cfg(not(loom))]
 pub use queue::{MAX_CAPACITY, Queue};
-#[cfg(not(loom))]
 pub use segment::header::LAYOUT_VERSION;
-#[cfg(not(loom))]
 pub use segment::name::{MAX_NAME_LEN, OS_PREFIX};
-#[cfg(not(loom))]
 pub use segment::{DEFAULT_MAX_MESSAGE_SIZE, Options, remove};
-#[cfg(not(loom))]
 pub use value::{LockResult, Value, ValueGuard};

@@ -91,7 +91,6 @@ fn body_size<T>(cap: u64, participants: u32) -> Option<u64> {
     }
 }
 
-#[cfg(not(loom))]
 const _: () = {
     assert!(matches!(inline_cell::<u8>(), Some(16)));
     assert!(matches!(inline_cell::<u64>(), Some(16)));

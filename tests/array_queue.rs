@@ -200,7 +200,7 @@ fn mpmc() {
 /// Every thread puts, then gets: its get must find an item, at the least its own (the queue
 /// holds at most one item per thread). crossbeam: `q.pop().unwrap()`, which spins for as long
 /// as the producer at the head is mid-copy. `try_get` waits for such a producer at most
-/// 20 µs (`MID_COPY_WAIT` in `src/raw/ring/mod.rs`), so it may still say Empty when that producer
+/// 20 µs (`MID_COPY_WAIT` in `crates/shmproc-raw/src/ring/mod.rs`), so it may still say Empty when that producer
 /// is descheduled mid-copy for longer, as four spinning threads on fewer cores are now and
 /// then: this allows one such get in a thousand, and counts them.
 #[test]

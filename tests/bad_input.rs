@@ -41,7 +41,7 @@ const OFF_TYPE_NAME: u64 = 128;
 /// Size of one participant record.
 const PARTICIPANT_SIZE: u64 = 32;
 
-// Lock word bits (src/raw/lock.rs).
+// Lock word bits (crates/shmproc-raw/src/lock.rs).
 const LOCK_WAITERS: u64 = 1 << 32;
 const LOCK_DIED: u64 = 1 << 33;
 const LOCK_UNRECOVERABLE: u64 = 1 << 34;

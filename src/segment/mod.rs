@@ -664,6 +664,7 @@ impl Segment {
         os_name: String,
         inode: u64,
     ) -> Result<Segment, OpenError> {
+        crate::fault::install();
         let mut seg = Segment {
             base,
             backing,

@@ -1,27 +1,40 @@
-//! Pure algorithms over caller-provided memory: the lock word, the ring, participant tokens.
+//! The pure algorithms under `shmproc`, over caller-provided memory: the lock word, the ring,
+//! participant tokens and claim records.
 //!
 //! Nothing here makes a system call of its own or knows how its memory was mapped, and a
 //! lock, unlock, put or get allocates nothing (a thread's first use of a handle leases it a
 //! claim record through process-local bookkeeping in `claims`, which does). Waiting and "is
-//! this owner alive?" are passed in through [`Wait`] and [`Liveness`], which `os` implements
-//! with futexes and OFD-lock beacons and the tests implement with doubles. That is what lets
-//! loom and Miri run the real algorithms on heap memory.
+//! this owner alive?" are passed in through [`Wait`] and [`Liveness`], which `shmproc`'s `os`
+//! layer implements with futexes and OFD-lock beacons and the tests implement with doubles.
+//! That is what lets loom and Miri run the real algorithms on heap memory: `RUSTFLAGS="--cfg
+//! loom" cargo test -p shmproc-raw --release` and `cargo miri test -p shmproc-raw`.
+//!
+//! This crate is an implementation detail of `shmproc` (as `parking_lot_core` is of
+//! `parking_lot`): its API follows `shmproc`'s needs and has no stability promise.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
+// The module docs explain each algorithm through its private constants and helpers; they are
+// read with `cargo doc --document-private-items` or in the source.
+#![allow(rustdoc::private_intra_doc_links)]
 
 use crate::primitive::AtomicU32;
 use std::time::{Duration, Instant};
 
-pub(crate) mod claims;
+pub mod claims;
 #[cfg(not(loom))]
-pub(crate) mod copy;
-pub(crate) mod lock;
-pub(crate) mod ring;
+pub mod copy;
+pub mod fault;
+pub mod lock;
+pub mod primitive;
+pub mod ring;
 
 /// Bits of an [`Owner`] token that hold the participant index.
-pub(crate) const OWNER_INDEX_BITS: u32 = 10;
+pub const OWNER_INDEX_BITS: u32 = 10;
 /// Largest number of participant records a segment can have (index fits in the token).
-pub(crate) const MAX_PARTICIPANTS: u32 = 1 << OWNER_INDEX_BITS;
+pub const MAX_PARTICIPANTS: u32 = 1 << OWNER_INDEX_BITS;
 /// Generations wrap within this many bits (never 0, so a token is never 0).
-pub(crate) const OWNER_GENERATION_BITS: u32 = 32 - OWNER_INDEX_BITS;
+pub const OWNER_GENERATION_BITS: u32 = 32 - OWNER_INDEX_BITS;
 
 /// Identity of a participant (one handle to a segment) as it is stored in shared words.
 ///
@@ -33,27 +46,27 @@ pub(crate) const OWNER_GENERATION_BITS: u32 = 32 - OWNER_INDEX_BITS;
 /// The value 0 means "nobody". Because a reused record gets a new generation, a token held
 /// by a dead process never vouches for the record's next occupant.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub(crate) struct Owner(pub(crate) u32);
+pub struct Owner(pub u32);
 
 impl Owner {
     /// Token for record `index` at `generation` (generation is masked, 0 becomes 1).
-    pub(crate) fn new(index: u32, generation: u32) -> Owner {
+    pub fn new(index: u32, generation: u32) -> Owner {
         let g = generation & ((1 << OWNER_GENERATION_BITS) - 1);
         let g = if g == 0 { 1 } else { g };
         Owner((g << OWNER_INDEX_BITS) | (index & (MAX_PARTICIPANTS - 1)))
     }
     /// The record index (always `< MAX_PARTICIPANTS`).
-    pub(crate) fn index(self) -> u32 {
+    pub fn index(self) -> u32 {
         self.0 & (MAX_PARTICIPANTS - 1)
     }
     /// The record generation.
-    pub(crate) fn generation(self) -> u32 {
+    pub fn generation(self) -> u32 {
         self.0 >> OWNER_INDEX_BITS
     }
 }
 
 /// Next generation after `g`, skipping 0.
-pub(crate) fn next_generation(g: u32) -> u32 {
+pub fn next_generation(g: u32) -> u32 {
     let n = g.wrapping_add(1) & ((1 << OWNER_GENERATION_BITS) - 1);
     if n == 0 { 1 } else { n }
 }
@@ -63,7 +76,7 @@ pub(crate) fn next_generation(g: u32) -> u32 {
 /// Implementations must answer `true` for `me()` and must never answer `false` for a
 /// participant that is alive (a false "dead" would let two processes into a critical
 /// section). A false "alive" only delays recovery.
-pub(crate) trait Liveness {
+pub trait Liveness {
     /// The caller's own token.
     fn me(&self) -> Owner;
     /// Whether the participant named by `owner` is alive.
@@ -80,7 +93,7 @@ pub(crate) trait Liveness {
 }
 
 /// How the algorithms sleep and wake across processes.
-pub(crate) trait Wait {
+pub trait Wait {
     /// Sleeps while `word` holds `expected`, but not past `deadline` and not longer than the
     /// implementation's re-check slice. Spurious returns are allowed: callers re-check.
     fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>);
@@ -107,12 +120,12 @@ pub(crate) trait Wait {
 /// too large to add to the clock means "wait without a deadline" everywhere, and
 /// `Duration::ZERO` means a deadline that has already passed (one attempt).
 #[inline]
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+pub fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
 /// True when `deadline` has passed.
-pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+pub fn expired(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
 }
 

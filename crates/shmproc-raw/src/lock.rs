@@ -51,7 +51,7 @@ const BACKOFF_ROUNDS: u32 = 28;
 ///
 /// `seq` is an eventcount: sleepers wait while it is unchanged, unlock bumps it.
 #[repr(C)]
-pub(crate) struct LockState {
+pub struct LockState {
     word: AtomicU64,
     seq: AtomicU32,
     reserved: AtomicU32,
@@ -62,7 +62,7 @@ const _: () = assert!(core::mem::align_of::<LockState>() == 8 || cfg!(loom));
 
 /// How the lock was acquired.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Acquired {
+pub enum Acquired {
     /// The data is consistent.
     Clean,
     /// The previous holder died holding the lock: the data may be half-updated.
@@ -71,7 +71,7 @@ pub(crate) enum Acquired {
 
 /// Why a lock attempt failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum LockFailure {
+pub enum LockFailure {
     /// Held by a live owner (try_lock) or the deadline passed (lock).
     WouldBlock,
     /// A recovery was declined: the data is unrecoverable.
@@ -86,7 +86,7 @@ impl Default for LockState {
 
 impl LockState {
     /// A free, consistent lock (the same state as all-zero bytes).
-    pub(crate) fn new() -> LockState {
+    pub fn new() -> LockState {
         LockState {
             word: AtomicU64::new(0),
             seq: AtomicU32::new(0),
@@ -105,7 +105,7 @@ impl LockState {
 
     /// One attempt: take a free lock, or take over a dead owner's; never sleeps.
     #[inline]
-    pub(crate) fn try_lock(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
+    pub fn try_lock(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
         if self.take_free(live.me()) {
             return Ok(Acquired::Clean);
         }
@@ -135,7 +135,7 @@ impl LockState {
     /// Only the uncontended CAS is inlined into callers; spinning, liveness questions and
     /// sleeping live in the out-of-line `lock_slow`, so the fast path needs no stack frame.
     #[inline(always)]
-    pub(crate) fn lock(
+    pub fn lock(
         &self,
         deadline: Option<Instant>,
         live: &impl Liveness,
@@ -246,7 +246,7 @@ impl LockState {
     }
 
     /// `mark consistent`: the holder repaired the data after an owner-died take-over.
-    pub(crate) fn mark_consistent(&self, me: Owner) {
+    pub fn mark_consistent(&self, me: Owner) {
         let mut w = self.word.load(Ordering::Relaxed);
         while w & OWNER_MASK == u64::from(me.0) && w & DIED != 0 {
             match self
@@ -267,7 +267,7 @@ impl LockState {
     /// set `WAITERS` at any moment, and a plain store would erase it and lose the wake-up);
     /// the rest is out of line.
     #[inline(always)]
-    pub(crate) fn unlock(&self, me: Owner, wait: &impl Wait) {
+    pub fn unlock(&self, me: Owner, wait: &impl Wait) {
         // Fast path: held by us, no sleepers, no mark. Release pairs with the acquiring CAS.
         let mine = u64::from(me.0);
         if self
@@ -312,7 +312,7 @@ impl LockState {
 
     /// Whether the word says the data is unrecoverable.
     #[cfg(test)]
-    pub(crate) fn is_unrecoverable(&self) -> bool {
+    pub fn is_unrecoverable(&self) -> bool {
         self.word.load(Ordering::Relaxed) & UNRECOVERABLE != 0
     }
 }
@@ -328,7 +328,7 @@ enum Attempt {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::raw::doubles::{Oracle, Yield};
+    use crate::doubles::{Oracle, Yield};
     use std::sync::Arc;
 
     fn oracle(i: u32, dead: &AtomicU64) -> Oracle<'_> {
@@ -442,7 +442,7 @@ mod tests {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use crate::raw::doubles::{Oracle, Yield};
+    use crate::doubles::{Oracle, Yield};
     use loom::cell::UnsafeCell;
     use loom::sync::Arc;
 

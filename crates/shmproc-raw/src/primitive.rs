@@ -6,15 +6,15 @@
 
 #[cfg(not(loom))]
 #[allow(unused_imports)]
-pub(crate) use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+pub use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 #[cfg(loom)]
 #[allow(unused_imports)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+pub use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// A hint to the CPU (or to loom's scheduler) that we are spinning.
 #[inline]
-pub(crate) fn spin_hint() {
+pub fn spin_hint() {
     #[cfg(not(loom))]
     core::hint::spin_loop();
     #[cfg(loom)]

@@ -41,42 +41,42 @@ use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Claim word: no claim.
-pub(crate) const NONE: u64 = 0;
+pub const NONE: u64 = 0;
 const PUT: u64 = 1 << 62;
 const GET: u64 = 2 << 62;
 const POS_MASK: u64 = (1 << 62) - 1;
 
 /// The claim word of a put claiming position `t`.
 #[inline]
-pub(crate) fn put_claim(t: u64) -> u64 {
+pub fn put_claim(t: u64) -> u64 {
     PUT | (t & POS_MASK)
 }
 
 /// The claim word of a get claiming position `h` (or stepping over it).
 #[inline]
-pub(crate) fn get_claim(h: u64) -> u64 {
+pub fn get_claim(h: u64) -> u64 {
     GET | (h & POS_MASK)
 }
 
 /// Records a ring has for a segment of `participants` participants.
-pub(crate) fn records_for(participants: u32) -> u64 {
+pub fn records_for(participants: u32) -> u64 {
     4 * u64::from(participants)
 }
 
 /// One claim record (128 bytes, all atomics: peers may write any of it).
 #[repr(C, align(128))]
-pub(crate) struct ClaimRecord {
+pub struct ClaimRecord {
     /// 0 (free) or the [`Owner`] token of the participant that leased the record.
     owner: AtomicU64,
     /// [`NONE`], or the claim the record's thread is making: `PUT | t` or `GET | h`.
-    pub(crate) claim: AtomicU64,
+    pub claim: AtomicU64,
     /// Items that gets through this record took (wrapping); only the record's thread writes it.
-    pub(crate) taken: AtomicU64,
+    pub taken: AtomicU64,
     /// `head` as this record's thread last read it when it put: a hint for prefetching
     /// (`RawRing::prefetch_put`), never trusted for anything else.
-    pub(crate) seen_head: AtomicU64,
+    pub seen_head: AtomicU64,
     /// `tail` as this record's thread last read it when it got (`RawRing::prefetch_get`).
-    pub(crate) seen_tail: AtomicU64,
+    pub seen_tail: AtomicU64,
     /// Unused: the record is a 128-byte pair of cache lines.
     _pad: [AtomicU64; 11],
 }
@@ -86,7 +86,7 @@ const _: () = assert!(core::mem::size_of::<ClaimRecord>() == 128);
 
 impl ClaimRecord {
     /// A free record (the same as all-zero bytes).
-    pub(crate) fn new() -> ClaimRecord {
+    pub fn new() -> ClaimRecord {
         ClaimRecord {
             owner: AtomicU64::new(0),
             claim: AtomicU64::new(NONE),
@@ -99,7 +99,7 @@ impl ClaimRecord {
 
     /// Leases the record to `owner` without a CAS (tests that hand records out by hand).
     #[cfg(test)]
-    pub(crate) fn bind(&self, owner: Owner) {
+    pub fn bind(&self, owner: Owner) {
         self.owner.store(u64::from(owner.0), Ordering::SeqCst);
     }
 }
@@ -112,13 +112,14 @@ impl Default for ClaimRecord {
 
 /// A ring's claim records and the high mark of those ever leased.
 #[derive(Clone, Copy)]
-pub(crate) struct Table<'a> {
+pub struct Table<'a> {
     records: &'a [ClaimRecord],
     used: &'a AtomicU32,
 }
 
 impl<'a> Table<'a> {
-    pub(crate) fn new(records: &'a [ClaimRecord], used: &'a AtomicU32) -> Table<'a> {
+    /// The table over `records`, whose high mark (records ever handed out) is `used`.
+    pub fn new(records: &'a [ClaimRecord], used: &'a AtomicU32) -> Table<'a> {
         Table { records, used }
     }
 
@@ -136,7 +137,7 @@ impl<'a> Table<'a> {
     /// the caller has seen (Acquire) and has not cleared it. `recent`: liveness may come
     /// from [`Liveness::is_alive_recent`] (the claims' hot paths); `len` and `join` ask
     /// [`Liveness::is_alive`].
-    pub(crate) fn shows_live<L: Liveness + ?Sized>(&self, claim: u64, live: &L, recent: bool) -> bool {
+    pub fn shows_live<L: Liveness + ?Sized>(&self, claim: u64, live: &L, recent: bool) -> bool {
         self.in_use().iter().any(|r| {
             // Acquire, partner: the Release stores of the claim words, so that "cleared" (or
             // a later claim) is read with the publish or release before it.
@@ -159,7 +160,7 @@ impl<'a> Table<'a> {
 
     /// Leases a free record of `range` (or one whose owner died) to `me`; `None` if all are
     /// taken by live participants.
-    pub(crate) fn take<L: Liveness + ?Sized>(&self, range: core::ops::Range<usize>, live: &L) -> Option<usize> {
+    pub fn take<L: Liveness + ?Sized>(&self, range: core::ops::Range<usize>, live: &L) -> Option<usize> {
         let me = u64::from(live.me().0);
         let end = range.end.min(self.records.len());
         let start = range.start.min(end);
@@ -204,7 +205,7 @@ impl<'a> Table<'a> {
 
     /// The items `owner`'s records took (wrapping sum of their `taken`). Acquire, partner:
     /// the Release store of `taken` before a get's claim CAS, which the caller read first.
-    pub(crate) fn taken_by(&self, owner: Owner) -> u64 {
+    pub fn taken_by(&self, owner: Owner) -> u64 {
         let o = u64::from(owner.0);
         self.in_use()
             .iter()
@@ -213,7 +214,7 @@ impl<'a> Table<'a> {
     }
 
     /// Gives record `index` back (handle drop).
-    pub(crate) fn give_back(&self, index: usize) {
+    pub fn give_back(&self, index: usize) {
         if let Some(r) = self.records.get(index) {
             r.claim.store(NONE, Ordering::Release);
             r.taken.store(0, Ordering::Release);
@@ -233,7 +234,7 @@ impl<'a> Table<'a> {
 /// One handle's leases of one ring's records: each thread that uses the handle gets a record
 /// of its own on first use (cached in a thread-local, given back to this handle when the
 /// thread ends), and records go back to the table when the handle is dropped.
-pub(crate) struct Leases {
+pub struct Leases {
     id: u64,
     pool: Arc<Pool>,
 }
@@ -322,8 +323,15 @@ impl Drop for Unbusy {
     }
 }
 
+impl Default for Leases {
+    fn default() -> Leases {
+        Leases::new()
+    }
+}
+
 impl Leases {
-    pub(crate) fn new() -> Leases {
+    /// An empty set of leases with a process-unique id.
+    pub fn new() -> Leases {
         Leases {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             pool: Arc::new(Pool {
@@ -338,13 +346,7 @@ impl Leases {
     /// `participants` is the segment's participant count (the table has `4 *` that many
     /// records).
     #[inline]
-    pub(crate) fn with<L, R>(
-        &self,
-        table: Table<'_>,
-        participants: usize,
-        live: &L,
-        f: impl FnOnce(&ClaimRecord) -> R,
-    ) -> R
+    pub fn with<L, R>(&self, table: Table<'_>, participants: usize, live: &L, f: impl FnOnce(&ClaimRecord) -> R) -> R
     where
         L: Liveness + ?Sized,
     {
@@ -474,7 +476,7 @@ impl Leases {
 
     /// Gives every record this handle leased back to the table. Call when the handle is
     /// dropped (no operation can be running then).
-    pub(crate) fn release(&self, table: Table<'_>) {
+    pub fn release(&self, table: Table<'_>) {
         for i in lock(&self.pool.taken).drain(..) {
             table.give_back(i);
         }
@@ -484,7 +486,7 @@ impl Leases {
 
 /// A handle's [`Leases`] of a ring's table in its segment, given back when dropped: a field
 /// of the handle declared before its segment, so that it drops while the mapping is there.
-pub(crate) struct HandleLeases {
+pub struct HandleLeases {
     leases: Leases,
     records: *const ClaimRecord,
     len: usize,
@@ -508,7 +510,7 @@ impl HandleLeases {
     ///
     /// `records` (64-aligned, `len` records) and `used` (4-aligned) stay valid for reads and
     /// atomic writes for as long as this value lives, and are only accessed atomically.
-    pub(crate) unsafe fn new(
+    pub unsafe fn new(
         records: *const ClaimRecord,
         len: usize,
         used: *const AtomicU32,
@@ -525,7 +527,7 @@ impl HandleLeases {
     }
 
     /// The ring's claim records (for the ring view the handle builds).
-    pub(crate) fn records(&self) -> &[ClaimRecord] {
+    pub fn records(&self) -> &[ClaimRecord] {
         // SAFETY: `new`'s contract; `ClaimRecord` is all atomics, valid for any bytes and
         // shared by design.
         unsafe { std::slice::from_raw_parts(self.records, self.len) }
@@ -538,13 +540,13 @@ impl HandleLeases {
 
     /// [`Leases::with`] on this handle's table.
     #[inline]
-    pub(crate) fn with<L: Liveness + ?Sized, R>(&self, live: &L, f: impl FnOnce(&ClaimRecord) -> R) -> R {
+    pub fn with<L: Liveness + ?Sized, R>(&self, live: &L, f: impl FnOnce(&ClaimRecord) -> R) -> R {
         self.leases.with(self.table(), self.participants, live, f)
     }
 
     /// Drops without giving the records back, as a process killed now would leave them.
-    #[cfg(test)]
-    pub(crate) fn abandon(mut self) {
+    #[cfg(any(test, feature = "testing"))]
+    pub fn abandon(mut self) {
         self.give_back = false;
     }
 }

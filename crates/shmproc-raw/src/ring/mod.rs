@@ -115,14 +115,14 @@ mod loom_tests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub(crate) use control::RingControl;
+pub use control::RingControl;
 use eventcount::EventCount;
 // Under loom the queues that use these are not built.
 #[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use get::GetFail;
+pub use get::GetFail;
 #[cfg_attr(loom, allow(unused_imports))]
-pub(crate) use put::PutFail;
-pub(crate) use slot::Slot;
+pub use put::PutFail;
+pub use slot::Slot;
 use slot::{EMPTY, FULL, LAP_MASK, Lap, SlotWord, relate};
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ use slot::{EMPTY, FULL, LAP_MASK, Lap, SlotWord, relate};
 /// Steps one `try_*` call may take before it answers conservatively (see "Hostile memory").
 /// Each step either makes progress (ours or a helped peer's) or met a scribbled word.
 /// (Loom explores every interleaving of each step, so its models use a handful.)
-pub(crate) const ATTEMPTS: u32 = if cfg!(loom) { 8 } else { 1 << 10 };
+pub const ATTEMPTS: u32 = if cfg!(loom) { 8 } else { 1 << 10 };
 
 /// Rounds a blocking call spins (re-trying, no syscall) before it sleeps on an eventcount.
 const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
@@ -162,14 +162,6 @@ fn sc_fence_under_loom() {
     crate::primitive::fence(Ordering::SeqCst);
 }
 
-/// A named point where crash tests can stop the process (`fault-injection` feature only;
-/// loom builds have no `fault` module and no processes to stop).
-#[inline(always)]
-fn fault_point(_name: &'static str) {
-    #[cfg(all(feature = "fault-injection", not(loom)))]
-    crate::fault::hit(_name);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Payload storage and the participants seen by `join`
 
@@ -184,7 +176,8 @@ fn fault_point(_name: &'static str) {
 /// as long as callers keep the contract below. Production storage lives in memory that a
 /// peer may write at any time, so it must copy with atomic (e.g. byte-wise atomic, see
 /// `raw::copy`) accesses, making even a contract breach by a peer a torn value, not UB.
-pub(crate) unsafe trait Payload {
+#[allow(clippy::len_without_is_empty)] // a ring has at least one cell
+pub unsafe trait Payload {
     /// The item type (plain data).
     type Item: Copy;
 
@@ -226,7 +219,7 @@ pub(crate) unsafe trait Payload {
 /// took (`raw::claims`). Load `tasks_done` with `Acquire`: a `task_done` seen then comes
 /// with the get it follows. Any `Fn(&mut dyn FnMut(Owner, u64) -> bool)` closure is a
 /// `Participants`.
-pub(crate) trait Participants {
+pub trait Participants {
     /// Visits participants until `visit` returns `false`.
     fn for_each(&self, visit: &mut dyn FnMut(Owner, u64) -> bool);
 }
@@ -247,11 +240,11 @@ where
 /// scribbled on so fast that it could not be decremented).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("task_done called more times than items were taken")]
-pub(crate) struct TaskDoneError;
+pub struct TaskDoneError;
 
 /// Why a join returned before all work was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum JoinError {
+pub enum JoinError {
     /// The deadline passed with work still pending.
     #[error("timed out waiting for every item to be processed")]
     Timeout,
@@ -263,7 +256,7 @@ pub(crate) enum JoinError {
 /// A view of one ring's control words, `capacity` slots and claim records, without payload
 /// storage: puts and gets take a closure that copies the payload of the cell they hold the
 /// claim of. The byte-message queue uses this directly; [`Ring`] adds typed cells.
-pub(crate) struct RawRing<'a> {
+pub struct RawRing<'a> {
     control: &'a RingControl,
     /// Slot `i` is `slots[i * stride]`; the words in between (if `stride > 1`) belong to the
     /// caller's payload cells, which then sit next to their slot word (one cache line per
@@ -285,13 +278,13 @@ pub(crate) struct RawRing<'a> {
 /// need [`AHEAD`] positions later ([`RawRing::with_ahead`]). Addresses are plain integers:
 /// a prefetch never faults and is never a memory access in Rust's sense (`copy::prefetch`).
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Ahead {
+pub struct Ahead {
     /// Address of cell 0.
-    pub(crate) base: usize,
+    pub base: usize,
     /// Bytes from one cell to the next.
-    pub(crate) stride: usize,
+    pub stride: usize,
     /// Whether the slot word lies in the cell's first line (a get writes it twice).
-    pub(crate) word_inside: bool,
+    pub word_inside: bool,
 }
 
 /// How many positions ahead of its claim a put or a get prefetches the cell it will need.
@@ -307,7 +300,7 @@ impl Ahead {
     /// positions, which other claimants are writing, so a prefetch would take lines away from
     /// peers. Larger cells gain nothing from a prefetch, or lose: their copies span enough
     /// lines for the hardware prefetchers to stream them.
-    pub(crate) const STRIDE: usize = 128;
+    pub const STRIDE: usize = 128;
 
     /// Prefetches both lines of cell `index`.
     #[inline]
@@ -317,8 +310,8 @@ impl Ahead {
         // whose build has no `copy` module, never prefetch.)
         #[cfg(not(loom))]
         {
-            crate::raw::copy::prefetch(cell, put || self.word_inside);
-            crate::raw::copy::prefetch(cell.wrapping_add(64), put);
+            crate::copy::prefetch(cell, put || self.word_inside);
+            crate::copy::prefetch(cell.wrapping_add(64), put);
         }
         #[cfg(loom)]
         let _ = (cell, put);
@@ -326,7 +319,7 @@ impl Ahead {
 }
 
 /// A [`RawRing`] with one typed payload cell per slot.
-pub(crate) struct Ring<'a, P: Payload> {
+pub struct Ring<'a, P: Payload> {
     raw: RawRing<'a>,
     payload: &'a P,
 }
@@ -414,7 +407,7 @@ impl Patience {
 
 /// How long a put or get may wait for room or an item.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Block {
+pub enum Block {
     /// Not at all (`try_*`): one bounded attempt.
     No,
     /// Until the deadline (`None`: for ever).
@@ -431,7 +424,7 @@ impl<'a> RawRing<'a> {
     /// Views `control`, every `stride`-th word of `slots` (from the first) and the claim
     /// `records` as one ring of `slots.len() / stride` positions; `None` without a whole slot
     /// or with `stride` 0.
-    pub(crate) fn new_strided(
+    pub fn new_strided(
         control: &'a RingControl,
         slots: &'a [Slot],
         stride: usize,
@@ -455,20 +448,20 @@ impl<'a> RawRing<'a> {
 
     /// Lets claims prefetch the cells of positions ahead of them, as `ahead` describes; a
     /// no-op unless the cells are [`Ahead::STRIDE`] bytes apart.
-    pub(crate) fn with_ahead(mut self, ahead: Ahead) -> Self {
+    pub fn with_ahead(mut self, ahead: Ahead) -> Self {
         if ahead.stride == Ahead::STRIDE {
             self.ahead = Some(ahead);
         }
         self
     }
     /// Number of slots.
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         // `cap` came from a `usize` in `new_strided`.
         self.cap as usize
     }
 
     /// Whether [`RawRing::close`] was called (by anyone).
-    pub(crate) fn is_closed(&self) -> bool {
+    pub fn is_closed(&self) -> bool {
         self.control.closed.0.load(Ordering::SeqCst) != 0
     }
 
@@ -552,7 +545,7 @@ impl<'a> RawRing<'a> {
     /// will (FULL, or claimed by a live producer). Positions of producers that died after
     /// their claim, or that retired, are not counted. Exact once the ring is quiescent; a
     /// snapshot otherwise.
-    pub(crate) fn len<L: Liveness + ?Sized>(&self, live: &L) -> usize {
+    pub fn len<L: Liveness + ?Sized>(&self, live: &L) -> usize {
         let mut n = 0usize;
         self.scan_claimed(|p, lap, seen| {
             if self.holds_item(p, lap, seen, live) {
@@ -564,12 +557,12 @@ impl<'a> RawRing<'a> {
     }
 
     /// `len(live) == 0`.
-    pub(crate) fn is_empty<L: Liveness + ?Sized>(&self, live: &L) -> bool {
+    pub fn is_empty<L: Liveness + ?Sized>(&self, live: &L) -> bool {
         self.len(live) == 0
     }
 
     /// `len(live) == capacity`.
-    pub(crate) fn is_full<L: Liveness + ?Sized>(&self, live: &L) -> bool {
+    pub fn is_full<L: Liveness + ?Sized>(&self, live: &L) -> bool {
         self.len(live) == self.capacity()
     }
 
@@ -577,7 +570,7 @@ impl<'a> RawRing<'a> {
 
     /// Closes the ring: later puts fail `Closed(item)`, gets drain what was put before and
     /// then fail `Closed`. Wakes every sleeper (producers, consumers, joiners).
-    pub(crate) fn close<W: Wait + ?Sized>(&self, wait: &W) {
+    pub fn close<W: Wait + ?Sized>(&self, wait: &W) {
         // Partner: the SeqCst `closed` loads in `finish_put`, `empty_or_closed`.
         self.control.closed.0.store(1, Ordering::SeqCst);
         self.control.not_empty.0.wake_always(wait);
@@ -592,12 +585,7 @@ impl<'a> RawRing<'a> {
     ///
     /// [`TaskDoneError`] when that would make `done` pass the items `me`'s records took: more
     /// `task_done` calls than items this handle took.
-    pub(crate) fn task_done<W: Wait + ?Sized>(
-        &self,
-        done: &AtomicU64,
-        me: Owner,
-        wait: &W,
-    ) -> Result<(), TaskDoneError> {
+    pub fn task_done<W: Wait + ?Sized>(&self, done: &AtomicU64, me: Owner, wait: &W) -> Result<(), TaskDoneError> {
         let now = done.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
         // Gets of other threads only raise `taken`, so a check that passes stays true.
         if (self.table.taken_by(me).wrapping_sub(now) as i64) < 0 {
@@ -613,7 +601,7 @@ impl<'a> RawRing<'a> {
     /// Whether all work is done (model `js`..`jc`): no position of `[head, tail)` holds an
     /// item (FULL, or claimed by a live writer), then no live participant has an item in
     /// hand. Work held by dead participants is ignored: it died with them.
-    pub(crate) fn join_ready<L, Q>(&self, live: &L, participants: &Q) -> bool
+    pub fn join_ready<L, Q>(&self, live: &L, participants: &Q) -> bool
     where
         L: Liveness + ?Sized,
         Q: Participants + ?Sized,
@@ -647,7 +635,7 @@ impl<'a> RawRing<'a> {
     /// # Errors
     ///
     /// [`JoinError::Timeout`].
-    pub(crate) fn join<L, Q, W>(
+    pub fn join<L, Q, W>(
         &self,
         deadline: Option<Instant>,
         live: &L,
@@ -676,7 +664,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// Views `control`, `slots`, `records` and `payload` as one ring of `slots.len()` items.
     /// `None` when there are no slots or fewer payload cells than slots.
     #[cfg(test)]
-    pub(crate) fn new(
+    pub fn new(
         control: &'a RingControl,
         slots: &'a [Slot],
         records: &'a [ClaimRecord],
@@ -686,7 +674,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     }
 
     /// [`RawRing::new_strided`] with typed cells (which may lie between the slot words).
-    pub(crate) fn new_strided(
+    pub fn new_strided(
         control: &'a RingControl,
         slots: &'a [Slot],
         stride: usize,
@@ -701,7 +689,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     }
 
     /// [`RawRing::with_ahead`].
-    pub(crate) fn with_ahead(self, ahead: Ahead) -> Self {
+    pub fn with_ahead(self, ahead: Ahead) -> Self {
         Ring {
             raw: self.raw.with_ahead(ahead),
             payload: self.payload,

@@ -4,11 +4,12 @@ use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SlotWord, TAKEN, empty, full, relate, skip};
 use super::{
     AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
-    block_on, fault_point, sc_fence_under_loom,
+    block_on, sc_fence_under_loom,
 };
+use crate::claims::{ClaimRecord, NONE, get_claim, put_claim};
+use crate::fault;
 use crate::primitive::{Ordering, spin_hint};
-use crate::raw::claims::{ClaimRecord, NONE, get_claim, put_claim};
-use crate::raw::{Liveness, Wait};
+use crate::{Liveness, Wait};
 #[cfg(test)]
 use std::time::Instant;
 
@@ -21,10 +22,15 @@ pub(super) struct PutClaim {
 /// Why a put did not send its payload (the public layer turns it into its error type, handing
 /// the item back).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PutFail {
+pub enum PutFail {
+    /// No free position now.
     Full,
+    /// The queue is closed.
     Closed,
+    /// A peer judged this put dead and stepped over its position before the publish: the
+    /// payload was not sent and the caller still has it.
     Lost,
+    /// The deadline passed with no free position.
     Timeout,
 }
 
@@ -55,7 +61,7 @@ impl<'a> RawRing<'a> {
     /// [`PutFail::Full`] (`Block::No` only: no room, or garbled words after [`ATTEMPTS`]
     /// steps), `Closed`, `Lost` (a peer found us dead and stepped over our position before we
     /// published: only a misjudged liveness can do that), `Timeout`.
-    pub(crate) fn put_with<L, W, F>(
+    pub fn put_with<L, W, F>(
         &self,
         block: Block,
         write: &mut F,
@@ -178,13 +184,13 @@ impl<'a> RawRing<'a> {
             let seen = SlotWord::decode(raw);
             match (relate(seen.lap, lap), seen.phase) {
                 (Lap::Same, EMPTY) => {
-                    fault_point("queue.put.before_claim");
+                    fault::point("queue.put.before_claim");
                     // "record claim": before the claim, so that a get that sees `tail > t`
                     // and a free slot finds it while we live (Release, read with Acquire
                     // after the get's Acquire load of `tail`).
                     mine.claim.store(put_claim(t), Ordering::Release);
                     if Self::claim_index(&self.control.tail.0, t) {
-                        fault_point("queue.put.after_claim");
+                        fault::point("queue.put.after_claim");
                         if let Some(ahead) = self.ahead {
                             self.prefetch_put(ahead, t, mine);
                         }
@@ -308,7 +314,7 @@ impl<'a> RawRing<'a> {
         };
         write(index);
         core::mem::forget(guard);
-        fault_point("queue.put.after_write");
+        fault::point("queue.put.after_write");
         // Publish: a Release store, guarded by a load. Only a step-over could have changed the
         // slot, which needs us dead, so with exact liveness the guard never fails; it narrows
         // the damage of a misjudged liveness to the window between the load and the store.
@@ -316,7 +322,7 @@ impl<'a> RawRing<'a> {
         let published = self.slot(index).load(Ordering::Relaxed) == empty(lap);
         if published {
             self.slot(index).store(full(lap), Ordering::Release);
-            fault_point("queue.put.after_publish");
+            fault::point("queue.put.after_publish");
         }
         // "clear record": after the publish (Release: a scanner that reads it cleared reads
         // the publish too).
@@ -356,7 +362,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// `Full`: no room (or garbled words, after [`ATTEMPTS`] steps); `Closed`; `Lost`: a peer
     /// found us dead and stepped over our position before we published.
     #[cfg(test)]
-    pub(crate) fn try_put<L, W>(&self, item: P::Item, mine: &ClaimRecord, live: &L, wait: &W) -> Result<(), PutFail>
+    pub fn try_put<L, W>(&self, item: P::Item, mine: &ClaimRecord, live: &L, wait: &W) -> Result<(), PutFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -370,7 +376,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// As [`Ring::try_put`] without `Full`, plus `Timeout`.
     #[cfg(test)]
-    pub(crate) fn put<L, W>(
+    pub fn put<L, W>(
         &self,
         item: P::Item,
         deadline: Option<Instant>,
@@ -391,7 +397,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// As [`RawRing::put_with`].
-    pub(crate) fn put_ref<L, W>(
+    pub fn put_ref<L, W>(
         &self,
         block: Block,
         item: &P::Item,
@@ -418,11 +424,11 @@ impl<'a, P: Payload> Ring<'a, P> {
 /// Single steps for the conformance tests of the public queue: a participant that stops for
 /// good right after its claim, as one SIGKILLed at the `queue.put.after_claim` or
 /// `queue.get.after_claim` fault point does (its record keeps showing the claim).
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 impl RawRing<'_> {
     /// Claims the tail position as `live`, announced in `mine`, and returns without writing
     /// or publishing it. `false` when there was no room to claim.
-    pub(crate) fn claim_put_and_stop<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> bool
+    pub fn claim_put_and_stop<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> bool
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,

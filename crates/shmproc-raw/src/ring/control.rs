@@ -6,14 +6,14 @@ use crate::primitive::{AtomicU32, AtomicU64};
 
 /// Keeps a shared word on its own 64-byte cache line.
 #[repr(C, align(64))]
-pub(crate) struct CachePadded<T>(pub(super) T);
+pub struct CachePadded<T>(pub(super) T);
 
 /// Keeps a claim index (`tail`, `head`) alone in a 128-byte pair of cache lines: x86's
 /// adjacent-line prefetcher moves lines in such pairs, so with `head` 64 bytes after `tail`
 /// each side's locked CAS could find its line pulled away along with the other's (the
 /// reason crossbeam pads to 128 bytes on x86-64).
 #[repr(C, align(128))]
-pub(crate) struct PairPadded<T>(pub(super) T);
+pub struct PairPadded<T>(pub(super) T);
 
 /// The ring's shared control words, on separate cache lines, `tail` and `head` each alone in
 /// a 128-byte pair of lines ([`PairPadded`]). 640 bytes, 128-byte aligned.
@@ -31,14 +31,15 @@ pub(crate) struct PairPadded<T>(pub(super) T);
 /// All-zero bytes are the initial state (empty, open, nobody asleep), so a freshly zeroed
 /// mapping needs no initialisation; [`RingControl::new`] builds the same on the heap.
 #[repr(C)]
-pub(crate) struct RingControl {
+pub struct RingControl {
     pub(super) tail: PairPadded<AtomicU64>,
     pub(super) head: PairPadded<AtomicU64>,
     pub(super) closed: CachePadded<AtomicU32>,
     pub(super) not_empty: CachePadded<EventCount>,
     pub(super) not_full: CachePadded<EventCount>,
     pub(super) tasks: CachePadded<EventCount>,
-    pub(crate) records_used: CachePadded<AtomicU32>,
+    /// High mark of the claim records handed out (see `claims::Table`).
+    pub records_used: CachePadded<AtomicU32>,
 }
 
 #[cfg(not(loom))]
@@ -60,7 +61,7 @@ const _: () = {
 
 impl RingControl {
     /// An empty, open ring's control block (the same as all-zero bytes).
-    pub(crate) fn new() -> RingControl {
+    pub fn new() -> RingControl {
         RingControl {
             tail: PairPadded(AtomicU64::new(0)),
             head: PairPadded(AtomicU64::new(0)),

@@ -5,11 +5,12 @@ use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SKIP, SlotWord, empty, next_lap, relate, taken};
 use super::{
     AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
-    block_on, fault_point,
+    block_on,
 };
+use crate::claims::{ClaimRecord, NONE, get_claim, put_claim};
+use crate::fault;
 use crate::primitive::{Ordering, fence, spin_hint};
-use crate::raw::claims::{ClaimRecord, NONE, get_claim, put_claim};
-use crate::raw::{Liveness, Wait};
+use crate::{Liveness, Wait};
 use std::time::Instant;
 
 /// A get's claimed position.
@@ -20,7 +21,7 @@ pub(super) struct GetClaim {
 
 /// Why a get returned no item (the public layer turns it into its error type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum GetFail {
+pub enum GetFail {
     /// Nothing to take now (or garbled words, after [`ATTEMPTS`] steps).
     Empty,
     /// Empty for now, because a live put is still writing the head item: its publish is a
@@ -48,7 +49,7 @@ impl<'a> RawRing<'a> {
     /// `Empty` (`Block::No` only), `Busy` (`Block::No` only: a live producer is still writing
     /// the head item, and FIFO waits for it), `Closed` once the queue is closed and drained,
     /// `Timeout`.
-    pub(crate) fn get_with<L, W, R, F>(
+    pub fn get_with<L, W, R, F>(
         &self,
         block: Block,
         read: &mut F,
@@ -152,7 +153,7 @@ impl<'a> RawRing<'a> {
             let seen = SlotWord::decode(raw);
             match (relate(seen.lap, lap), seen.phase) {
                 (Lap::Same, FULL) => {
-                    fault_point("queue.get.before_claim");
+                    fault::point("queue.get.before_claim");
                     // "record claim", then count the item in our record's `taken` (before the
                     // claim, undone if it fails: a joiner that sees `head` past h then sees
                     // this count). Plain stores: only this thread writes the record.
@@ -167,7 +168,7 @@ impl<'a> RawRing<'a> {
                         // or it would find the item neither in the ring nor in hand (loom's
                         // `task_done_wakes_join` fails with a Relaxed store).
                         self.slot(index).store(taken(lap), Ordering::Release);
-                        fault_point("queue.get.after_claim");
+                        fault::point("queue.get.after_claim");
                         if let Some(ahead) = self.ahead {
                             self.prefetch_get(ahead, h, mine);
                         }
@@ -319,7 +320,7 @@ impl<'a> RawRing<'a> {
         // (crate-internal copies only): a position abandoned by a live process would block
         // the ring.
         let item = read(index);
-        fault_point("queue.get.after_read");
+        fault::point("queue.get.after_read");
         // Release: a plain Release store (partner: the Acquire slot load in `claim_put`).
         // Unlike the publish, it is not guarded by a load: with exact liveness nobody else
         // writes the slot after our mark, and the load would cost a line transfer whenever the
@@ -328,7 +329,7 @@ impl<'a> RawRing<'a> {
         // copy may then be torn (a wrong answer), and this store may erase that producer's
         // item, whose position a get then steps over: the ring heals either way.
         self.slot(index).store(empty(next_lap(lap)), Ordering::Release);
-        fault_point("queue.get.after_release");
+        fault::point("queue.get.after_release");
         mine.claim.store(NONE, Ordering::Release);
         if cfg!(loom) {
             wake_after_store(&self.control.not_full.0, wait);
@@ -340,7 +341,7 @@ impl<'a> RawRing<'a> {
 
     /// Waits until an item is at the head (or being written there by a live producer) or the
     /// ring is closed, until `deadline`; `false` if the deadline passed first.
-    pub(crate) fn wait_readable<L, W>(&self, deadline: Option<Instant>, live: &L, wait: &W) -> bool
+    pub fn wait_readable<L, W>(&self, deadline: Option<Instant>, live: &L, wait: &W) -> bool
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -369,7 +370,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// `Empty`, `Busy`, `Closed` once the queue is closed and drained.
     #[cfg(test)]
-    pub(crate) fn try_get<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetFail>
+    pub fn try_get<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> Result<P::Item, GetFail>
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
@@ -383,7 +384,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     ///
     /// `Closed` once the queue is closed and drained; `Timeout`.
     #[cfg(test)]
-    pub(crate) fn get<L, W>(
+    pub fn get<L, W>(
         &self,
         deadline: Option<Instant>,
         mine: &ClaimRecord,
@@ -416,7 +417,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// As [`RawRing::get_with`].
-    pub(crate) fn get_into<L, W>(
+    pub fn get_into<L, W>(
         &self,
         block: Block,
         out: &mut core::mem::MaybeUninit<P::Item>,
@@ -442,11 +443,11 @@ impl<'a, P: Payload> Ring<'a, P> {
 /// Single steps for the conformance tests of the public queue: a participant that stops for
 /// good right after its claim, as one SIGKILLed at the `queue.put.after_claim` or
 /// `queue.get.after_claim` fault point does (its record keeps showing the claim).
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 impl RawRing<'_> {
     /// Claims the head item as `live` (counting it in `mine`'s `taken`) and returns without reading
     /// or releasing it. `false` when there was no item to claim.
-    pub(crate) fn claim_get_and_stop<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> bool
+    pub fn claim_get_and_stop<L, W>(&self, mine: &ClaimRecord, live: &L, wait: &W) -> bool
     where
         L: Liveness + ?Sized,
         W: Wait + ?Sized,

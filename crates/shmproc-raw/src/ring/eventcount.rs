@@ -1,8 +1,8 @@
 //! The eventcount each side of the ring sleeps on until the other side changes something.
 
 use super::{ATTEMPTS, sc_fence_under_loom};
+use crate::Wait;
 use crate::primitive::{AtomicU32, Ordering, fence};
-use crate::raw::Wait;
 
 /// An eventcount: how one side of the ring sleeps until the other side changes something.
 ///
@@ -18,7 +18,7 @@ use crate::raw::Wait;
 /// count (a sleeper killed while asleep) costs at most one spurious wake; a lost wake-up is
 /// bounded by [`Wait`]'s re-check slice.
 #[repr(C)]
-pub(crate) struct EventCount {
+pub struct EventCount {
     pub(super) seq: AtomicU32,
     pub(super) sleepers: AtomicU32,
 }

@@ -1,7 +1,7 @@
 use super::heap::HeapRing;
 use super::*;
+use crate::doubles::Oracle;
 use crate::primitive::AtomicU32;
-use crate::raw::doubles::Oracle;
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 

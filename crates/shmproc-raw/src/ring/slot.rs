@@ -35,13 +35,13 @@ const LAP_HALF: u32 = 1 << (LAP_BITS - 1);
 /// modulo 2^29 ([`relate`]), so a process would have to stall for about 2^28 laps of the ring
 /// for a lap to be misjudged (the ABA bound of this design).
 #[repr(C)]
-pub(crate) struct Slot {
+pub struct Slot {
     pub(super) word: AtomicU64,
 }
 
 impl Slot {
     /// An EMPTY slot of lap 0 (the same as all-zero bytes).
-    pub(crate) fn new() -> Slot {
+    pub fn new() -> Slot {
         Slot {
             word: AtomicU64::new(0),
         }

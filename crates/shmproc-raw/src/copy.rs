@@ -18,7 +18,7 @@ const BULK: usize = 8;
 /// `src` is valid for reads of `size_of::<T>()` bytes and aligned for `T`; any concurrent
 /// writers use atomic or byte-wise atomic stores (or are other processes).
 #[inline]
-pub(crate) unsafe fn load<T: Pod>(src: *const T) -> T {
+pub unsafe fn load<T: Pod>(src: *const T) -> T {
     let mut v = core::mem::MaybeUninit::<T>::uninit();
     // SAFETY: the caller's contract is `load_into`'s; `v` is a private local for one `T`.
     unsafe { load_into(v.as_mut_ptr(), src) };
@@ -32,7 +32,7 @@ pub(crate) unsafe fn load<T: Pod>(src: *const T) -> T {
 /// # Safety
 /// As [`load`], and `dst` is valid for writes of one `T`, private and not overlapping `src`.
 #[inline]
-pub(crate) unsafe fn load_into<T: Pod>(dst: *mut T, src: *const T) {
+pub unsafe fn load_into<T: Pod>(dst: *mut T, src: *const T) {
     if core::mem::size_of::<T>() > BULK {
         // SAFETY: both ranges hold `size_of::<T>()` bytes (caller); `dst` is private.
         unsafe { load_bytes(dst.cast(), src.cast(), core::mem::size_of::<T>()) };
@@ -50,7 +50,7 @@ pub(crate) unsafe fn load_into<T: Pod>(dst: *mut T, src: *const T) {
 /// # Safety
 /// `dst` is valid for writes of `size_of::<T>()` bytes and aligned for `T`.
 #[inline]
-pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
+pub unsafe fn store<T: Pod>(dst: *mut T, v: T) {
     // SAFETY: the caller's contract is `store_ref`'s.
     unsafe { store_ref(dst, &v) }
 }
@@ -60,7 +60,7 @@ pub(crate) unsafe fn store<T: Pod>(dst: *mut T, v: T) {
 /// # Safety
 /// As [`store`].
 #[inline]
-pub(crate) unsafe fn store_ref<T: Pod>(dst: *mut T, v: &T) {
+pub unsafe fn store_ref<T: Pod>(dst: *mut T, v: &T) {
     if core::mem::size_of::<T>() > BULK {
         // SAFETY: `dst` is valid for `size_of::<T>()` bytes (caller).
         unsafe { store_bytes(dst.cast(), bytemuck::bytes_of(v)) };
@@ -130,7 +130,7 @@ unsafe fn string_copy(dst: *mut u8, src: *const u8, len: usize) {
 /// `dst` is valid for writes of `src.len()` bytes; any concurrent accesses to it are atomic
 /// (or made by other processes).
 #[inline]
-pub(crate) unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
+pub unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     if src.len() >= REP_MIN {
         // SAFETY: `dst` is valid for `src.len()` bytes and shared only atomically (caller);
@@ -170,7 +170,7 @@ pub(crate) unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
 /// made by other processes); `dst` is valid for writes of `len` bytes, not shared and not
 /// overlapping `src`.
 #[inline]
-pub(crate) unsafe fn load_bytes(dst: *mut u8, src: *const u8, len: usize) {
+pub unsafe fn load_bytes(dst: *mut u8, src: *const u8, len: usize) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     if len >= REP_MIN {
         // SAFETY: the caller's contract is `string_copy`'s.
@@ -233,7 +233,7 @@ pub(crate) unsafe fn load_bytes(dst: *mut u8, src: *const u8, len: usize) {
 /// unmapped or truncated page is simply not fetched), and changes no memory, so `addr` is a
 /// plain integer that is never dereferenced. Elsewhere than x86-64, and under Miri, nothing.
 #[inline(always)]
-pub(crate) fn prefetch(addr: usize, write: bool) {
+pub fn prefetch(addr: usize, write: bool) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: `prefetcht0` and `prefetchw` read no memory architecturally, cannot fault, touch
     // no register but the address operand and no flags (`prefetchw` decodes as a no-op on

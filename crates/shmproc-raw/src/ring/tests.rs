@@ -1,9 +1,9 @@
 use super::heap::{HeapRing, RECORDS, claim_word};
 use super::slot::{GARBLED, SKIP, TAKEN, empty, full, next_lap, taken};
 use super::*;
+use crate::claims::NONE;
+use crate::doubles::{Oracle, Yield};
 use crate::primitive::AtomicU32;
-use crate::raw::claims::NONE;
-use crate::raw::doubles::{Oracle, Yield};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
