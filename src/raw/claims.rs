@@ -543,7 +543,7 @@ impl HandleLeases {
     }
 
     /// Drops without giving the records back, as a process killed now would leave them.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn abandon(mut self) {
         self.give_back = false;
     }

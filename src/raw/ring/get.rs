@@ -442,7 +442,7 @@ impl<'a, P: Payload> Ring<'a, P> {
 /// Single steps for the conformance tests of the public queue: a participant that stops for
 /// good right after its claim, as one SIGKILLed at the `queue.put.after_claim` or
 /// `queue.get.after_claim` fault point does (its record keeps showing the claim).
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 impl RawRing<'_> {
     /// Claims the head item as `live` (counting it in `mine`'s `taken`) and returns without reading
     /// or releasing it. `false` when there was no item to claim.

@@ -418,7 +418,7 @@ impl<'a, P: Payload> Ring<'a, P> {
 /// Single steps for the conformance tests of the public queue: a participant that stops for
 /// good right after its claim, as one SIGKILLed at the `queue.put.after_claim` or
 /// `queue.get.after_claim` fault point does (its record keeps showing the claim).
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 impl RawRing<'_> {
     /// Claims the tail position as `live`, announced in `mine`, and returns without writing
     /// or publishing it. `false` when there was no room to claim.
