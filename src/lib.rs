@@ -109,8 +109,6 @@ pub(crate) mod raw;
 mod array;
 #[cfg(not(loom))]
 mod codec;
-#[cfg(all(test, not(loom)))]
-mod conformance;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
@@ -131,6 +129,9 @@ pub mod process;
 mod queue;
 #[cfg(not(loom))]
 mod segment;
+#[cfg(all(feature = "testing", not(loom)))]
+#[doc(hidden)]
+pub mod testing;
 #[cfg(not(loom))]
 mod value;
 
