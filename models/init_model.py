@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Exhaustive model check of how a segment comes into being: `Segment::open_or_create` in
-src/segment/mod.rs (with `create`, `init_new`, `open_inner` and `remove_if_abandoned`), for
+src/segment/open.rs (with `create`, `init_new`, `open_inner` and `remove_if_abandoned`), for
 processes that race on one name while any of them may be killed at any step.
 
 Every process runs `open_or_create` once. Its steps, named as in the Rust code:

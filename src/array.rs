@@ -194,8 +194,8 @@ impl<T: Pod> Array<T> {
     }
 }
 
-/// Heap-backed arrays and simulated deaths, for the conformance tests (`conformance.rs`).
-#[cfg(test)]
+/// Heap-backed arrays (`crate::testing::heap_array`).
+#[cfg(feature = "testing")]
 impl<T: Pod> Array<T> {
     /// `len` copies of `fill` on heap memory laid out like a segment: no system call, so
     /// Miri can run it.
@@ -211,16 +211,20 @@ impl<T: Pod> Array<T> {
             inner: Locked::heap(Kind::Array, len as u64, &init)?,
         })
     }
+}
 
+/// Peer handles and simulated deaths, for the conformance suite (`crate::testing`).
+#[cfg(feature = "testing")]
+impl<T: Pod> crate::testing::Handle for Array<T> {
     /// Another handle on this array, as another process would open it.
-    pub(crate) fn peer(&self) -> Result<Self, OpenError> {
+    fn peer(&self) -> Result<Self, OpenError> {
         Ok(Array {
             inner: self.inner.peer(Kind::Array)?,
         })
     }
 
     /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
-    pub(crate) fn simulate_crash(self) {
+    fn simulate_crash(self) {
         self.inner.simulate_crash();
     }
 }

@@ -109,8 +109,6 @@ pub(crate) use shmproc_raw::primitive;
 
 mod array;
 mod codec;
-#[cfg(test)]
-mod conformance;
 mod error;
 mod fault;
 mod locked;
@@ -121,6 +119,9 @@ pub mod pool;
 pub mod process;
 mod queue;
 mod segment;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod value;
 
 pub use array::{Array, ArrayGuard};

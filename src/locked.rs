@@ -165,8 +165,9 @@ impl<T: Pod> Locked<T> {
     }
 }
 
-/// Heap-backed values and arrays and simulated deaths, for the conformance tests.
-#[cfg(test)]
+/// Heap-backed values and arrays and simulated deaths, for the conformance suite
+/// (`crate::testing`).
+#[cfg(feature = "testing")]
 impl<T: Pod> Locked<T> {
     /// `count` elements on heap memory laid out like a segment (`Segment::heap`).
     pub(crate) fn heap(kind: Kind, count: u64, fill: &dyn Fn(*mut T)) -> Result<Self, OpenError> {

@@ -634,8 +634,8 @@ impl<T: Pod> Queue<T> {
     }
 }
 
-/// Heap-backed queues and simulated deaths, for the conformance tests (`conformance.rs`).
-#[cfg(test)]
+/// Heap-backed queues (`crate::testing::heap_queue`).
+#[cfg(feature = "testing")]
 impl<T: Pod> Queue<T> {
     /// A queue of `capacity` items on heap memory laid out like a segment
     /// (`Segment::heap`): no system call, so Miri can run it.
@@ -648,9 +648,13 @@ impl<T: Pod> Queue<T> {
         };
         Self::wrap(Segment::heap(&spec, cap, &opts, &|_| {})?)
     }
+}
 
+/// Peer handles and simulated deaths, for the conformance suite (`crate::testing`).
+#[cfg(feature = "testing")]
+impl<T: Pod> crate::testing::Handle for Queue<T> {
     /// Another handle on this queue, as another process would open it.
-    pub(crate) fn peer(&self) -> Result<Self, OpenError> {
+    fn peer(&self) -> Result<Self, OpenError> {
         let spec = Spec {
             desc: Self::spec(&Options::new()),
             body_size: &|count, _, participants| body_size::<T>(count, participants),
@@ -659,16 +663,20 @@ impl<T: Pod> Queue<T> {
     }
 
     /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
-    pub(crate) fn simulate_crash(self) {
+    fn simulate_crash(self) {
         let Queue { leases, seg, .. } = self;
         leases.abandon();
         seg.simulate_crash();
     }
+}
 
+/// Participants stopped right after a claim, for the conformance suite (`crate::testing`).
+#[cfg(feature = "testing")]
+impl<T: Pod> crate::testing::Stall for Queue<T> {
     /// Claims the tail position for a put and stops there for good, as a producer stopped at
     /// the `queue.put.after_claim` fault point (then `simulate_crash` for a killed one).
     /// `false` if there was no room to claim.
-    pub(crate) fn stall_after_put_claim(&self) -> bool {
+    fn stall_after_put_claim(&self) -> bool {
         self.leases.with(&self.seg, |mine| {
             self.ring().claim_put_and_stop(mine, &self.seg, &self.seg)
         })
@@ -676,7 +684,7 @@ impl<T: Pod> Queue<T> {
 
     /// Claims the head item and stops holding it, as a consumer stopped at the
     /// `queue.get.after_claim` fault point. `false` if there was no item to claim.
-    pub(crate) fn stall_after_get_claim(&self) -> bool {
+    fn stall_after_get_claim(&self) -> bool {
         self.leases.with(&self.seg, |mine| {
             self.ring().claim_get_and_stop(mine, &self.seg, &self.seg)
         })

@@ -170,8 +170,8 @@ impl<T: Pod> Value<T> {
     }
 }
 
-/// Heap-backed values and simulated deaths, for the conformance tests (`conformance.rs`).
-#[cfg(test)]
+/// Heap-backed values (`crate::testing::heap_value`).
+#[cfg(feature = "testing")]
 impl<T: Pod> Value<T> {
     /// A value on heap memory laid out like a segment: no system call, so Miri can run it.
     pub(crate) fn heap(initial: T) -> Result<Self, OpenError> {
@@ -183,16 +183,20 @@ impl<T: Pod> Value<T> {
             inner: Locked::heap(Kind::Value, 1, &fill)?,
         })
     }
+}
 
+/// Peer handles and simulated deaths, for the conformance suite (`crate::testing`).
+#[cfg(feature = "testing")]
+impl<T: Pod> crate::testing::Handle for Value<T> {
     /// Another handle on this value, as another process would open it.
-    pub(crate) fn peer(&self) -> Result<Self, OpenError> {
+    fn peer(&self) -> Result<Self, OpenError> {
         Ok(Value {
             inner: self.inner.peer(Kind::Value)?,
         })
     }
 
     /// Ends this handle as SIGKILL would (see `Segment::simulate_crash`).
-    pub(crate) fn simulate_crash(self) {
+    fn simulate_crash(self) {
         self.inner.simulate_crash();
     }
 }

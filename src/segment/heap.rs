@@ -1,6 +1,6 @@
-//! Heap backing for segments (test builds only): the header, participant table and body of a
-//! `/dev/shm` segment, written and validated by the same code, in one zeroed, page-aligned
-//! heap allocation that the handles of one process share.
+//! Heap backing for segments (the `testing` feature only): the header, participant table and
+//! body of a `/dev/shm` segment, written and validated by the same code, in one zeroed,
+//! page-aligned heap allocation that the handles of one process share.
 //!
 //! Liveness beacons are bits here instead of OFD locks: a handle holds its bit from
 //! registration until it deregisters, and a handle that "crashes"
@@ -8,7 +8,12 @@
 //! killed process's OFD locks. Waiting sleeps in short slices instead of using a futex. No
 //! system call is made, which is what lets Miri run the public types on this backing.
 
+use super::backing::Backing;
+use super::header::{self, INIT_READY};
+use super::open::{init_state, read_header, write_and_publish};
 use super::participants::{BEACON_BASE, Beacons};
+use super::{Options, Segment, Spec};
+use crate::error::OpenError;
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::raw::{MAX_PARTICIPANTS, Wait};
 use std::alloc::Layout;
@@ -129,17 +134,87 @@ impl Wait for Sleep {
     }
 }
 
+/// Heap-backed segments and simulated deaths, for the conformance suite
+/// (`tests/conformance/`, through `crate::testing`).
+impl Segment {
+    /// A segment on the heap: laid out, initialised (`init` on the body) and published like a
+    /// created `/dev/shm` segment, then validated and registered in like an opened one.
+    pub(crate) fn heap(
+        spec: &Spec<'_>,
+        count: u64,
+        opts: &Options,
+        init: &dyn Fn(*mut u8),
+    ) -> Result<Segment, OpenError> {
+        let body =
+            (spec.body_size)(count, spec.desc.size, opts.participants).ok_or_else(|| OpenError::InvalidSize {
+                what: format!("element count {count} is out of range"),
+            })?;
+        let layout = header::Layout::compute(opts.participants, spec.desc.align, body)
+            .map_err(|what| OpenError::InvalidSize { what })?;
+        let mem = std::sync::Arc::new(HeapMem::new(layout.total_size as usize));
+        // SAFETY: a fresh, zeroed, page-aligned allocation of `total_size` bytes.
+        unsafe { write_and_publish(mem.base(), spec, count, opts, &layout, init) };
+        Segment::heap_attach(mem, spec)
+    }
+
+    /// Another handle on the heap segment `mem`: checks and copies its header as `open` does.
+    fn heap_attach(mem: std::sync::Arc<HeapMem>, spec: &Spec<'_>) -> Result<Segment, OpenError> {
+        let base = mem.base();
+        // SAFETY: the allocation is at least HEADER_SIZE bytes (validated below) and lives as
+        // long as `mem`.
+        if unsafe { init_state(base) }.load(Ordering::Acquire) != INIT_READY {
+            return Err(OpenError::corrupted("heap segment not initialised"));
+        }
+        // SAFETY: as above; page-aligned.
+        let h = unsafe { read_header(base) };
+        let layout = header::validate(&h, mem.len(), &spec.desc, spec.body_size)?;
+        Segment::finish(
+            base,
+            Backing::Heap(mem),
+            layout,
+            (h.count, h.elem_size),
+            h.participants,
+            "heap",
+            String::new(),
+            0,
+        )
+    }
+
+    /// A second handle on the same segment, as another process would have: opened by name on
+    /// `/dev/shm` (its own descriptor, so its own OFD beacon), attached on the heap.
+    pub(crate) fn peer(&self, spec: &Spec<'_>) -> Result<Segment, OpenError> {
+        match &self.backing {
+            Backing::Shm { .. } => Segment::open(&self.name, spec, &Options::new()),
+            Backing::Heap(mem) => Segment::heap_attach(mem.clone(), spec),
+            Backing::Crashed => unreachable!("simulate_crash consumes the handle"),
+        }
+    }
+
+    /// Drops this handle the way SIGKILL ends a process: no deregistration and no unlink; its
+    /// beacon is released (on the heap by clearing its bit, on `/dev/shm` by closing its
+    /// descriptor, which drops its OFD locks exactly as the kernel does at death), so peers
+    /// find it dead. Its memory goes with its old backing; `Backing::Crashed` is only dropped.
+    pub(crate) fn simulate_crash(mut self) {
+        if let Backing::Heap(mem) = &self.backing {
+            Beacons::unlock(&**mem, BEACON_BASE + u64::from(self.me.index()));
+        }
+        self.unlink_on_drop = false;
+        self.backing = Backing::Crashed;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::header::{Kind, Layout, TypeDesc};
-    use super::super::{INIT_READY, Options, Spec, init_state, read_header, write_and_publish};
-    use super::HeapMem;
+    use super::super::open::{init_state, read_header, write_and_publish};
+    use super::super::{Options, Spec};
+    use super::{HeapMem, INIT_READY};
     use crate::primitive::Ordering;
 
     /// An opener in the same process waits on `init_state` while its creator writes the
     /// header. The header copy must leave `init_state` out: covering it with 8-byte atomic
     /// stores while openers load it as 4 bytes is a mixed-size race, which Miri stops on
-    /// (see `HEADER_REST` in `segment/mod.rs`).
+    /// (see `HEADER_REST` in `segment/open.rs`).
     #[test]
     fn an_opener_racing_its_creator_reads_a_whole_header() {
         let spec = Spec {

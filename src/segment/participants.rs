@@ -127,8 +127,8 @@ pub(crate) fn deregister(table: &[Participant], beacons: &impl Beacons, me: Owne
 }
 
 /// Whether `owner` is alive, asked through our own `beacons` (`me` is our token). The heap
-/// backing's (tests); the mapped backing uses [`is_alive_cached`].
-#[cfg(test)]
+/// backing's (the `testing` feature); the mapped backing uses [`is_alive_cached`].
+#[cfg(feature = "testing")]
 pub(crate) fn is_alive(table: &[Participant], beacons: &impl Beacons, me: Owner, owner: Owner) -> bool {
     is_alive_cached(table, beacons, me, owner, None)
 }

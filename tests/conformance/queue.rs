@@ -1,139 +1,12 @@
-//! The conformance suite: one set of behavioural tests of the public types, run on two
-//! backings.
-//!
-//! Each test is a function generic over [`Backend`]; `conformance_tests!` instantiates every
-//! one twice:
-//! - `conformance::heap::NAME`: heap memory laid out like a segment (`Segment::heap`: the
-//!   same header, participant table and body, written and validated by the same code), with
-//!   beacon bits for liveness and short sleeps for waiting. No system call, so `.ci/miri.sh`
-//!   runs these under Miri.
-//! - `conformance::shm::NAME`: real `/dev/shm` segments under unique names, unlinked when
-//!   the creating handle drops. Ignored under Miri, which cannot run `shm_open` or `mmap`.
-//!
-//! "Another process" is a peer handle (`peer()`): its own participant record and beacon, on
-//! `/dev/shm` its own descriptor. A death is `simulate_crash()`: no deregistration, the
-//! beacon dropped; on `/dev/shm` that is closing the peer's descriptor, which releases its
-//! OFD lock exactly as the kernel does when a process dies, so the crash cases run on both
-//! backings. A process stopped at a fault point is `stall_after_put_claim()` /
-//! `stall_after_get_claim()`. Real SIGKILL/SIGSTOP tests are in `tests/queue_crash.rs` and
-//! `tests/value_array.rs`.
-//!
-//! Counts shrink under Miri (`cfg!(miri)`), which interprets every step.
+//! The queue's conformance tests: FIFO order, sizes, full and empty, close, timeouts,
+//! `task_done`/`join`, dead producers and consumers, threads.
 
-use crate::{Array, GetError, LockError, PutError, Queue, TaskError, Value};
-use bytemuck::Pod;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use crate::{Backend, LONG, ms};
+use shmproc::testing::{Handle, Stall};
+use shmproc::{GetError, PutError, TaskError};
 use std::time::Duration;
 
-/// Where the objects under test live.
-trait Backend {
-    fn queue<T: Pod>(capacity: usize) -> Queue<T>;
-    fn value<T: Pod>(initial: T) -> Value<T>;
-    fn array<T: Pod>(len: usize, fill: T) -> Array<T>;
-}
-
-/// Heap memory laid out like a segment.
-struct Heap;
-
-impl Backend for Heap {
-    fn queue<T: Pod>(capacity: usize) -> Queue<T> {
-        Queue::heap(capacity).expect("heap queue")
-    }
-    fn value<T: Pod>(initial: T) -> Value<T> {
-        Value::heap(initial).expect("heap value")
-    }
-    fn array<T: Pod>(len: usize, fill: T) -> Array<T> {
-        Array::heap(len, fill).expect("heap array")
-    }
-}
-
-/// Named segments in `/dev/shm`.
-struct Shm;
-
-/// A name no other test or process uses (our pid, then a counter); anything a killed earlier
-/// run of this pid left behind is removed first.
-fn unique_name() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let name = format!("cf{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    let _ = crate::remove(&name);
-    name
-}
-
-impl Backend for Shm {
-    fn queue<T: Pod>(capacity: usize) -> Queue<T> {
-        Queue::create(&unique_name(), capacity).expect("shm queue")
-    }
-    fn value<T: Pod>(initial: T) -> Value<T> {
-        Value::create(&unique_name(), initial).expect("shm value")
-    }
-    fn array<T: Pod>(len: usize, fill: T) -> Array<T> {
-        Array::create(&unique_name(), len, fill).expect("shm array")
-    }
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// A wait that should end at once; the bound only keeps a failing run from hanging.
-const LONG: Duration = Duration::from_secs(60);
-
-/// Runs every listed test on both backings: `heap::NAME` and `shm::NAME`.
-macro_rules! conformance_tests {
-    ($($test:ident),* $(,)?) => {
-        mod heap {
-            $(
-                #[test]
-                fn $test() {
-                    super::$test::<super::Heap>();
-                }
-            )*
-        }
-        mod shm {
-            $(
-                #[test]
-                #[cfg_attr(miri, ignore = "Miri cannot run shm_open or mmap")]
-                fn $test() {
-                    super::$test::<super::Shm>();
-                }
-            )*
-        }
-    };
-}
-
-conformance_tests!(
-    queue_is_fifo,
-    queue_carries_items_of_odd_size_and_alignment,
-    queue_carries_large_items_whole,
-    queue_by_reference_puts_and_gets,
-    queue_try_put_full_and_try_get_empty,
-    queue_close_drains_then_reports_closed,
-    queue_close_wakes_blocked_callers,
-    queue_timeouts,
-    queue_len_is_empty_is_full,
-    queue_capacity_1_and_7_wrap_around_many_laps,
-    queue_task_done_and_join,
-    queue_dead_producers_position_is_skipped_and_capacity_kept,
-    queue_dead_consumers_slot_is_repaired_and_capacity_kept,
-    queue_put_blocked_by_a_consumer_wakes_when_it_dies,
-    queue_two_producers_two_consumers_deliver_each_item_once_in_order,
-    queue_threads_sharing_one_handle_deliver_each_item_once_in_order,
-    dead_handles_records_are_reused,
-    value_lock_load_store,
-    value_try_lock_would_block_and_lock_timeout,
-    value_owner_died_then_repaired,
-    value_blocked_locker_sees_owner_died,
-    value_declined_repair_is_unrecoverable,
-    array_get_set_read_into_write_from,
-    array_bounds_are_checked,
-    array_owner_died_then_repaired,
-);
-
-// ---------------------------------------------------------------------------------------------
-// Queue
-
-fn queue_is_fifo<B: Backend>() {
+pub(crate) fn queue_is_fifo<B: Backend>() {
     let q = B::queue::<u64>(7);
     assert_eq!(q.capacity(), 7);
     let peer = q.peer().unwrap();
@@ -146,7 +19,7 @@ fn queue_is_fifo<B: Backend>() {
     }
 }
 
-fn queue_carries_items_of_odd_size_and_alignment<B: Backend>() {
+pub(crate) fn queue_carries_items_of_odd_size_and_alignment<B: Backend>() {
     let q = B::queue::<[u16; 3]>(3);
     let bytes = B::queue::<u8>(2);
     for round in 0..5u16 {
@@ -159,7 +32,7 @@ fn queue_carries_items_of_odd_size_and_alignment<B: Backend>() {
 
 /// Items of 1 KiB: copied in and out in one piece (`rep movsb` on x86-64 outside Miri),
 /// straight into the returned value, and handed back whole when the queue is full.
-fn queue_carries_large_items_whole<B: Backend>() {
+pub(crate) fn queue_carries_large_items_whole<B: Backend>() {
     type Big = [u64; 128];
     let item = |k: u64| -> Big { core::array::from_fn(|i| (i as u64).wrapping_mul(0x9E37_79B9) ^ k) };
     let q = B::queue::<Big>(2);
@@ -175,7 +48,7 @@ fn queue_carries_large_items_whole<B: Backend>() {
 
 /// The by-reference calls: the same items, states and errors as by value, with `()` in the
 /// put errors (the caller kept the item).
-fn queue_by_reference_puts_and_gets<B: Backend>() {
+pub(crate) fn queue_by_reference_puts_and_gets<B: Backend>() {
     type Big = [u64; 128];
     let item = |k: u64| -> Big { core::array::from_fn(|i| (i as u64).wrapping_mul(0x9E37_79B9) ^ k) };
     let q = B::queue::<Big>(2);
@@ -206,7 +79,7 @@ fn queue_by_reference_puts_and_gets<B: Backend>() {
     assert_eq!(q.get_into(&mut out), Err(GetError::Closed));
 }
 
-fn queue_try_put_full_and_try_get_empty<B: Backend>() {
+pub(crate) fn queue_try_put_full_and_try_get_empty<B: Backend>() {
     let q = B::queue::<u64>(2);
     assert_eq!(q.try_get(), Err(GetError::Empty));
     q.try_put(1).unwrap();
@@ -219,7 +92,7 @@ fn queue_try_put_full_and_try_get_empty<B: Backend>() {
     assert_eq!(q.try_get(), Err(GetError::Empty));
 }
 
-fn queue_close_drains_then_reports_closed<B: Backend>() {
+pub(crate) fn queue_close_drains_then_reports_closed<B: Backend>() {
     let q = B::queue::<u64>(4);
     let peer = q.peer().unwrap();
     q.put(1).unwrap();
@@ -241,7 +114,7 @@ fn queue_close_drains_then_reports_closed<B: Backend>() {
     assert!(q.is_closed());
 }
 
-fn queue_close_wakes_blocked_callers<B: Backend>() {
+pub(crate) fn queue_close_wakes_blocked_callers<B: Backend>() {
     let empty = B::queue::<u64>(1);
     let full = B::queue::<u64>(1);
     full.put(1).unwrap();
@@ -257,7 +130,7 @@ fn queue_close_wakes_blocked_callers<B: Backend>() {
     assert_eq!(full.get(), Ok(1));
 }
 
-fn queue_timeouts<B: Backend>() {
+pub(crate) fn queue_timeouts<B: Backend>() {
     let q = B::queue::<u64>(1);
     assert_eq!(q.get_timeout(ms(20)), Err(GetError::Timeout));
     q.put_timeout(1, ms(20)).unwrap();
@@ -275,7 +148,7 @@ fn queue_timeouts<B: Backend>() {
     assert_eq!(q.get_timeout(Duration::ZERO), Ok(3));
 }
 
-fn queue_len_is_empty_is_full<B: Backend>() {
+pub(crate) fn queue_len_is_empty_is_full<B: Backend>() {
     let q = B::queue::<u64>(3);
     let peer = q.peer().unwrap();
     assert_eq!((q.len(), q.is_empty(), q.is_full()), (0, true, false));
@@ -296,7 +169,7 @@ fn queue_len_is_empty_is_full<B: Backend>() {
     assert_eq!((q.len(), q.is_empty(), q.is_full()), (0, true, false));
 }
 
-fn queue_capacity_1_and_7_wrap_around_many_laps<B: Backend>() {
+pub(crate) fn queue_capacity_1_and_7_wrap_around_many_laps<B: Backend>() {
     let rounds: u64 = if cfg!(miri) { 12 } else { 500 };
     for cap in [1u64, 7] {
         let q = B::queue::<u64>(cap as usize);
@@ -332,7 +205,7 @@ fn queue_capacity_1_and_7_wrap_around_many_laps<B: Backend>() {
     }
 }
 
-fn queue_task_done_and_join<B: Backend>() {
+pub(crate) fn queue_task_done_and_join<B: Backend>() {
     let q = B::queue::<u64>(4);
     let worker = q.peer().unwrap();
     assert_eq!(q.join(), Ok(()), "nothing put, nothing to wait for");
@@ -372,7 +245,7 @@ fn queue_task_done_and_join<B: Backend>() {
     });
 }
 
-fn queue_dead_producers_position_is_skipped_and_capacity_kept<B: Backend>() {
+pub(crate) fn queue_dead_producers_position_is_skipped_and_capacity_kept<B: Backend>() {
     let q = B::queue::<u64>(3);
     let consumer = q.peer().unwrap();
     q.put(1).unwrap();
@@ -429,7 +302,7 @@ fn queue_dead_producers_position_is_skipped_and_capacity_kept<B: Backend>() {
     }
 }
 
-fn queue_dead_consumers_slot_is_repaired_and_capacity_kept<B: Backend>() {
+pub(crate) fn queue_dead_consumers_slot_is_repaired_and_capacity_kept<B: Backend>() {
     let q = B::queue::<u64>(2);
     q.put(1).unwrap();
     q.put(2).unwrap();
@@ -459,7 +332,7 @@ fn queue_dead_consumers_slot_is_repaired_and_capacity_kept<B: Backend>() {
     assert!(q.is_empty());
 }
 
-fn queue_put_blocked_by_a_consumer_wakes_when_it_dies<B: Backend>() {
+pub(crate) fn queue_put_blocked_by_a_consumer_wakes_when_it_dies<B: Backend>() {
     let q = B::queue::<u64>(1);
     q.put(1).unwrap();
     let consumer = q.peer().unwrap();
@@ -475,7 +348,7 @@ fn queue_put_blocked_by_a_consumer_wakes_when_it_dies<B: Backend>() {
     assert_eq!(q.get(), Ok(2));
 }
 
-fn queue_two_producers_two_consumers_deliver_each_item_once_in_order<B: Backend>() {
+pub(crate) fn queue_two_producers_two_consumers_deliver_each_item_once_in_order<B: Backend>() {
     const PRODUCERS: u64 = 2;
     let per_producer: u64 = if cfg!(miri) { 25 } else { 5_000 };
     let q = B::queue::<u64>(4);
@@ -538,7 +411,7 @@ fn queue_two_producers_two_consumers_deliver_each_item_once_in_order<B: Backend>
 /// `Queue` is `Sync`: threads that share one handle each claim through a record of their
 /// own (`raw::claims`), so none overwrites another's announced claim. Short-lived threads
 /// give their records back to the handle, so a stream of them does not use up the table.
-fn queue_threads_sharing_one_handle_deliver_each_item_once_in_order<B: Backend>() {
+pub(crate) fn queue_threads_sharing_one_handle_deliver_each_item_once_in_order<B: Backend>() {
     const THREADS: u64 = 3;
     let per_thread: u64 = if cfg!(miri) { 20 } else { 3_000 };
     let q = B::queue::<u64>(2);
@@ -593,7 +466,7 @@ fn queue_threads_sharing_one_handle_deliver_each_item_once_in_order<B: Backend>(
 
 /// A dead handle's participant record is taken by the next handle: more handles than the
 /// table has records can come and die.
-fn dead_handles_records_are_reused<B: Backend>() {
+pub(crate) fn dead_handles_records_are_reused<B: Backend>() {
     let q = B::queue::<u64>(2);
     let v = B::value::<u64>(0);
     for i in 0..70 {
@@ -606,179 +479,4 @@ fn dead_handles_records_are_reused<B: Backend>() {
         w.simulate_crash();
     }
     assert_eq!(v.load().unwrap(), 69);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Value
-
-fn value_lock_load_store<B: Backend>() {
-    let v = B::value::<u64>(7);
-    let peer = v.peer().unwrap();
-    assert_eq!(v.load().unwrap(), 7);
-    v.store(8).unwrap();
-    assert_eq!(peer.load().unwrap(), 8);
-    {
-        let mut g = peer.lock().unwrap();
-        assert!(!g.is_owner_died());
-        *g += 1;
-    }
-    assert_eq!(v.load().unwrap(), 9);
-    {
-        let mut g = v.lock().unwrap();
-        *g = 10;
-        g.flush();
-        assert_eq!(*g, 10);
-    }
-    assert_eq!(peer.load().unwrap(), 10);
-
-    let pair = B::value::<[u16; 3]>([1, 2, 3]);
-    pair.store([4, 5, 6]).unwrap();
-    assert_eq!(pair.peer().unwrap().load().unwrap(), [4, 5, 6]);
-}
-
-fn value_try_lock_would_block_and_lock_timeout<B: Backend>() {
-    let v = B::value::<u64>(0);
-    let peer = v.peer().unwrap();
-    let g = v.lock().unwrap();
-    assert!(matches!(peer.try_lock(), Err(LockError::WouldBlock)));
-    assert!(matches!(peer.lock_timeout(ms(20)), Err(LockError::Timeout)));
-    drop(g);
-    let mut g = peer.try_lock().unwrap();
-    *g = 1;
-    drop(g);
-    assert_eq!(*v.lock_timeout(ms(20)).unwrap(), 1);
-}
-
-fn value_owner_died_then_repaired<B: Backend>() {
-    let v = B::value::<u64>(1);
-    let dying = v.peer().unwrap();
-    {
-        let mut g = dying.lock().unwrap();
-        *g = 2;
-        g.flush(); // a half-done update reached shared memory...
-        std::mem::forget(g); // ...and the process died holding the lock
-    }
-    dying.simulate_crash();
-    match v.lock() {
-        Err(LockError::OwnerDied(mut g)) => {
-            assert!(g.is_owner_died());
-            assert_eq!(*g, 2, "the dead owner's writes are visible");
-            *g = 3;
-            g.mark_consistent();
-            assert!(!g.is_owner_died());
-        }
-        other => panic!("expected OwnerDied, got {other:?}"),
-    }
-    assert_eq!(v.load().unwrap(), 3, "clean again after mark_consistent");
-    assert_eq!(v.peer().unwrap().load().unwrap(), 3);
-}
-
-fn value_blocked_locker_sees_owner_died<B: Backend>() {
-    let v = B::value::<u64>(0);
-    let dying = v.peer().unwrap();
-    std::mem::forget(dying.lock().unwrap());
-    std::thread::scope(|s| {
-        let waiter = s.spawn(|| match v.lock_timeout(LONG) {
-            Err(LockError::OwnerDied(mut g)) => {
-                *g += 1;
-                g.mark_consistent();
-            }
-            other => panic!("expected OwnerDied, got {other:?}"),
-        });
-        dying.simulate_crash();
-        waiter.join().unwrap();
-    });
-    assert_eq!(v.load().unwrap(), 1);
-}
-
-fn value_declined_repair_is_unrecoverable<B: Backend>() {
-    let v = B::value::<u64>(1);
-    let dying = v.peer().unwrap();
-    std::mem::forget(dying.lock().unwrap());
-    dying.simulate_crash();
-    match v.lock() {
-        Err(LockError::OwnerDied(g)) => drop(g), // no mark_consistent: repair declined
-        other => panic!("expected OwnerDied, got {other:?}"),
-    }
-    assert!(matches!(v.lock(), Err(LockError::Unrecoverable)));
-    assert!(matches!(v.try_lock(), Err(LockError::Unrecoverable)));
-    assert!(matches!(v.lock_timeout(ms(10)), Err(LockError::Unrecoverable)));
-    let other = v.peer().unwrap();
-    assert!(matches!(other.load(), Err(LockError::Unrecoverable)));
-    assert!(matches!(other.store(2), Err(LockError::Unrecoverable)));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Array
-
-fn array_get_set_read_into_write_from<B: Backend>() {
-    let a = B::array::<u32>(5, 7);
-    assert_eq!(a.len(), 5);
-    assert!(!a.is_empty());
-    assert_eq!(a.to_vec().unwrap(), vec![7; 5]);
-    let peer = a.peer().unwrap();
-    assert_eq!(peer.len(), 5);
-    {
-        let mut g = a.lock().unwrap();
-        g.set(0, 1);
-        assert_eq!(g.get(0), 1);
-        g.write_from(2, &[20, 30, 40]);
-        let mut out = [0; 3];
-        g.read_into(1, &mut out);
-        assert_eq!(out, [7, 20, 30]);
-        g[4] += 1; // through a snapshot, written back when the guard drops
-        assert_eq!(g.get(4), 41);
-        assert_eq!(&g[..], &[1, 7, 20, 30, 41]);
-        g.set(1, 8); // keeps the snapshot in step
-        assert_eq!(g[1], 8);
-    }
-    assert_eq!(peer.to_vec().unwrap(), vec![1, 8, 20, 30, 41]);
-    let wide = B::array::<u64>(3, u64::MAX);
-    wide.lock().unwrap().write_from(0, &[1, 2]);
-    assert_eq!(wide.peer().unwrap().to_vec().unwrap(), vec![1, 2, u64::MAX]);
-}
-
-fn array_bounds_are_checked<B: Backend>() {
-    let a = B::array::<u32>(4, 0);
-    a.lock().unwrap().write_from(0, &[1, 2, 3, 4]);
-    let mut g = a.lock().unwrap();
-    let panics = |f: &mut dyn FnMut()| catch_unwind(AssertUnwindSafe(f)).is_err();
-    assert!(panics(&mut || {
-        g.get(4);
-    }));
-    assert!(panics(&mut || g.set(4, 9)));
-    assert!(panics(&mut || g.read_into(2, &mut [0; 3])));
-    assert!(panics(&mut || g.write_from(2, &[9, 9, 9])));
-    assert!(panics(&mut || g.write_from(usize::MAX, &[9])));
-    // Edges are fine: the last element, and empty ranges at the end.
-    assert_eq!(g.get(3), 4);
-    g.read_into(4, &mut []);
-    g.write_from(4, &[]);
-    drop(g);
-    assert_eq!(
-        a.to_vec().unwrap(),
-        vec![1, 2, 3, 4],
-        "a refused write_from writes nothing"
-    );
-}
-
-fn array_owner_died_then_repaired<B: Backend>() {
-    let a = B::array::<u64>(3, 0);
-    let dying = a.peer().unwrap();
-    {
-        let mut g = dying.lock().unwrap();
-        g.set(0, 5); // set writes through at once: a half-done update
-        std::mem::forget(g);
-    }
-    dying.simulate_crash();
-    match a.lock() {
-        Err(LockError::OwnerDied(mut g)) => {
-            assert_eq!(g.to_vec(), vec![5, 0, 0]);
-            g.set(1, 5);
-            g.set(2, 5);
-            g.mark_consistent();
-        }
-        other => panic!("expected OwnerDied, got {other:?}"),
-    }
-    assert_eq!(a.to_vec().unwrap(), vec![5, 5, 5]);
 }
