@@ -55,6 +55,7 @@
 //! | `close()`, `join()`, `terminate()` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); dropping the pool terminates it, like leaving a `with Pool() as p:` block |
 //! | `Manager().Queue()` passed to workers | a named [`MessageQueue`](crate::MessageQueue) or [`Queue`](crate::Queue): pass its name, workers `open` it |
 
+mod encoding;
 mod job;
 mod results;
 mod spares;
@@ -64,8 +65,8 @@ mod supervisor;
 pub use results::{AsyncResult, Imap};
 
 use crate::error::ProcessError;
-use crate::process::wire::{self, FnRef, RESULTS_HEADER, TASK_POD_HEADER};
 use crate::process::{DEFAULT_PROCESS_MESSAGE_SIZE, check_message_size, ensure_initialized};
+use encoding::{Encoding, Plain, Postcard};
 use job::Job;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -73,7 +74,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use submit::Submitter;
-use supervisor::{Chunk, Config, Shared};
+use supervisor::{Config, Shared};
 
 /// Options for a [`Pool`]: worker count, `max_tasks_per_child`, prefetch, message size.
 #[derive(Clone, Debug)]
@@ -273,52 +274,39 @@ impl Pool {
         let items = items.into_iter();
         let n = 4 * self.processes();
         match items.size_hint() {
-            (lo, Some(hi)) if lo == hi => self.map_chunked(f, items, lo, lo.div_ceil(n).max(1)),
+            (lo, Some(hi)) if lo == hi => self.map_chunked(f, Postcard { items, len: lo }, lo.div_ceil(n).max(1)),
             _ => {
                 let items: Vec<A> = items.collect();
                 let len = items.len();
-                self.map_chunked(f, items.into_iter(), len, len.div_ceil(n).max(1))
+                let items = Postcard {
+                    items: items.into_iter(),
+                    len,
+                };
+                self.map_chunked(f, items, len.div_ceil(n).max(1))
             }
         }
     }
 
-    /// `items` (about `len` of them: a size hint may be wrong, and the count is what it
-    /// is) in chunks of `chunksize`. Not inline: its loops are the per-item cost, and they
-    /// inline what they call only as a function of their own.
+    /// The map family's one loop, for either [`Encoding`]: `imap` with a window of
+    /// everything, without its per-item `Result`s. Every chunk of at most `chunksize` items
+    /// is queued as soon as it is cut (workers start while the rest is cut), then the
+    /// results go straight into the output. Not inline: its loops are the per-item cost, and
+    /// they inline what they call only as a function of their own.
     #[inline(never)]
-    fn map_chunked<A, R>(
+    fn map_chunked<A, R, E: Encoding<A, R>>(
         &self,
         f: fn(A) -> R,
-        items: impl Iterator<Item = A>,
-        len: usize,
+        items: E,
         chunksize: usize,
-    ) -> Result<Vec<R>, ProcessError>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        // `imap` with a window of everything, without its per-item `Result`s: every chunk
-        // is queued as soon as it is cut (workers start while we encode the rest), then
-        // the results are decoded straight into the output.
-        let job = Job::new(false, self.shared.spares.clone());
-        // Capped: a size hint is only a hint.
-        job.reserve(len.min(1 << 24));
-        let mut sub = Submitter::new(&self.shared, f, job.clone(), chunksize);
-        let (mut count, mut in_chunk) = (0, 0);
-        for item in items {
-            sub.add(&item);
-            count += 1;
-            in_chunk += 1;
-            if in_chunk == chunksize {
-                sub.flush();
-                in_chunk = 0;
-            }
-        }
+    ) -> Result<Vec<R>, ProcessError> {
+        let mut sub = items.submitter(&self.shared, f, chunksize)?;
+        let job = sub.job.clone();
+        let count = items.queue(&mut sub);
         sub.flush();
         drop(sub);
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
-            job.take_run_into(out.len(), count - out.len(), &mut out)?;
+            E::take_run_into(&job, out.len(), count - out.len(), &mut out)?;
         }
         Ok(out)
     }
@@ -387,66 +375,7 @@ impl Pool {
         R: bytemuck::Pod,
     {
         let chunksize = items.len().div_ceil(4 * self.processes()).max(1);
-        self.map_pod_chunked(f, items, chunksize)
-    }
-
-    /// `map_pod` in chunks of (at most) `chunksize` items.
-    fn map_pod_chunked<A, R>(&self, f: fn(A) -> R, items: &[A], chunksize: usize) -> Result<Vec<R>, ProcessError>
-    where
-        A: bytemuck::Pod,
-        R: bytemuck::Pod,
-    {
-        let (asize, rsize) = (size_of::<A>(), size_of::<R>());
-        if asize == 0 || rsize == 0 {
-            return Err(ProcessError::InvalidArgument {
-                what: "map_pod needs items and results of at least one byte; use map".to_owned(),
-            });
-        }
-        let max = self.shared.config.max_message_size;
-        for (what, size, header) in [
-            ("the arguments", asize, TASK_POD_HEADER),
-            ("the result", rsize, RESULTS_HEADER),
-        ] {
-            if header + size > max || u32::try_from(size).is_err() {
-                return Err(ProcessError::TooLarge {
-                    what,
-                    size,
-                    max: max.saturating_sub(header),
-                });
-            }
-        }
-        let fref = FnRef::new_pod(f)?;
-        let per_chunk = chunksize
-            .min((max - TASK_POD_HEADER) / asize)
-            .min(u32::MAX as usize)
-            .max(1);
-        let job = Job::new_pod(rsize, self.shared.spares.clone());
-        job.grow_to(items.len());
-        for (k, chunk) in items.chunks(per_chunk).enumerate() {
-            let base = k * per_chunk;
-            let id = self.shared.next_id();
-            let mut frame = self.shared.spares.take();
-            wire::pod_task_header(&mut frame, id, fref, chunk.len() as u32, asize as u32, rsize as u32);
-            frame.extend_from_slice(bytemuck::cast_slice(chunk));
-            let chunk = Chunk {
-                id,
-                frame,
-                job: job.clone(),
-                base,
-                count: chunk.len() as u32,
-                answered: 0,
-            };
-            // Each chunk is queued as soon as it is cut, so workers start at once.
-            if let Err((e, _)) = self.shared.submit(vec![chunk]) {
-                job.fail_many(base, items.len() - base, e);
-                break;
-            }
-        }
-        let mut out = Vec::with_capacity(items.len());
-        while out.len() < items.len() {
-            job.take_run_pod_into(out.len(), items.len() - out.len(), &mut out)?;
-        }
-        Ok(out)
+        self.map_chunked(f, Plain(items), chunksize)
     }
 
     /// Like [`map`](Pool::map) for a function of a tuple: Python's `starmap(f, [(a, b),
@@ -559,7 +488,7 @@ impl<'p> Chunked<'p> {
     {
         let items = items.into_iter();
         let len = items.size_hint().0;
-        self.pool.map_chunked(f, items, len, self.chunksize)
+        self.pool.map_chunked(f, Postcard { items, len }, self.chunksize)
     }
 
     /// [`Pool::map_pod`] in chunks of this size (cut shorter to fit the maximum message
@@ -572,7 +501,7 @@ impl<'p> Chunked<'p> {
         A: bytemuck::Pod,
         R: bytemuck::Pod,
     {
-        self.pool.map_pod_chunked(f, items, self.chunksize)
+        self.pool.map_chunked(f, Plain(items), self.chunksize)
     }
 
     /// [`Pool::starmap`] in chunks of this size.

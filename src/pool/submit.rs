@@ -5,7 +5,7 @@ use super::job::Job;
 use super::supervisor::{Chunk, Shared};
 use crate::codec;
 use crate::error::ProcessError;
-use crate::process::wire::{FnRef, ITEM_HEADER, TASK_HEADER, TaskFrame};
+use crate::process::wire::{self, FnRef, ITEM_HEADER, TASK_HEADER, TaskFrame};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -27,15 +27,22 @@ pub(super) struct Submitter<'s, A> {
     _args: PhantomData<fn(A)>,
 }
 
-impl<'s, A: Serialize> Submitter<'s, A> {
+impl<'s, A> Submitter<'s, A> {
+    /// A submitter of postcard items for `f` (see [`add`](Submitter::add)).
     pub(super) fn new<R>(shared: &'s Shared, f: fn(A) -> R, job: Arc<Job>, chunksize: usize) -> Self
     where
-        A: DeserializeOwned,
+        A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        Self::with_fn(shared, FnRef::new(f), job, chunksize)
+    }
+
+    /// A submitter for the function `f` names (or, if naming it failed, that fails every
+    /// item with the error).
+    pub(super) fn with_fn(shared: &'s Shared, f: Result<FnRef, ProcessError>, job: Arc<Job>, chunksize: usize) -> Self {
         Submitter {
             shared,
-            f: FnRef::new(f),
+            f,
             job,
             chunksize,
             max: shared.config.max_message_size,
@@ -51,7 +58,10 @@ impl<'s, A: Serialize> Submitter<'s, A> {
     /// Always inline: this is the per-item loop of `map`, and LLVM's own choice varies
     /// with the shape of the caller's loop.
     #[inline(always)]
-    pub(super) fn add(&mut self, item: &A) {
+    pub(super) fn add(&mut self, item: &A)
+    where
+        A: Serialize,
+    {
         // The common case, inline: an item that encodes and fits in the open chunk.
         if self.failed.is_none()
             && let Some((_, frame, _)) = &mut self.frame
@@ -79,7 +89,10 @@ impl<'s, A: Serialize> Submitter<'s, A> {
     /// [`add`](Submitter::add) for every case: the first item of a chunk, one that does
     /// not fit after the others, one that fails to encode or is too large, a failed call.
     #[inline(never)]
-    fn add_slow(&mut self, item: &A) {
+    fn add_slow(&mut self, item: &A)
+    where
+        A: Serialize,
+    {
         let index = self.next_index;
         self.next_index += 1;
         let fref = match (&self.failed, &self.f) {
@@ -141,6 +154,40 @@ impl<'s, A: Serialize> Submitter<'s, A> {
         {
             self.close_frame();
         }
+    }
+
+    /// Adds the plain-data items `chunk` (the job's next) as one chunk of their own, with
+    /// results of `rsize` bytes: its frame is the plain-data header and one copy of the
+    /// items' bytes. Any open chunk of postcard items is closed first.
+    pub(super) fn add_pod_chunk(&mut self, chunk: &[A], rsize: usize)
+    where
+        A: bytemuck::Pod,
+    {
+        self.close_frame();
+        let base = self.next_index;
+        self.next_index += chunk.len();
+        self.job.grow_to(self.next_index);
+        let fref = match (&self.failed, &self.f) {
+            (Some(e), _) | (None, Err(e)) => {
+                let e = e.replicate();
+                self.job.fail_many(base, chunk.len(), e);
+                return;
+            }
+            (None, Ok(f)) => *f,
+        };
+        let id = self.shared.next_id();
+        let mut frame = self.shared.spares.take();
+        let (count, asize) = (chunk.len() as u32, size_of::<A>() as u32);
+        wire::pod_task_header(&mut frame, id, fref, count, asize, rsize as u32);
+        frame.extend_from_slice(bytemuck::cast_slice(chunk));
+        self.ready.push(Chunk {
+            id,
+            frame,
+            job: self.job.clone(),
+            base,
+            count,
+            answered: 0,
+        });
     }
 
     /// The open chunk (opened for item `index` if there is none) and where the next item
