@@ -55,23 +55,26 @@
 //! | `close()`, `join()`, `terminate()` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); dropping the pool terminates it, like leaving a `with Pool() as p:` block |
 //! | `Manager().Queue()` passed to workers | a named [`MessageQueue`](crate::MessageQueue) or [`Queue`](crate::Queue): pass its name, workers `open` it |
 
+mod encoding;
 mod job;
+mod results;
 mod spares;
+mod submit;
 mod supervisor;
 
-use crate::codec;
+pub use results::{AsyncResult, Imap};
+
 use crate::error::ProcessError;
-use crate::process::wire::{self, FnRef, ITEM_HEADER, RESULTS_HEADER, TASK_HEADER, TASK_POD_HEADER, TaskFrame};
 use crate::process::{DEFAULT_PROCESS_MESSAGE_SIZE, check_message_size, ensure_initialized};
+use encoding::{Encoding, Plain, Postcard};
 use job::Job;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-use supervisor::{Chunk, Config, Shared};
+use submit::Submitter;
+use supervisor::{Config, Shared};
 
 /// Options for a [`Pool`]: worker count, `max_tasks_per_child`, prefetch, message size.
 #[derive(Clone, Debug)]
@@ -271,52 +274,39 @@ impl Pool {
         let items = items.into_iter();
         let n = 4 * self.processes();
         match items.size_hint() {
-            (lo, Some(hi)) if lo == hi => self.map_chunked(f, items, lo, lo.div_ceil(n).max(1)),
+            (lo, Some(hi)) if lo == hi => self.map_chunked(f, Postcard { items, len: lo }, lo.div_ceil(n).max(1)),
             _ => {
                 let items: Vec<A> = items.collect();
                 let len = items.len();
-                self.map_chunked(f, items.into_iter(), len, len.div_ceil(n).max(1))
+                let items = Postcard {
+                    items: items.into_iter(),
+                    len,
+                };
+                self.map_chunked(f, items, len.div_ceil(n).max(1))
             }
         }
     }
 
-    /// `items` (about `len` of them: a size hint may be wrong, and the count is what it
-    /// is) in chunks of `chunksize`. Not inline: its loops are the per-item cost, and they
-    /// inline what they call only as a function of their own.
+    /// The map family's one loop, for either [`Encoding`]: `imap` with a window of
+    /// everything, without its per-item `Result`s. Every chunk of at most `chunksize` items
+    /// is queued as soon as it is cut (workers start while the rest is cut), then the
+    /// results go straight into the output. Not inline: its loops are the per-item cost, and
+    /// they inline what they call only as a function of their own.
     #[inline(never)]
-    fn map_chunked<A, R>(
+    fn map_chunked<A, R, E: Encoding<A, R>>(
         &self,
         f: fn(A) -> R,
-        items: impl Iterator<Item = A>,
-        len: usize,
+        items: E,
         chunksize: usize,
-    ) -> Result<Vec<R>, ProcessError>
-    where
-        A: Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        // `imap` with a window of everything, without its per-item `Result`s: every chunk
-        // is queued as soon as it is cut (workers start while we encode the rest), then
-        // the results are decoded straight into the output.
-        let job = Job::new(false, self.shared.spares.clone());
-        // Capped: a size hint is only a hint.
-        job.reserve(len.min(1 << 24));
-        let mut sub = Submitter::new(&self.shared, f, job.clone(), chunksize);
-        let (mut count, mut in_chunk) = (0, 0);
-        for item in items {
-            sub.add(&item);
-            count += 1;
-            in_chunk += 1;
-            if in_chunk == chunksize {
-                sub.flush();
-                in_chunk = 0;
-            }
-        }
+    ) -> Result<Vec<R>, ProcessError> {
+        let mut sub = items.submitter(&self.shared, f, chunksize)?;
+        let job = sub.job.clone();
+        let count = items.queue(&mut sub);
         sub.flush();
         drop(sub);
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
-            job.take_run_into(out.len(), count - out.len(), &mut out)?;
+            E::take_run_into(&job, out.len(), count - out.len(), &mut out)?;
         }
         Ok(out)
     }
@@ -385,66 +375,7 @@ impl Pool {
         R: bytemuck::Pod,
     {
         let chunksize = items.len().div_ceil(4 * self.processes()).max(1);
-        self.map_pod_chunked(f, items, chunksize)
-    }
-
-    /// `map_pod` in chunks of (at most) `chunksize` items.
-    fn map_pod_chunked<A, R>(&self, f: fn(A) -> R, items: &[A], chunksize: usize) -> Result<Vec<R>, ProcessError>
-    where
-        A: bytemuck::Pod,
-        R: bytemuck::Pod,
-    {
-        let (asize, rsize) = (size_of::<A>(), size_of::<R>());
-        if asize == 0 || rsize == 0 {
-            return Err(ProcessError::InvalidArgument {
-                what: "map_pod needs items and results of at least one byte; use map".to_owned(),
-            });
-        }
-        let max = self.shared.config.max_message_size;
-        for (what, size, header) in [
-            ("the arguments", asize, TASK_POD_HEADER),
-            ("the result", rsize, RESULTS_HEADER),
-        ] {
-            if header + size > max || u32::try_from(size).is_err() {
-                return Err(ProcessError::TooLarge {
-                    what,
-                    size,
-                    max: max.saturating_sub(header),
-                });
-            }
-        }
-        let fref = FnRef::new_pod(f)?;
-        let per_chunk = chunksize
-            .min((max - TASK_POD_HEADER) / asize)
-            .min(u32::MAX as usize)
-            .max(1);
-        let job = Job::new_pod(rsize, self.shared.spares.clone());
-        job.grow_to(items.len());
-        for (k, chunk) in items.chunks(per_chunk).enumerate() {
-            let base = k * per_chunk;
-            let id = self.shared.next_id();
-            let mut frame = self.shared.spares.take();
-            wire::pod_task_header(&mut frame, id, fref, chunk.len() as u32, asize as u32, rsize as u32);
-            frame.extend_from_slice(bytemuck::cast_slice(chunk));
-            let chunk = Chunk {
-                id,
-                frame,
-                job: job.clone(),
-                base,
-                count: chunk.len() as u32,
-                answered: 0,
-            };
-            // Each chunk is queued as soon as it is cut, so workers start at once.
-            if let Err((e, _)) = self.shared.submit(vec![chunk]) {
-                job.fail_many(base, items.len() - base, e);
-                break;
-            }
-        }
-        let mut out = Vec::with_capacity(items.len());
-        while out.len() < items.len() {
-            job.take_run_pod_into(out.len(), items.len() - out.len(), &mut out)?;
-        }
-        Ok(out)
+        self.map_chunked(f, Plain(items), chunksize)
     }
 
     /// Like [`map`](Pool::map) for a function of a tuple: Python's `starmap(f, [(a, b),
@@ -557,7 +488,7 @@ impl<'p> Chunked<'p> {
     {
         let items = items.into_iter();
         let len = items.size_hint().0;
-        self.pool.map_chunked(f, items, len, self.chunksize)
+        self.pool.map_chunked(f, Postcard { items, len }, self.chunksize)
     }
 
     /// [`Pool::map_pod`] in chunks of this size (cut shorter to fit the maximum message
@@ -570,7 +501,7 @@ impl<'p> Chunked<'p> {
         A: bytemuck::Pod,
         R: bytemuck::Pod,
     {
-        self.pool.map_pod_chunked(f, items, self.chunksize)
+        self.pool.map_chunked(f, Plain(items), self.chunksize)
     }
 
     /// [`Pool::starmap`] in chunks of this size.
@@ -610,365 +541,5 @@ impl<'p> Chunked<'p> {
     fn window(&self) -> usize {
         let c = &self.pool.shared.config;
         self.chunksize.saturating_mul(c.processes * (c.prefetch + 1) * 2)
-    }
-}
-
-/// Cuts a call's items into task frames and queues them.
-struct Submitter<'s, A> {
-    shared: &'s Shared,
-    f: Result<FnRef, ProcessError>,
-    job: Arc<Job>,
-    chunksize: usize,
-    max: usize,
-    frame: Option<(u64, TaskFrame, usize)>,
-    /// Index in `job` of the next item.
-    next_index: usize,
-    ready: Vec<Chunk>,
-    /// Set once queueing failed: every later item gets this error.
-    failed: Option<ProcessError>,
-    _args: PhantomData<fn(A)>,
-}
-
-impl<'s, A: Serialize> Submitter<'s, A> {
-    fn new<R>(shared: &'s Shared, f: fn(A) -> R, job: Arc<Job>, chunksize: usize) -> Self
-    where
-        A: DeserializeOwned,
-        R: Serialize + DeserializeOwned,
-    {
-        Submitter {
-            shared,
-            f: FnRef::new(f),
-            job,
-            chunksize,
-            max: shared.config.max_message_size,
-            frame: None,
-            next_index: 0,
-            ready: Vec::new(),
-            failed: None,
-            _args: PhantomData,
-        }
-    }
-
-    /// Adds one item (index: the job's next), encoding it straight into the open chunk.
-    /// Always inline: this is the per-item loop of `map`, and LLVM's own choice varies
-    /// with the shape of the caller's loop.
-    #[inline(always)]
-    fn add(&mut self, item: &A) {
-        // The common case, inline: an item that encodes and fits in the open chunk.
-        if self.failed.is_none()
-            && let Some((_, frame, _)) = &mut self.frame
-        {
-            let mark = frame.buf.len();
-            frame.buf.extend_from_slice(&[0; ITEM_HEADER]);
-            if codec::append(item, &mut frame.buf).is_ok() {
-                let size = frame.buf.len() - mark - ITEM_HEADER;
-                if frame.buf.len() <= self.max && TASK_HEADER + ITEM_HEADER + size <= self.max {
-                    frame.buf[mark..mark + ITEM_HEADER].copy_from_slice(&(size as u32).to_le_bytes());
-                    frame.count += 1;
-                    self.next_index += 1;
-                    if frame.count as usize >= self.chunksize {
-                        self.close_frame();
-                    }
-                    return;
-                }
-            }
-            // Not so simple: undo, and take the general way (which encodes it again).
-            frame.buf.truncate(mark);
-        }
-        self.add_slow(item);
-    }
-
-    /// [`add`](Submitter::add) for every case: the first item of a chunk, one that does
-    /// not fit after the others, one that fails to encode or is too large, a failed call.
-    #[inline(never)]
-    fn add_slow(&mut self, item: &A) {
-        let index = self.next_index;
-        self.next_index += 1;
-        let fref = match (&self.failed, &self.f) {
-            (Some(e), _) | (None, Err(e)) => {
-                let e = e.replicate();
-                self.fail_now(index, e);
-                return;
-            }
-            (None, Ok(f)) => *f,
-        };
-        let (max, chunksize) = (self.max, self.chunksize);
-        let (frame, mark) = self.open_frame(fref, index);
-        let encoded = codec::append(item, &mut frame.buf);
-        let size = frame.item_size(mark);
-        let failure = match encoded {
-            Err(reason) => Some(ProcessError::Encode {
-                what: "the arguments",
-                reason,
-            }),
-            Ok(()) if TASK_HEADER + ITEM_HEADER + size > max => Some(ProcessError::TooLarge {
-                what: "the arguments",
-                size,
-                max: max - TASK_HEADER - ITEM_HEADER,
-            }),
-            Ok(()) => None,
-        };
-        if let Some(e) = failure {
-            frame.take_item(mark);
-            // Chunks are runs of consecutive items: the chunk before this item ends here
-            // (one opened for it alone is dropped).
-            if frame.count == 0 {
-                self.frame = None;
-            } else {
-                self.close_frame();
-            }
-            self.fail_now(index, e);
-            return;
-        }
-        if frame.buf.len() > max {
-            // It does not fit after the items before it: they go as one chunk, and this one
-            // starts the next.
-            let bytes = frame.take_item(mark);
-            self.close_frame();
-            let (frame, mark) = self.open_frame(fref, index);
-            frame.buf.truncate(mark);
-            frame.push(&bytes);
-        } else {
-            frame.end_item(mark);
-            if frame.count == 1 {
-                // Room for a whole chunk of items like this one, within the maximum.
-                let guess = chunksize.saturating_mul(ITEM_HEADER + size);
-                frame.buf.reserve(guess.min(max).saturating_sub(frame.buf.len()));
-            }
-        }
-        if self
-            .frame
-            .as_ref()
-            .is_some_and(|(_, f, _)| f.count as usize >= chunksize)
-        {
-            self.close_frame();
-        }
-    }
-
-    /// The open chunk (opened for item `index` if there is none) and where the next item
-    /// begins in it.
-    fn open_frame(&mut self, fref: FnRef, index: usize) -> (&mut TaskFrame, usize) {
-        if self.frame.is_none() {
-            let id = self.shared.next_id();
-            let mut frame = TaskFrame::new(id, fref);
-            let mut buf = self.shared.spares.take();
-            if buf.capacity() > 0 {
-                buf.extend_from_slice(&frame.buf);
-                frame.buf = buf;
-            }
-            self.frame = Some((id, frame, index));
-        }
-        match &mut self.frame {
-            Some((_, frame, _)) => {
-                let mark = frame.begin_item();
-                (frame, mark)
-            }
-            None => unreachable!("opened above"),
-        }
-    }
-
-    /// Item `index` fails before it is sent.
-    fn fail_now(&self, index: usize, e: ProcessError) {
-        self.job.grow_to(index + 1);
-        self.job.fail(index, e);
-    }
-
-    fn close_frame(&mut self) {
-        if let Some((id, frame, base)) = self.frame.take() {
-            let count = frame.count;
-            self.job.grow_to(base + count as usize);
-            self.ready.push(Chunk {
-                id,
-                frame: frame.finish(),
-                job: self.job.clone(),
-                base,
-                count,
-                answered: 0,
-            });
-        }
-    }
-
-    /// Queues every complete chunk, and the partial one too.
-    fn flush(&mut self) {
-        self.close_frame();
-        self.submit_ready();
-    }
-
-    /// Queues the chunks closed so far.
-    fn submit_ready(&mut self) {
-        if self.ready.is_empty() {
-            return;
-        }
-        let chunks = std::mem::take(&mut self.ready);
-        if let Err((e, failed)) = self.shared.submit(chunks) {
-            for c in failed {
-                self.job.fail_many(c.base, c.count as usize, e.replicate());
-            }
-            self.failed = Some(e);
-        }
-    }
-}
-
-/// The result of [`Pool::apply_async`]: Python's `AsyncResult`.
-///
-/// [`get`](AsyncResult::get) may be called more than once; each call decodes the result
-/// afresh.
-pub struct AsyncResult<R> {
-    job: Arc<Job>,
-    _result: PhantomData<fn() -> R>,
-}
-
-impl<R: DeserializeOwned> AsyncResult<R> {
-    /// Waits for the result.
-    ///
-    /// # Errors
-    /// `Panicked` (the task panicked), `WorkerDied` (its worker died while running it),
-    /// `Terminated`, `PoolClosed`, `TooLarge`/`Encode`/`Decode` (the arguments or the
-    /// result), `Refused`.
-    pub fn get(&self) -> Result<R, ProcessError> {
-        self.get_until(None)
-    }
-
-    /// [`get`](AsyncResult::get), waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// `Timeout` (the task goes on; get again later), and as [`get`](AsyncResult::get).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<R, ProcessError> {
-        self.get_until(crate::raw::deadline_after(timeout))
-    }
-
-    fn get_until(&self, deadline: Option<Instant>) -> Result<R, ProcessError> {
-        self.job.peek(0, deadline).unwrap_or(Err(ProcessError::Timeout))
-    }
-}
-
-impl<R> AsyncResult<R> {
-    /// Whether the result is there (Python's `ready`).
-    pub fn ready(&self) -> bool {
-        self.job.succeeded(0).is_some()
-    }
-
-    /// Waits until the result is there, at most `timeout`; whether it is.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.job.wait(0, crate::raw::deadline_after(timeout))
-    }
-
-    /// `Some(true)` if the task returned a value, `Some(false)` if it failed, `None` while it
-    /// runs (Python's `successful`, which raises instead of `None`).
-    pub fn successful(&self) -> Option<bool> {
-        self.job.succeeded(0)
-    }
-}
-
-impl<R> std::fmt::Debug for AsyncResult<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
-    }
-}
-
-/// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per item.
-pub struct Imap<'p, I, A, R> {
-    sub: Submitter<'p, A>,
-    input: std::iter::Fuse<I>,
-    exhausted: bool,
-    /// Items taken from `input`.
-    taken: usize,
-    /// Results taken from the job (into `ready`).
-    fetched: usize,
-    /// Results handed out.
-    yielded: usize,
-    /// Results decoded and not handed out yet.
-    ready: VecDeque<Result<R, ProcessError>>,
-    window: usize,
-    unordered: bool,
-    _pool: PhantomData<&'p Pool>,
-}
-
-impl<'p, I, A, R> Imap<'p, I, A, R>
-where
-    I: Iterator<Item = A>,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
-{
-    fn new(pool: &'p Pool, f: fn(A) -> R, input: I, chunksize: usize, window: usize, unordered: bool) -> Self {
-        let job = Job::new(unordered, pool.shared.spares.clone());
-        job.reserve(input.size_hint().0.min(window));
-        Imap {
-            sub: Submitter::new(&pool.shared, f, job, chunksize),
-            input: input.fuse(),
-            exhausted: false,
-            taken: 0,
-            fetched: 0,
-            yielded: 0,
-            ready: VecDeque::new(),
-            window: window.max(chunksize),
-            unordered,
-            _pool: PhantomData,
-        }
-    }
-
-    /// Takes items a chunk at a time while a whole chunk fits in the window, and queues
-    /// them.
-    fn top_up(&mut self) {
-        let chunksize = self.sub.chunksize;
-        while !self.exhausted && self.taken - self.yielded <= self.window - chunksize {
-            for _ in 0..chunksize {
-                match self.input.next() {
-                    Some(item) => {
-                        self.sub.add(&item);
-                        self.taken += 1;
-                    }
-                    None => {
-                        self.exhausted = true;
-                        break;
-                    }
-                }
-            }
-            // Queue each chunk as soon as it is cut, so workers start while we encode.
-            self.sub.flush();
-        }
-    }
-}
-
-impl<I, A, R> Iterator for Imap<'_, I, A, R>
-where
-    I: Iterator<Item = A>,
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
-{
-    type Item = Result<R, ProcessError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.ready.is_empty() {
-            self.top_up();
-            if self.fetched == self.taken {
-                return None;
-            }
-            let max = self.taken - self.fetched;
-            let before = self.ready.len();
-            if self.unordered {
-                self.sub.job.take_arrived(max, &mut self.ready);
-            } else {
-                self.sub.job.take_run(self.fetched, max, &mut self.ready);
-            }
-            let got = self.ready.len() - before;
-            if got == 0 {
-                // Not expected: every taken item has room in the job before it is sent.
-                self.ready.push_back(Err(ProcessError::Ipc {
-                    reason: "a result went missing".to_owned(),
-                }));
-                self.fetched += 1;
-            } else {
-                self.fetched += got;
-            }
-        }
-        self.yielded += 1;
-        self.ready.pop_front()
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.taken - self.yielded;
-        let (lo, hi) = self.input.size_hint();
-        (left.saturating_add(lo), hi.and_then(|h| h.checked_add(left)))
     }
 }

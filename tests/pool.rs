@@ -286,6 +286,11 @@ fn close_then_join_finishes_queued_work() {
     let queued: Vec<_> = (0..8).map(|i| pool.apply_async(sleep_ms, 10 * i)).collect();
     pool.close();
     assert!(matches!(pool.apply(square, 2), Err(ProcessError::PoolClosed)));
+    assert!(matches!(pool.map(square, 0..3), Err(ProcessError::PoolClosed)));
+    assert!(matches!(
+        pool.chunksize(1).map_pod(square, &[1, 2, 3]),
+        Err(ProcessError::PoolClosed)
+    ));
     pool.join();
     for (i, q) in queued.iter().enumerate() {
         assert!(q.ready());

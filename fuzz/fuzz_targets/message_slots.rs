@@ -8,7 +8,7 @@
 //! a finding. On top of that, the target keeps a model of each of the four rings (byte queue,
 //! typed queue, pipe end 0 -> 1, pipe end 1 -> 0):
 //!
-//! - the target recomputes the ring layout (`RingLayout` in `src/message.rs`, the two end
+//! - the target recomputes the ring layout (`RingLayout` in `src/message/ring.rs`, the two end
 //!   words and two rings of `src/pipe.rs`, the body offset read from the header) and checks it
 //!   against the header's body size;
 //! - as long as no write hit a ring's control block or slot words, the ring is *exact*: each
@@ -132,7 +132,7 @@ struct Layout {
 }
 
 impl Layout {
-    /// `RingLayout::new(base, cap, max)` of `src/message.rs`, shifted by the body offset.
+    /// `RingLayout::new(base, cap, max)` of `src/message/ring.rs`, shifted by the body offset.
     fn new(body: u64, base: u64, cap: u64, max: u64) -> Layout {
         let control = align128(base);
         let cells = align128(control + CONTROL_SIZE + RECORDS_SIZE);
