@@ -320,8 +320,8 @@ impl Pool {
     /// slice's bytes, the worker reads each item straight from them and writes each result's
     /// bytes, and the results are copied into the output a run at a time. There is no
     /// encoding and no per-item header, so the cost per item is a small part of `map`'s for
-    /// trivial functions (see `cargo bench --bench pool`). For anything else (strings,
-    /// vectors, enums, references) use `map`.
+    /// trivial functions (see `cargo bench -p shmproc-bench --bench pool`). For anything else
+    /// (strings, vectors, enums, references) use `map`.
     ///
     /// The guarantees are `map`'s: chunks of `ceil(len / (4 * processes))` items as in
     /// Python (or [`chunksize(n).map_pod`](Chunked::map_pod)), cut shorter to fit the

@@ -73,8 +73,8 @@ fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
 /// cache lines: x86's adjacent-line prefetcher moves lines in 128-byte pairs, so with 64-byte
 /// cells a consumer reading cell `i` would keep pulling away the line a producer is writing
 /// for cell `i + 1` (row `queue 1P1C | shmproc Queue (put/get) | 64 B` of
-/// `benches/compare.rs`; the figures are in `benches/README.md`, "Measurements behind the
-/// code"). Smaller items stay packed; a multiple of `T`'s alignment either way (alignments
+/// the `compare` bench; the figures are in `crates/shmproc-bench/README.md`, "Measurements
+/// behind the code"). Smaller items stay packed; a multiple of `T`'s alignment either way (alignments
 /// above 128 divide `size_of::<T>()` already).
 const fn stride<T>() -> u64 {
     let size = core::mem::size_of::<T>() as u64;

@@ -73,8 +73,8 @@ pub unsafe fn store_ref<T: Pod>(dst: *mut T, v: &T) {
 /// From this length on, [`store_bytes`] and [`load_bytes`] copy with one string instruction
 /// (`string_copy`) instead of word loops: below it the word loops are faster, from it
 /// `rep movsb` is (a sweep of the `queue 1P1C | shmproc ByteQueue (put/get_into)` row of
-/// `benches/compare.rs` over message sizes; the figures are in `benches/README.md`,
-/// "Measurements behind the code").
+/// `crates/shmproc-bench/benches/compare/` over message sizes; the figures are in
+/// `crates/shmproc-bench/README.md`, "Measurements behind the code").
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const REP_MIN: usize = 1024;
 
@@ -98,8 +98,8 @@ const REP_MIN: usize = 1024;
 /// Why: on a fresh destination line a long `rep movsb` writes whole lines without reading them
 /// first, where 8-byte stores read each line in (rows `queue 1P1C | shmproc ByteQueue
 /// (put/get_into) | 64 KiB` and `... (put/get_with, read in place) | 64 KiB` of
-/// `benches/compare.rs`; before and after in `benches/README.md`, "Measurements behind the
-/// code"). Under Miri, which runs no assembly, and on other architectures the callers keep
+/// `crates/shmproc-bench/benches/compare/`; before and after in
+/// `crates/shmproc-bench/README.md`, "Measurements behind the code"). Under Miri, which runs no assembly, and on other architectures the callers keep
 /// their word loops.
 ///
 /// # Safety

@@ -14,7 +14,7 @@
 //! way: whatever a peer writes into it is only decoded as a lock state (the states and steps
 //! of `models/lock_model.py`), so a forged word can stall or mislead the lock, never direct a
 //! write. It also runs under loom and Miri, and an uncontended lock and unlock are one CAS
-//! each (row `lock+incr+unlock, 1 user` of `benches/compare.rs`).
+//! each (row `lock+incr+unlock, 1 user` of `crates/shmproc-bench/benches/compare/`).
 
 use super::{Liveness, Owner, Wait, expired};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering, spin_hint};

@@ -33,7 +33,7 @@
 //! Claims are CASes on `tail` and `head`, never on a slot word: a CAS on the slot word would be
 //! a locked instruction on the cache line the other process has just written, so each put and
 //! get would stall for a line transfer, and slots could not share a line. The slot words are
-//! only loaded and stored (measurements: `benches/README.md`).
+//! only loaded and stored (measurements: `crates/shmproc-bench/README.md`).
 //!
 //! # Wake-ups
 //!

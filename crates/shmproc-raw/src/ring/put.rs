@@ -105,7 +105,7 @@ impl<'a> RawRing<'a> {
     /// prefetch each side waits for every such transfer in turn, most of all while the ring is
     /// nearly full. With it the transfers of later cells overlap the copies of this one. The
     /// guard matters as much: unguarded (either side), the two sides would fetch the same
-    /// lines from each other (measurements: `benches/README.md`).
+    /// lines from each other (measurements: `crates/shmproc-bench/README.md`).
     #[inline(never)]
     fn prefetch_put(&self, ahead: Ahead, t: u64, mine: &ClaimRecord) {
         let p = t.wrapping_add(AHEAD);

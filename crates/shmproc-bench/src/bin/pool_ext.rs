@@ -1,8 +1,8 @@
 //! shmproc's `Pool::map` and `Process` against procspawn's `Pool` and `spawn`, with rayon
-//! in-process as the ceiling, all in one run (issue 8; the Python rows are in the main crate's
+//! in-process as the ceiling, all in one run (issue 8; the Python rows are in this crate's
 //! `benches/pool.rs`).
 //!
-//! `cargo run --release --manifest-path bench-ext/Cargo.toml --bin pool_ext` prints, for the
+//! `cargo run --release -p shmproc-bench --features ext --bin pool_ext` prints, for the
 //! same number of workers (`SHMPROC_BENCH_WORKERS`, default: the number of CPUs), the median of
 //! 5 runs (1 with `SHMPROC_BENCH_QUICK=1`), each after one warm-up run, of:
 //! - a map of a trivial function over 100 000 `u64`s (ns per item);
@@ -141,7 +141,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pool.join();
     drop(pool);
     let shm_spawn = time(reps * 2, || {
-        shmproc::Process::spawn(trivial, 1).expect("spawn").join().expect("join")
+        shmproc::Process::spawn(trivial, 1)
+            .expect("spawn")
+            .join()
+            .expect("join")
     });
     eprintln!("shmproc spawn: {shm_spawn:?}");
 
@@ -169,21 +172,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert_eq!(items.par_iter().map(|&x| trivial(x)).collect::<Vec<_>>(), want_trivial);
         time(reps, || items.par_iter().map(|&x| trivial(x)).collect::<Vec<_>>())
     });
-    let ry_64k = rpool.install(|| {
-        time(reps, || big.par_iter().map(|v| sum64k(v.clone())).collect::<Vec<_>>())
-    });
+    let ry_64k = rpool.install(|| time(reps, || big.par_iter().map(|v| sum64k(v.clone())).collect::<Vec<_>>()));
 
     let fmt = |d: Duration, per: usize| {
         if per > 1 {
             let ns = d.as_nanos() as f64 / per as f64;
-            if ns < 100.0 { format!("{ns:.1} ns/item") } else { format!("{ns:.0} ns/item") }
+            if ns < 100.0 {
+                format!("{ns:.1} ns/item")
+            } else {
+                format!("{ns:.0} ns/item")
+            }
         } else {
             format!("{:.2} ms", d.as_secs_f64() * 1e3)
         }
     };
     let ratio = |d: Duration, ours: Duration| {
         let r = d.as_secs_f64() / ours.as_secs_f64();
-        if r < 1.0 { format!("{r:.2}x") } else { format!("{r:.1}x") }
+        if r < 1.0 {
+            format!("{r:.2}x")
+        } else {
+            format!("{r:.1}x")
+        }
     };
     println!();
     println!("workers: {workers}, median of {reps} runs");
@@ -191,7 +200,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "| {:<38} | {:>14} | {:>14} | {:>14} | {:>17} | {:>13} |",
         "measure", "shmproc", "procspawn", "rayon", "procspawn/shmproc", "rayon/shmproc"
     );
-    println!("|{:-<40}|{:->15}:|{:->15}:|{:->15}:|{:->18}:|{:->14}:|", "", "", "", "", "", "");
+    println!(
+        "|{:-<40}|{:->15}:|{:->15}:|{:->15}:|{:->18}:|{:->14}:|",
+        "", "", "", "", "", ""
+    );
     let row = |name: &str, per: usize, ours: Duration, ps: Duration, ry: Option<Duration>| {
         println!(
             "| {:<38} | {:>14} | {:>14} | {:>14} | {:>17} | {:>13} |",
@@ -203,9 +215,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ry.map_or("-".to_owned(), |d| ratio(d, ours)),
         );
     };
-    row("map, 100 000 trivial items", items.len(), shm_trivial, ps_trivial, Some(ry_trivial));
+    row(
+        "map, 100 000 trivial items",
+        items.len(),
+        shm_trivial,
+        ps_trivial,
+        Some(ry_trivial),
+    );
     row("map, 1 000 items of 64 KiB", big.len(), shm_64k, ps_64k, Some(ry_64k));
-    row("map, 1 000 items of 64 KiB as bytes", big.len(), shm_64k_bytes, ps_64k_bytes, Some(ry_64k));
+    row(
+        "map, 1 000 items of 64 KiB as bytes",
+        big.len(),
+        shm_64k_bytes,
+        ps_64k_bytes,
+        Some(ry_64k),
+    );
     row("Process spawn -> result", 1, shm_spawn, ps_spawn, None);
     Ok(())
 }

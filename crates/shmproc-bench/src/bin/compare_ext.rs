@@ -1,15 +1,15 @@
 //! shmproc's comparison bench, extended to other IPC crates: iceoryx2 publish-subscribe and
-//! ipc-channel. A separate package with its own workspace, so that the main crate's builds
-//! never compile these dependencies.
+//! ipc-channel. Built only with the `ext` feature, so that the default build never compiles
+//! these dependencies.
 //!
-//! `bench-ext/run.sh` is the one command: it runs this binary (which measures the rows below
-//! and writes them as CSV in the format of `benches/compare.rs`), then the main `compare`
-//! bench with `--extra-csv`, which measures shmproc's rows and prints one table with both,
-//! with each row here compared with the shmproc row of the same group and payload.
+//! `crates/shmproc-bench/run-ext.sh` is the one command: it runs this binary (which measures
+//! the rows below and writes them as CSV in the format of the `compare` bench), then the
+//! `compare` bench with `--extra-csv`, which measures shmproc's rows and prints one table with
+//! both, with each row here compared with the shmproc row of the same group and payload.
 //! Run alone, this binary prints its own rows in the same columns.
 //!
 //! Like `compare`, every row uses two real processes: this binary re-executes itself
-//! (`current_exe()`) as `--ext-child ROLE ARGS...`. The child opens what the parent created,
+//! (`current_exe()`, `shmproc-testkit`) with a role. The child opens what the parent created,
 //! prints `READY`, then does one run per `RUN n` line on its stdin and answers `DONE` on its
 //! stdout; it dies with the parent (`PR_SET_PDEATHSIG`) and exits when its stdin closes.
 //! Messages carry their index in their first and last 8 bytes; the consumer checks both and
@@ -17,17 +17,14 @@
 
 use iceoryx2::prelude::*;
 use ipc_channel::ipc::{self as ipcc, IpcOneShotServer, IpcReceiver, IpcSender};
+use shmproc_testkit::{Child as Kid, ChildResult, Spawn, serve};
 use std::hint::spin_loop;
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
+use std::io;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// First argument of a re-executed child.
-const CHILD_FLAG: &str = "--ext-child";
 /// Queue capacity / subscriber buffer, as `compare`'s queues.
 const CAPACITY: usize = 1024;
 /// Payload sizes of the 1P1C rows.
@@ -35,7 +32,7 @@ const PAYLOADS: [usize; 4] = [8, 64, 1024, 65536];
 /// ipc-channel's rows (the issue asks for these three).
 const IPC_PAYLOADS: [usize; 3] = [64, 1024, 65536];
 
-// Row names. The groups and the shmproc cases must be spelled as in `benches/compare.rs`: the
+// Row names. The groups and the shmproc cases must be spelled as in the `compare` bench: the
 // merged table finds the row a row here is compared with by these names.
 const G_1P1C: &str = "queue 1P1C";
 const G_RT: &str = "round trip";
@@ -47,7 +44,7 @@ const IPC_1P1C: &str = "ipc-channel IpcSender<Vec<u8>> (serde)";
 const IOX_RT: &str = "iceoryx2 pub/sub, spinning (receive polled)";
 const IPC_RT: &str = "ipc-channel IpcSender<u64>, blocking recv";
 
-/// The CSV columns of `benches/compare.rs`.
+/// The CSV columns of the `compare` bench (`benches/compare/report.rs`).
 const CSV_HEADER: &str = "group,case,payload_bytes,per,median_ns,min_ns,max_ns,msgs_per_s,mb_per_s,compared_with,shmproc_over_this,ops_per_run,runs";
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +217,7 @@ fn start_watchdog() {
             std::thread::sleep(Duration::from_secs(1));
             let d = DEADLINE_MS.load(Ordering::Relaxed);
             if d != 0 && epoch().elapsed().as_millis() as u64 > d {
-                eprintln!("bench-ext: a measurement hung for {HANG:?}; aborting");
+                eprintln!("compare_ext: a measurement hung for {HANG:?}; aborting");
                 remove_own_domain();
                 std::process::exit(2);
             }
@@ -238,155 +235,36 @@ fn places() -> &'static [usize] {
         if !env_flag("SHMPROC_BENCH_PIN").unwrap_or(true) {
             return Vec::new();
         }
-        // SAFETY: an all-zero cpu_set_t is the empty set.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `set` is a valid cpu_set_t of the size passed.
-        if unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
-            return Vec::new();
-        }
-        // SAFETY: every index is below CPU_SETSIZE.
-        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-            .collect();
+        let cpus = shmproc_testkit::allowed_cpus();
         if cpus.len() >= 2 { cpus } else { Vec::new() }
     })
 }
 
-fn cpu_set_for(slot: usize) -> Option<libc::cpu_set_t> {
+fn cpu_for(slot: usize) -> Option<usize> {
     let places = places();
-    let cpu = *places.get(slot % places.len().max(1))?;
-    // SAFETY: an all-zero cpu_set_t is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` came from CPU_ISSET over 0..CPU_SETSIZE.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    Some(set)
+    places.get(slot % places.len().max(1)).copied()
 }
 
 fn pin_self(slot: usize) {
-    if let Some(set) = cpu_set_for(slot) {
-        // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
-        let r = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-        assert_eq!(r, 0, "sched_setaffinity: {}", io::Error::last_os_error());
+    if let Some(cpu) = cpu_for(slot) {
+        shmproc_testkit::pin_thread(cpu);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Children
 
-struct Kid {
-    role: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn spawn(role: &str, args: &[String]) -> Kid {
-        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.arg(CHILD_FLAG)
-            .arg(role)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let parent = std::process::id() as libc::pid_t;
-        let cpus = cpu_set_for(1);
-        // SAFETY: only async-signal-safe system calls between fork and exec; `cpus` was made
-        // before the fork and is only read.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(set) = cpus.as_ref()
-                    && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), set) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn child {role}: {e}"));
-        let stdin = child.stdin.take();
-        let out = BufReader::new(child.stdout.take().expect("child stdout"));
-        Kid {
-            role: role.to_owned(),
-            child,
-            stdin,
-            out,
-        }
-    }
-
-    fn expect(&mut self, word: &str) -> Vec<u64> {
-        let mut line = String::new();
-        let n = self
-            .out
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("child {}: {e}", self.role));
-        if n == 0 {
-            let status = self.child.wait();
-            panic!("child {} exited ({status:?}) instead of saying {word}", self.role);
-        }
-        let mut parts = line.split_whitespace();
-        assert_eq!(parts.next(), Some(word), "child {} said {line:?}", self.role);
-        parts.map(|p| p.parse().expect("a number")).collect()
-    }
-
-    fn ready(&mut self) {
-        self.expect("READY");
-    }
-
-    fn run(&mut self, n: u64) {
-        let w = self.stdin.as_mut().expect("child stdin");
-        if let Err(e) = writeln!(w, "RUN {n}").and_then(|()| w.flush()) {
-            panic!("child {}: {e}", self.role);
-        }
-    }
-
-    fn done(&mut self) -> Vec<u64> {
-        self.expect("DONE")
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        // EOF on stdin: the child drops its ports and node (iceoryx2 removes its files then)
-        // and exits. One that does not is killed; either way it is reaped.
-        drop(self.stdin.take());
-        let until = Instant::now() + Duration::from_secs(2);
-        while !std::thread::panicking() && Instant::now() < until {
-            match self.child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
-                Err(_) => break,
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type ChildResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Says READY, then answers each `RUN n` with `DONE <on_run(n)>` until stdin closes.
-fn serve(mut on_run: impl FnMut(u64) -> String) -> ChildResult {
-    let mut out = io::stdout().lock();
-    writeln!(out, "READY")?;
-    out.flush()?;
-    for line in io::stdin().lock().lines() {
-        let line = line?;
-        let n = line
-            .strip_prefix("RUN ")
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| format!("unknown command {line:?}"))?;
-        let reply = on_run(n);
-        writeln!(out, "DONE {reply}")?;
-        out.flush()?;
-    }
-    Ok(())
+/// A re-executed copy of this binary playing `role` (`shmproc-testkit`), on the second CPU,
+/// dying with this process. On drop, EOF on its stdin makes it drop its ports and node
+/// (iceoryx2 removes its files then) and exit; one that does not within 2 s is killed; either
+/// way it is reaped.
+fn spawn_kid(role: &str, args: &[String]) -> Kid {
+    Spawn::new(role)
+        .args(args)
+        .cpu(cpu_for(1))
+        .die_with_parent()
+        .grace(Duration::from_secs(2))
+        .spawn()
 }
 
 fn child_main(role: &str, args: &[String]) -> ChildResult {
@@ -480,7 +358,7 @@ fn iox_1p1c(cfg: &Cfg, size: usize) -> Stats {
         .buffer_size(CAPACITY)
         .create()
         .expect("iceoryx2 subscriber");
-    let mut kid = Kid::spawn("iox-prod", &[name, size.to_string()]);
+    let mut kid = spawn_kid("iox-prod", &[name, size.to_string()]);
     kid.ready();
     measure(cfg, start_count(size), |n| {
         let t0 = Instant::now();
@@ -562,7 +440,7 @@ fn iox_rt(cfg: &Cfg) -> Stats {
     let (s_a2b, s_b2a) = (make(&a2b), make(&b2a));
     let publisher = s_a2b.publisher_builder().create().expect("publisher");
     let sub = s_b2a.subscriber_builder().create().expect("subscriber");
-    let mut kid = Kid::spawn("iox-echo", &[a2b, b2a]);
+    let mut kid = spawn_kid("iox-echo", &[a2b, b2a]);
     kid.ready();
     measure(cfg, LAT_START, |n| {
         kid.run(n);
@@ -661,7 +539,7 @@ fn remove_own_domain() -> Vec<String> {
 
 fn ipc_1p1c(cfg: &Cfg, size: usize) -> Stats {
     let (server, name) = IpcOneShotServer::<Vec<u8>>::new().expect("one-shot server");
-    let mut kid = Kid::spawn("ipc-prod", &[name, size.to_string()]);
+    let mut kid = spawn_kid("ipc-prod", &[name, size.to_string()]);
     let (rx, hello) = server.accept().expect("accept");
     assert!(hello.is_empty());
     kid.ready();
@@ -699,7 +577,7 @@ type EchoPair = (IpcSender<u64>, IpcReceiver<u64>);
 
 fn ipc_rt(cfg: &Cfg) -> Stats {
     let (server, name) = IpcOneShotServer::<EchoPair>::new().expect("one-shot server");
-    let mut kid = Kid::spawn("ipc-echo", &[name]);
+    let mut kid = spawn_kid("ipc-echo", &[name]);
     let (_, (down, up)) = server.accept().expect("accept");
     kid.ready();
     measure(cfg, LAT_START, |n| {
@@ -941,18 +819,17 @@ fn dev_shm() -> Vec<String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
     set_log_level(LogLevel::Error);
-    if args.first().map(String::as_str) == Some(CHILD_FLAG) {
+    if let Some((role, args)) = shmproc_testkit::role() {
         // SAFETY: getppid has no preconditions; the parent outlives us (PR_SET_PDEATHSIG).
         let _ = DOMAIN_PID.set(unsafe { libc::getppid() } as u32);
-        let role = args.get(1).cloned().unwrap_or_default();
-        if let Err(e) = child_main(&role, args.get(2..).unwrap_or(&[])) {
-            eprintln!("bench-ext child {role}: {e}");
+        if let Err(e) = child_main(&role, &args) {
+            eprintln!("compare_ext child {role}: {e}");
             std::process::exit(1);
         }
         return;
     }
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let _ = DOMAIN_PID.set(std::process::id());
     let cfg = Cfg::parse(&args);
     remove_stale_domains();
@@ -960,7 +837,7 @@ fn main() {
     start_watchdog();
     let mode = if cfg.quick { "quick (smoke test)" } else { "full" };
     eprintln!(
-        "shmproc bench-ext (iceoryx2, ipc-channel): {mode}, {} run(s) per row",
+        "shmproc compare_ext (iceoryx2, ipc-channel): {mode}, {} run(s) per row",
         cfg.runs
     );
     let mut b = Bench { cfg, rows: Vec::new() };
@@ -970,7 +847,7 @@ fn main() {
         std::panic::resume_unwind(panic);
     }
     println!();
-    println!("shmproc bench-ext ({mode}): iceoryx2 0.10 and ipc-channel 0.23, two processes per row");
+    println!("shmproc compare_ext ({mode}): iceoryx2 0.10 and ipc-channel 0.23, two processes per row");
     println!();
     print_table(&b);
     if let Some(path) = &b.cfg.rows {
@@ -984,7 +861,7 @@ fn main() {
     }
     let left = remove_own_domain();
     if !left.is_empty() {
-        eprintln!("bench-ext: iceoryx2 left these in /dev/shm (now removed): {left:?}");
+        eprintln!("compare_ext: iceoryx2 left these in /dev/shm (now removed): {left:?}");
         std::process::exit(1);
     }
 }
