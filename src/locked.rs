@@ -4,10 +4,11 @@
 //! at `data_offset(align_of::<T>())`.
 
 use crate::error::{LockError, OpenError};
+use crate::options::Options;
 use crate::raw::lock::{Acquired, LockFailure, LockState};
 use crate::raw::{Liveness, Owner};
 use crate::segment::header::{Kind, TypeDesc};
-use crate::segment::{Options, Segment, Spec};
+use crate::segment::{Segment, Spec};
 use bytemuck::Pod;
 use std::marker::PhantomData;
 use std::time::Instant;

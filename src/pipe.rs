@@ -23,11 +23,12 @@
 
 use crate::error::{OpenError, RecvError, SendError};
 use crate::message::{MsgRing, RingLayout, check_sizes, decode, encode, with_scratch};
+use crate::options::Options;
 use crate::primitive::{AtomicU64, Ordering};
 use crate::raw::ring::Block;
 use crate::raw::{Liveness, Owner, deadline_after, expired};
 use crate::segment::header::{Kind, TypeDesc};
-use crate::segment::{Options, Segment, Spec};
+use crate::segment::{Segment, Spec};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};

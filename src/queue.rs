@@ -26,11 +26,14 @@
 //! maps it onto a segment and adds the public API.
 
 use crate::error::{GetError, OpenError, PutError, TaskError};
+use crate::options::Options;
+use crate::primitive::Ordering;
+use crate::raw::Owner;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::deadline_after;
-use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, Ring, RingControl, Slot};
+use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, RawRing, Ring, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
-use crate::segment::{Options, Segment, Spec};
+use crate::segment::{Segment, Spec};
 use bytemuck::Pod;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -615,7 +618,7 @@ impl<T: Pod> Queue<T> {
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
-        self.seg.join_ring(&self.ring(), deadline)
+        join_ring(&self.seg, &self.ring(), deadline)
     }
 
     /// The name this handle was opened or created under.
@@ -689,6 +692,27 @@ impl<T: Pod> crate::testing::Stall for Queue<T> {
             self.ring().claim_get_and_stop(mine, &self.seg, &self.seg)
         })
     }
+}
+
+/// Waits until every item put into `ring` (a ring in `seg`) so far was taken and marked done,
+/// or `deadline` passes; items held by dead participants are not waited for
+/// (`RawRing::join`). Shared by `Queue` and the message kinds, whose participants count their
+/// `task_done`s in their records' `tasks_done` word.
+pub(crate) fn join_ring(seg: &Segment, ring: &RawRing<'_>, deadline: Option<Instant>) -> Result<(), TaskError> {
+    let table = seg.participant_table();
+    let participants = |visit: &mut dyn FnMut(Owner, u64) -> bool| {
+        for (i, rec) in table.iter().enumerate() {
+            if let Some(owner) = rec.occupant(i as u32)
+                // Acquire, before the ring reads the records' `taken`: a `task_done` seen
+                // here comes with the get it follows.
+                && !visit(owner, rec.tasks_done.load(Ordering::Acquire))
+            {
+                return;
+            }
+        }
+    };
+    ring.join(deadline, seg, &participants, seg)
+        .map_err(|_| TaskError::Timeout)
 }
 
 impl<T> std::fmt::Debug for Queue<T> {

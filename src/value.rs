@@ -2,7 +2,7 @@
 
 use crate::error::{LockError, OpenError};
 use crate::locked::{Locked, to_result};
-use crate::segment::Options;
+use crate::options::Options;
 use crate::segment::header::Kind;
 use bytemuck::Pod;
 use std::ops::{Deref, DerefMut};

@@ -3,10 +3,12 @@
 
 use super::{MessageReader, MessageWriter, MsgRing, RingLayout, check_sizes, until};
 use crate::error::{OpenError, RecvError, SendError, TaskError};
+use crate::options::Options;
+use crate::queue::join_ring;
 use crate::raw::deadline_after;
 use crate::raw::ring::Block;
 use crate::segment::header::{Kind, TypeDesc};
-use crate::segment::{Options, Segment, Spec};
+use crate::segment::{Segment, Spec};
 use std::time::Duration;
 
 /// A bounded queue of byte strings shared between processes under a name: any length from 0
@@ -396,7 +398,7 @@ impl ByteQueue {
     /// # Errors
     /// None in practice; the signature matches [`join_timeout`](ByteQueue::join_timeout).
     pub fn join(&self) -> Result<(), TaskError> {
-        self.seg.join_ring(&self.ring.raw(), None)
+        join_ring(&self.seg, &self.ring.raw(), None)
     }
 
     /// [`join`](ByteQueue::join), waiting at most `timeout`.
@@ -404,7 +406,7 @@ impl ByteQueue {
     /// # Errors
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
-        self.seg.join_ring(&self.ring.raw(), deadline_after(timeout))
+        join_ring(&self.seg, &self.ring.raw(), deadline_after(timeout))
     }
 
     /// The name this handle was opened or created under.

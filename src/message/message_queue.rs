@@ -4,8 +4,8 @@
 use super::{ByteQueue, until};
 use crate::codec::append;
 use crate::error::{OpenError, RecvError, SendError, TaskError};
+use crate::options::Options;
 use crate::raw::ring::Block;
-use crate::segment::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Borrow;
