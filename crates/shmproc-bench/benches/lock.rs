@@ -1,5 +1,5 @@
 //! `Value<u64>` lock + increment + unlock, uncontended, against `std::sync::Mutex` in-process
-//! measured in the same run. `cargo bench --bench lock`.
+//! measured in the same run. `cargo bench -p shmproc-bench --bench lock`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use shmproc::Value;
@@ -10,6 +10,7 @@ fn lock_uncontended(c: &mut Criterion) {
     let name = format!("bench-lock-{}", std::process::id());
     let v = Value::<u64>::create(&name, 0).expect("create");
     let m = Mutex::new(0u64);
+    println!("cpu: {}", shmproc_testkit::cpu_model());
     let mut g = c.benchmark_group("lock+incr+unlock, uncontended");
     g.bench_function("shmproc::Value<u64>", |b| {
         b.iter(|| {

@@ -162,6 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(s) => s.parse()?,
         Err(_) => std::thread::available_parallelism().map_or(2, usize::from),
     };
+    println!("cpu: {}", shmproc_testkit::cpu_model());
     println!("workers: {workers}, median of {reps} runs");
 
     let pool = Pool::new(workers)?;

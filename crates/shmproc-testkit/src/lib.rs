@@ -480,6 +480,38 @@ pub fn inherited(fd: RawFd) -> OwnedFd {
 // ---------------------------------------------------------------------------------------------
 // CPUs
 
+/// The CPU this runs on, for the header of every benchmark report: the model name, then the
+/// vendor, family, model and stepping (which tell microarchitectures apart where the model
+/// name does not, as in a VM's "AMD EPYC") and the copy-related flags (`erms`, `fsrm`,
+/// `avx2`, `avx512f`). From `/proc/cpuinfo`; "unknown CPU" where that cannot be read.
+pub fn cpu_model() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return "unknown CPU".into();
+    };
+    let field = |name: &str| {
+        info.lines()
+            .take_while(|l| !l.trim().is_empty())
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| "?".into())
+    };
+    let flags = field("flags");
+    let copy_flags: Vec<&str> = ["erms", "fsrm", "avx2", "avx512f"]
+        .into_iter()
+        .filter(|f| flags.split_whitespace().any(|g| g == *f))
+        .collect();
+    format!(
+        "{} ({} family {} model {} stepping {}; {})",
+        field("model name"),
+        field("vendor_id"),
+        field("cpu family"),
+        field("model"),
+        field("stepping"),
+        copy_flags.join(" ")
+    )
+}
+
 /// The CPUs this process may run on, in order (empty if the kernel does not say).
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: an all-zero cpu_set_t is the empty set.

@@ -133,15 +133,7 @@ pub(crate) fn fmt_ratio(r: f64) -> String {
 
 pub(crate) fn machine_line() -> String {
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = shmproc_testkit::cpu_model();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
         "machine: nproc {nproc}, {cpu}, Linux {}, load average at start {}",
