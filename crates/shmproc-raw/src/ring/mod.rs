@@ -430,7 +430,13 @@ impl<'a> RawRing<'a> {
         stride: usize,
         records: &'a [ClaimRecord],
     ) -> Option<Self> {
-        let n = slots.len().checked_div(stride)?;
+        // Every call of a queue builds its ring view here, so the common strides (powers of
+        // two: 8-byte words, 16- to 64-byte inline cells) divide by a shift, not a `div`.
+        let n = if stride.is_power_of_two() {
+            slots.len() >> stride.trailing_zeros()
+        } else {
+            slots.len().checked_div(stride)?
+        };
         if n == 0 {
             return None;
         }
