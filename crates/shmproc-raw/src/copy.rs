@@ -82,18 +82,17 @@ const REP_MIN: usize = 1024;
 /// Whether `rep movsb` from `src` to `dst` runs in its slow mode: when the destination lies
 /// less than [`ALIAS_WINDOW`] bytes after the source modulo 4096 (including the same page
 /// offset), the string copy's loads keep meeting its own recent stores at addresses equal
-/// modulo 4096 (4 KiB aliasing), and on AMD Zen 3 the copy runs 10 to 25 times slower (64 KiB in
-/// 12-26 us instead of 1.3-1.6 us; 1 KiB in 500-700 ns instead of 20-30 ns). Vector and word
-/// loops do not show it. Which offsets a copy gets is up to where the caller's buffer and the
-/// slot lie, so every copy checks.
+/// modulo 4096 (4 KiB aliasing), and on AMD Zen 3 the copy runs 10 to 25 times slower. Vector
+/// and word loops do not show it. Which offsets a copy gets is up to where the caller's buffer
+/// and the slot lie, so every copy checks.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
 fn string_copy_is_slow(dst: *const u8, src: *const u8) -> bool {
     dst.addr().wrapping_sub(src.addr()) & 4095 < ALIAS_WINDOW
 }
 
-/// See [`string_copy_is_slow`]: on AMD Zen 3, measured 10-25 times slower from 1 to 31 bytes
-/// after, 2-3 times slower on some runs at 48 and 80, as fast as a vector loop at 0, 32, 64,
+/// See [`string_copy_is_slow`]: on AMD Zen 3 `rep movsb` is 10-25 times slower from 1 to 31
+/// bytes after, up to 3 times slower at 48 and 80, and as fast as a vector loop at 0, 32, 64,
 /// 96 and from 128 on.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const ALIAS_WINDOW: usize = 128;
@@ -126,15 +125,15 @@ fn long_copy_is_vector(dst: *const u8, src: *const u8) -> bool {
     how == LONG_VECTOR || (how == LONG_REP_UNLESS_SLOW && string_copy_is_slow(dst, src))
 }
 
-/// Chooses, once, how this CPU copies long payloads, by what was measured (the
-/// `copy_speed_at_page_offsets` test prints both methods' times through this choice):
+/// Chooses, once, how this CPU copies long payloads (the `copy_speed_at_page_offsets` test
+/// prints the times of both methods through this choice; figures in
+/// `crates/shmproc-bench/README.md`, "Per microarchitecture"):
 ///
-/// - AMD (Zen 3, a 2-vCPU EPYC VM): a 32-byte vector loop is as fast as `rep movsb` at
-///   64 KiB, 1.2 times as fast at 4 KiB and 2 times at 1 KiB, and has no 4 KiB-aliasing
-///   window where it runs 10-25 times slower; so the vector loop always.
-/// - Others (Intel): `rep movsb`, which on Intel writes long copies to fresh lines without
-///   reading them first (the vector loop's stores read them) and was faster there, except in
-///   the aliasing window, where the vector loop cannot be much worse.
+/// - AMD: a 32-byte vector loop is at least as fast as `rep movsb` from 1 KiB on and has no
+///   4 KiB-aliasing window where it runs 10-25 times slower; so the vector loop always.
+/// - Others (Intel): `rep movsb`, which there writes long copies to fresh lines without
+///   reading them first (the vector loop's stores read them), except in the aliasing window,
+///   where the vector loop cannot be much worse.
 /// - No AVX: `rep movsb`.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[cold]
