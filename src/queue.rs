@@ -31,7 +31,7 @@ use crate::primitive::Ordering;
 use crate::raw::Owner;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::deadline_after;
-use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, RawRing, Ring, RingControl, Slot};
+use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, RawRing, Ring, RingControl, RingShape, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Segment, Spec};
 use bytemuck::Pod;
@@ -192,6 +192,12 @@ pub struct Queue<T> {
     slots: *const Slot,
     /// Slot words from one slot to the next: `cell / 8` inline, 1 apart.
     slot_stride: usize,
+    /// The ring's geometry, computed once (`cap` slots `slot_stride` words apart).
+    shape: RingShape,
+    /// Where the cells lie, for prefetching: separate cells of 128 bytes only
+    /// ([`Ahead::STRIDE`]); inline cells (items of up to 56 bytes beside their slot words) are
+    /// too small to be worth it.
+    ahead: Option<Ahead>,
     payload: ShmPayload<T>,
     cap: usize,
     _t: PhantomData<T>,
@@ -323,13 +329,26 @@ impl<T: Pod> Queue<T> {
                 participants as usize,
             )
         };
+        let slot_stride = slot_stride as usize;
+        let shape = cap
+            .checked_mul(slot_stride)
+            .and_then(|words| RingShape::new(words, slot_stride))
+            .filter(|shape| shape.capacity() == cap)
+            .ok_or_else(bad)?;
+        let base = body.wrapping_add(poff as usize);
         Ok(Queue {
             leases,
             control,
             slots: body.wrapping_add(cells as usize).cast::<Slot>(),
-            slot_stride: slot_stride as usize,
+            slot_stride,
+            shape,
+            ahead: (slot_stride == 1 && stride == Ahead::STRIDE as u64).then(|| Ahead {
+                base: base.addr(),
+                stride: Ahead::STRIDE,
+                word_inside: false,
+            }),
             payload: ShmPayload {
-                base: body.wrapping_add(poff as usize),
+                base,
                 stride: stride as usize,
                 len: cap,
                 _t: PhantomData,
@@ -340,6 +359,7 @@ impl<T: Pod> Queue<T> {
         })
     }
 
+    #[inline]
     fn ring(&self) -> Ring<'_, ShmPayload<T>> {
         // SAFETY: `control` is the 128-aligned body start, 640 bytes reserved for it; the type
         // is all atomics (valid for any bytes, shared by design); the mapping lives as long
@@ -351,16 +371,12 @@ impl<T: Pod> Queue<T> {
         // inside the validated body (the cells, or the slot array); `Slot` is one atomic,
         // valid for any bytes.
         let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
-        match Ring::new_strided(control, slots, self.slot_stride, self.leases.records(), &self.payload) {
-            // Inline cells (items of up to 56 bytes beside their slot words) are too small to
-            // prefetch; separate cells of 128 bytes are (`Ahead::STRIDE`).
-            Some(r) if self.slot_stride > 1 => r,
-            Some(r) => r.with_ahead(Ahead {
-                base: self.payload.base.addr(),
-                stride: self.payload.stride,
-                word_inside: false,
-            }),
-            // `cap >= 1` and `payload.len == cap` were established in `wrap`.
+        match Ring::with_shape(control, slots, self.shape, self.leases.records(), &self.payload) {
+            Some(r) => match self.ahead {
+                Some(ahead) => r.with_ahead(ahead),
+                None => r,
+            },
+            // `cap >= 1`, `payload.len == cap` and the shape were established in `wrap`.
             None => unreachable!("a validated queue has at least one slot"),
         }
     }

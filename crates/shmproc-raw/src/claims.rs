@@ -291,6 +291,7 @@ struct LastDone {
 }
 
 impl Drop for LastDone {
+    #[inline]
     fn drop(&mut self) {
         LAST.with(|c| c.set((self.id, self.index)));
     }

@@ -2,7 +2,7 @@
 //! position that holds nothing.
 
 use super::eventcount::wake_after_store;
-use super::slot::{EMPTY, FULL, Lap, SKIP, SlotWord, empty, next_lap, relate, taken};
+use super::slot::{EMPTY, FULL, Lap, SKIP, SlotWord, empty, full, next_lap, relate, taken};
 use super::{
     AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
     block_on,
@@ -49,6 +49,7 @@ impl<'a> RawRing<'a> {
     /// `Empty` (`Block::No` only), `Busy` (`Block::No` only: a live producer is still writing
     /// the head item, and FIFO waits for it), `Closed` once the queue is closed and drained,
     /// `Timeout`.
+    #[inline]
     pub fn get_with<L, W, R, F>(
         &self,
         block: Block,
@@ -62,6 +63,9 @@ impl<'a> RawRing<'a> {
         W: Wait + ?Sized,
         F: FnMut(usize) -> R,
     {
+        if let Some(item) = self.get_now(read, mine, wait) {
+            return Ok(item);
+        }
         let deadline = match block {
             Block::No => return self.get_attempt(read, mine, live, wait, Round::Patient),
             Block::Until(deadline) => deadline,
@@ -115,6 +119,62 @@ impl<'a> RawRing<'a> {
         Ok(self.finish_get(&claim, read, mine, wait))
     }
 
+    /// The common get, inline: the slot at `head` holds a published item of its lap and the
+    /// claim CAS wins; then copy out and release as [`RawRing::finish_get`] does. `None` (with
+    /// `mine` as it was): anything else (empty, a writer mid-copy, closed, a lost race, a
+    /// scribbled word), which the caller hands to the general path.
+    ///
+    /// The same steps as the general path's first round when it meets a FULL slot (model
+    /// `c0`..`c6`), without its loop, rounds and patience.
+    #[inline(always)]
+    fn get_now<W, R, F>(&self, read: &mut F, mine: &ClaimRecord, wait: &W) -> Option<R>
+    where
+        W: Wait + ?Sized,
+        F: FnMut(usize) -> R,
+    {
+        // Acquire, partner: the claim CAS that moved `head` here.
+        let h = self.control.head.0.load(Ordering::Acquire);
+        let claim = self.claim_full_get(h, mine)?;
+        Some(self.finish_get(&claim, read, mine, wait))
+    }
+
+    /// Model `c2`, `c3`, `c3m`: if the slot of position `h` holds its lap's published item
+    /// (FULL of lap `h`), announce `Get(h)` in `mine`, count the item in `mine.taken`, claim
+    /// `h` by the CAS on `head` and mark the slot TAKEN. `None`, with `mine` as it was, when
+    /// the slot holds anything else or the CAS fails.
+    #[inline(always)]
+    fn claim_full_get(&self, h: u64, mine: &ClaimRecord) -> Option<GetClaim> {
+        let (index, lap) = self.locate(h);
+        // Acquire, partner: the publish store. One compare decides `(Lap::Same, FULL)`:
+        // `full(lap)` is the only word that decodes to it.
+        if self.slot(index).load(Ordering::Acquire) != full(lap) {
+            return None;
+        }
+        fault::point("queue.get.before_claim");
+        // "record claim", then count the item in our record's `taken` (before the claim,
+        // undone if it fails: a joiner that sees `head` past h then sees this count). Plain
+        // stores: only this thread writes the record.
+        mine.claim.store(get_claim(h), Ordering::Release);
+        let count = mine.taken.load(Ordering::Relaxed);
+        mine.taken.store(count.wrapping_add(1), Ordering::Release);
+        if !Self::claim_index(&self.control.head.0, h) {
+            mine.taken.store(count, Ordering::Release);
+            mine.claim.store(NONE, Ordering::Release);
+            return None;
+        }
+        // "mark taken" (model `c3m`): nobody else writes the slot until our release, except a
+        // producer that found us dead; producers treat TAKEN and FULL of this lap alike.
+        // Release: a joiner that reads the mark (Acquire) instead of the FULL word must also
+        // see our `taken` count, or it would find the item neither in the ring nor in hand
+        // (loom's `task_done_wakes_join` fails with a Relaxed store).
+        self.slot(index).store(taken(lap), Ordering::Release);
+        fault::point("queue.get.after_claim");
+        if let Some(ahead) = self.ahead {
+            self.prefetch_get(ahead, h, mine);
+        }
+        Some(GetClaim { index, lap })
+    }
+
     /// Model `c0`..`c3`: find position `head`, announce and claim it, step over a retired
     /// position, or report Empty/Closed. A free slot at the head in a thorough or patient round
     /// goes to [`RawRing::claim_get_free_slot`] (model `ct`..`cr4`, `cc`), which may step over
@@ -153,29 +213,9 @@ impl<'a> RawRing<'a> {
             let seen = SlotWord::decode(raw);
             match (relate(seen.lap, lap), seen.phase) {
                 (Lap::Same, FULL) => {
-                    fault::point("queue.get.before_claim");
-                    // "record claim", then count the item in our record's `taken` (before the
-                    // claim, undone if it fails: a joiner that sees `head` past h then sees
-                    // this count). Plain stores: only this thread writes the record.
-                    mine.claim.store(get_claim(h), Ordering::Release);
-                    let count = mine.taken.load(Ordering::Relaxed);
-                    mine.taken.store(count.wrapping_add(1), Ordering::Release);
-                    if Self::claim_index(&self.control.head.0, h) {
-                        // "mark taken" (model `c3m`): nobody else writes the slot until our
-                        // release, except a producer that found us dead; producers treat TAKEN
-                        // and FULL of this lap alike. Release: a joiner that reads the mark
-                        // (Acquire) instead of the FULL word must also see our `taken` count,
-                        // or it would find the item neither in the ring nor in hand (loom's
-                        // `task_done_wakes_join` fails with a Relaxed store).
-                        self.slot(index).store(taken(lap), Ordering::Release);
-                        fault::point("queue.get.after_claim");
-                        if let Some(ahead) = self.ahead {
-                            self.prefetch_get(ahead, h, mine);
-                        }
-                        return Ok(GetClaim { index, lap });
+                    if let Some(claim) = self.claim_full_get(h, mine) {
+                        return Ok(claim);
                     }
-                    mine.taken.store(count, Ordering::Release);
-                    mine.claim.store(NONE, Ordering::Release);
                 }
                 // A put retired position h (it saw close, or its writer unwound): step over.
                 (Lap::Same, SKIP) => self.step_over(h, index, lap, raw, mine, wait),
@@ -306,6 +346,7 @@ impl<'a> RawRing<'a> {
     }
 
     /// Model `c4`..`c6`: copy out, release, clear the record.
+    #[inline(always)]
     pub(super) fn finish_get<W, R, F>(&self, claim: &GetClaim, read: &mut F, mine: &ClaimRecord, wait: &W) -> R
     where
         W: Wait + ?Sized,
@@ -417,6 +458,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// As [`RawRing::get_with`].
+    #[inline]
     pub fn get_into<L, W>(
         &self,
         block: Block,

@@ -274,6 +274,44 @@ pub struct RawRing<'a> {
     ahead: Option<Ahead>,
 }
 
+/// The geometry of a ring view: how many slots `words` slot words hold `stride` apart, and how
+/// a position maps to a slot. A handle computes it once ([`RingShape::new`]) and builds the
+/// view of each call from it ([`RawRing::with_shape`]), so that a put or a get makes no
+/// division, and checks nothing but one bound, before it touches the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingShape {
+    stride: usize,
+    cap: u64,
+    shift: Option<u32>,
+}
+
+impl RingShape {
+    /// The shape of `words` slot words read every `stride`-th from the first; `None` without
+    /// a whole slot or with `stride` 0.
+    pub fn new(words: usize, stride: usize) -> Option<RingShape> {
+        let n = if stride.is_power_of_two() {
+            words >> stride.trailing_zeros()
+        } else {
+            words.checked_div(stride)?
+        };
+        if n == 0 {
+            return None;
+        }
+        let cap = u64::try_from(n).ok()?;
+        Some(RingShape {
+            stride,
+            cap,
+            shift: cap.is_power_of_two().then(|| cap.trailing_zeros()),
+        })
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        // `cap` came from a `usize` in `new`.
+        self.cap as usize
+    }
+}
+
 /// Where the payload cells of a ring lie, so that each claimant can prefetch the cell it will
 /// need [`AHEAD`] positions later ([`RawRing::with_ahead`]). Addresses are plain integers:
 /// a prefetch never faults and is never a memory access in Rust's sense (`copy::prefetch`).
@@ -430,23 +468,28 @@ impl<'a> RawRing<'a> {
         stride: usize,
         records: &'a [ClaimRecord],
     ) -> Option<Self> {
-        // Every call of a queue builds its ring view here, so the common strides (powers of
-        // two: 8-byte words, 16- to 64-byte inline cells) divide by a shift, not a `div`.
-        let n = if stride.is_power_of_two() {
-            slots.len() >> stride.trailing_zeros()
-        } else {
-            slots.len().checked_div(stride)?
-        };
-        if n == 0 {
+        Self::with_shape(control, slots, RingShape::new(slots.len(), stride)?, records)
+    }
+
+    /// [`RawRing::new_strided`] with the shape computed beforehand; `None` if `slots` is too
+    /// short for it.
+    #[inline]
+    pub fn with_shape(
+        control: &'a RingControl,
+        slots: &'a [Slot],
+        shape: RingShape,
+        records: &'a [ClaimRecord],
+    ) -> Option<Self> {
+        // Every slot index `locate` yields (below `cap`) then lies inside `slots`.
+        if (shape.cap as usize).checked_mul(shape.stride)? > slots.len() {
             return None;
         }
-        let cap = u64::try_from(n).ok()?;
         Some(RawRing {
             control,
             slots,
-            stride,
-            cap,
-            shift: cap.is_power_of_two().then(|| cap.trailing_zeros()),
+            stride: shape.stride,
+            cap: shape.cap,
+            shift: shape.shift,
             table: Table::new(records, &control.records_used.0),
             ahead: None,
         })
@@ -687,7 +730,19 @@ impl<'a, P: Payload> Ring<'a, P> {
         records: &'a [ClaimRecord],
         payload: &'a P,
     ) -> Option<Self> {
-        let raw = RawRing::new_strided(control, slots, stride, records)?;
+        Self::with_shape(control, slots, RingShape::new(slots.len(), stride)?, records, payload)
+    }
+
+    /// [`RawRing::with_shape`] with typed cells.
+    #[inline]
+    pub fn with_shape(
+        control: &'a RingControl,
+        slots: &'a [Slot],
+        shape: RingShape,
+        records: &'a [ClaimRecord],
+        payload: &'a P,
+    ) -> Option<Self> {
+        let raw = RawRing::with_shape(control, slots, shape, records)?;
         if payload.len() < raw.capacity() {
             return None;
         }

@@ -61,6 +61,7 @@ impl<'a> RawRing<'a> {
     /// [`PutFail::Full`] (`Block::No` only: no room, or garbled words after [`ATTEMPTS`]
     /// steps), `Closed`, `Lost` (a peer found us dead and stepped over our position before we
     /// published: only a misjudged liveness can do that), `Timeout`.
+    #[inline]
     pub fn put_with<L, W, F>(
         &self,
         block: Block,
@@ -74,6 +75,9 @@ impl<'a> RawRing<'a> {
         W: Wait + ?Sized,
         F: FnMut(usize),
     {
+        if let Some(done) = self.put_now(write, mine, wait) {
+            return done;
+        }
         let deadline = match block {
             // `try_put` is patient: it never says Full while the queue has room, nor while a
             // running consumer is copying out of the slot it needs.
@@ -148,6 +152,57 @@ impl<'a> RawRing<'a> {
         self.finish_put(&claim, write, mine, wait)
     }
 
+    /// The common put, inline: the slot at `tail` is free for its lap and the claim CAS wins;
+    /// then write and publish as [`RawRing::finish_put`] does. `None` (with `mine` clear and
+    /// nothing changed): anything else (closed, full, a lost race, a scribbled word), which
+    /// the caller hands to the general path.
+    ///
+    /// The same steps as the general path's first round when it meets a free slot (model
+    /// `p0`..`p6`), without its loop, rounds and patience: each put that finds room makes
+    /// only these loads, stores and one CAS.
+    #[inline(always)]
+    fn put_now<W, F>(&self, write: &mut F, mine: &ClaimRecord, wait: &W) -> Option<Result<(), PutFail>>
+    where
+        W: Wait + ?Sized,
+        F: FnMut(usize),
+    {
+        // As in `put_attempt`: a put that sees `closed` takes the general path, which fails.
+        if self.control.closed.0.load(Ordering::Relaxed) != 0 {
+            return None;
+        }
+        // Acquire, partner: the claim CAS that moved `tail` here.
+        let t = self.control.tail.0.load(Ordering::Acquire);
+        let claim = self.claim_free_put(t, mine)?;
+        Some(self.finish_put(&claim, write, mine, wait))
+    }
+
+    /// Model `p2`, `p3`: if the slot of position `t` is free for its lap (EMPTY of lap `t`),
+    /// announce `Put(t)` in `mine` and claim `t` by the CAS on `tail`. `None`, with `mine`
+    /// clear, when the slot holds anything else or the CAS fails.
+    #[inline(always)]
+    fn claim_free_put(&self, t: u64, mine: &ClaimRecord) -> Option<PutClaim> {
+        let (index, lap) = self.locate(t);
+        // Partner: the release (or repair) store that freed the slot for lap t. One compare
+        // decides `(Lap::Same, EMPTY)`: `empty(lap)` is the only word that decodes to it.
+        if self.slot(index).load(Ordering::Acquire) != empty(lap) {
+            return None;
+        }
+        fault::point("queue.put.before_claim");
+        // "record claim": before the claim, so that a get that sees `tail > t` and a free
+        // slot finds it while we live (Release, read with Acquire after the get's Acquire load
+        // of `tail`).
+        mine.claim.store(put_claim(t), Ordering::Release);
+        if !Self::claim_index(&self.control.tail.0, t) {
+            mine.claim.store(NONE, Ordering::Release);
+            return None;
+        }
+        fault::point("queue.put.after_claim");
+        if let Some(ahead) = self.ahead {
+            self.prefetch_put(ahead, t, mine);
+        }
+        Some(PutClaim { index, lap })
+    }
+
     /// Model `p0`..`p3`: find position `tail`, announce and claim it, or report Full. A slot
     /// that still holds the previous lap (model `pf`..`pr`) goes to
     /// [`RawRing::claim_put_previous_lap`], which may free a slot whose reader died or set
@@ -184,19 +239,9 @@ impl<'a> RawRing<'a> {
             let seen = SlotWord::decode(raw);
             match (relate(seen.lap, lap), seen.phase) {
                 (Lap::Same, EMPTY) => {
-                    fault::point("queue.put.before_claim");
-                    // "record claim": before the claim, so that a get that sees `tail > t`
-                    // and a free slot finds it while we live (Release, read with Acquire
-                    // after the get's Acquire load of `tail`).
-                    mine.claim.store(put_claim(t), Ordering::Release);
-                    if Self::claim_index(&self.control.tail.0, t) {
-                        fault::point("queue.put.after_claim");
-                        if let Some(ahead) = self.ahead {
-                            self.prefetch_put(ahead, t, mine);
-                        }
-                        return Ok(PutClaim { index, lap });
+                    if let Some(claim) = self.claim_free_put(t, mine) {
+                        return Ok(claim);
                     }
-                    mine.claim.store(NONE, Ordering::Release);
                 }
                 // A get is copying position t - N out (it marked the slot TAKEN after its
                 // claim): it releases in nanoseconds, so re-read rather than leave the loop
@@ -280,6 +325,7 @@ impl<'a> RawRing<'a> {
     }
 
     /// Model `pcc`..`p6`: check `closed`, write, publish (or retire), clear the record.
+    #[inline(always)]
     pub(super) fn finish_put<W, F>(
         &self,
         claim: &PutClaim,
@@ -340,6 +386,8 @@ impl<'a> RawRing<'a> {
 
     /// Retire (model `pret`, `puw`): mark our claimed position SKIP, so that gets step over
     /// it, clear the record, and wake everyone who might wait on that position.
+    #[cold]
+    #[inline(never)]
     fn retire<W: Wait + ?Sized>(&self, claim: &PutClaim, mine: &ClaimRecord, wait: &W) {
         // Guarded as the publish is (the slot can only hold our lap's EMPTY).
         if self.slot(claim.index).load(Ordering::Relaxed) == empty(claim.lap) {
@@ -397,6 +445,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// # Errors
     ///
     /// As [`RawRing::put_with`].
+    #[inline]
     pub fn put_ref<L, W>(
         &self,
         block: Block,
