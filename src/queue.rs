@@ -31,7 +31,7 @@ use crate::primitive::Ordering;
 use crate::raw::Owner;
 use crate::raw::claims::{ClaimRecord, HandleLeases, records_for};
 use crate::raw::deadline_after;
-use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, RawRing, Ring, RingControl, RingShape, Slot};
+use crate::raw::ring::{Ahead, Block, GetFail, Payload, PutFail, RawRing, Ring, RingControl, Slot};
 use crate::segment::header::{Kind, TypeDesc, align_up};
 use crate::segment::{Segment, Spec};
 use bytemuck::Pod;
@@ -188,22 +188,16 @@ pub struct Queue<T> {
     /// them back when dropped, while the mapping is still there.
     leases: HandleLeases,
     seg: Segment,
-    control: *const RingControl,
-    slots: *const Slot,
-    /// Slot words from one slot to the next: `cell / 8` inline, 1 apart.
-    slot_stride: usize,
-    /// The ring's geometry, computed once (`cap` slots `slot_stride` words apart).
-    shape: RingShape,
-    /// Where the cells lie, for prefetching: separate cells of 128 bytes only
-    /// ([`Ahead::STRIDE`]); inline cells (items of up to 56 bytes beside their slot words) are
-    /// too small to be worth it.
-    ahead: Option<Ahead>,
-    payload: ShmPayload<T>,
+    /// The ring view every call uses, built once in `wrap`. Its references point into
+    /// `seg`'s mapping, which stays mapped as long as the handle lives; `ring()` lends them
+    /// for `&self`'s lifetime only, never `'static`.
+    ring: Ring<'static, ShmPayload<T>>,
     cap: usize,
     _t: PhantomData<T>,
 }
 
-// SAFETY: the raw pointers point into `seg`'s mapping, which moves with the handle; all
+// SAFETY: the ring's references and raw pointers point into `seg`'s mapping, which moves
+// with the handle (the mapping itself never moves); all
 // shared state is reached through atomics or byte-wise atomic copies.
 unsafe impl<T: Pod + Send> Send for Queue<T> {}
 // SAFETY: as above; every method takes `&self` and touches shared memory only atomically.
@@ -330,29 +324,43 @@ impl<T: Pod> Queue<T> {
             )
         };
         let slot_stride = slot_stride as usize;
-        let shape = cap
-            .checked_mul(slot_stride)
-            .and_then(|words| RingShape::new(words, slot_stride))
-            .filter(|shape| shape.capacity() == cap)
-            .ok_or_else(bad)?;
         let base = body.wrapping_add(poff as usize);
+        let payload = ShmPayload {
+            base,
+            stride: stride as usize,
+            len: cap,
+            _t: PhantomData,
+        };
+        // Inline, the words between slot words hold items: the ring never touches them, and
+        // `ShmPayload` copies them atomically (`Slot`'s `UnsafeCell` allows those writes).
+        // SAFETY: the control block (the 128-aligned body start, 640 bytes reserved), the
+        // `nrecords` claim records after it and the `cap * slot_stride` 8-aligned slot words
+        // at `cells` lie in the validated body, which stays mapped while `seg` lives, and
+        // `seg` lives as long as the handle; the types are all atomics (valid for any bytes,
+        // shared by design). The `'static` references are lent out only through `ring()`,
+        // for `&self`'s lifetime (see the field).
+        let (control, slots, records) = unsafe {
+            (
+                &*control,
+                std::slice::from_raw_parts(body.wrapping_add(cells as usize).cast::<Slot>(), cap * slot_stride),
+                std::slice::from_raw_parts(records, nrecords),
+            )
+        };
+        let ring = Ring::new_strided(control, slots, slot_stride, records, payload).ok_or_else(bad)?;
+        // Separate cells of 128 bytes are worth prefetching (`Ahead::STRIDE`); inline cells
+        // (items of up to 56 bytes beside their slot words) are too small.
+        let ring = if slot_stride == 1 {
+            ring.with_ahead(Ahead {
+                base: base.addr(),
+                stride: stride as usize,
+                word_inside: false,
+            })
+        } else {
+            ring
+        };
         Ok(Queue {
             leases,
-            control,
-            slots: body.wrapping_add(cells as usize).cast::<Slot>(),
-            slot_stride,
-            shape,
-            ahead: (slot_stride == 1 && stride == Ahead::STRIDE as u64).then(|| Ahead {
-                base: base.addr(),
-                stride: Ahead::STRIDE,
-                word_inside: false,
-            }),
-            payload: ShmPayload {
-                base,
-                stride: stride as usize,
-                len: cap,
-                _t: PhantomData,
-            },
+            ring,
             cap,
             seg,
             _t: PhantomData,
@@ -360,25 +368,8 @@ impl<T: Pod> Queue<T> {
     }
 
     #[inline]
-    fn ring(&self) -> Ring<'_, ShmPayload<T>> {
-        // SAFETY: `control` is the 128-aligned body start, 640 bytes reserved for it; the type
-        // is all atomics (valid for any bytes, shared by design); the mapping lives as long
-        // as `self`.
-        let control = unsafe { &*self.control };
-        // Inline, the words between slot words hold items: the ring never touches them, and
-        // `ShmPayload` copies them atomically (`Slot`'s `UnsafeCell` allows those writes).
-        // SAFETY: `cap * slot_stride` words of 8 bytes follow the control block, 8-aligned,
-        // inside the validated body (the cells, or the slot array); `Slot` is one atomic,
-        // valid for any bytes.
-        let slots = unsafe { std::slice::from_raw_parts(self.slots, self.cap * self.slot_stride) };
-        match Ring::with_shape(control, slots, self.shape, self.leases.records(), &self.payload) {
-            Some(r) => match self.ahead {
-                Some(ahead) => r.with_ahead(ahead),
-                None => r,
-            },
-            // `cap >= 1`, `payload.len == cap` and the shape were established in `wrap`.
-            None => unreachable!("a validated queue has at least one slot"),
-        }
+    fn ring(&self) -> &Ring<'_, ShmPayload<T>> {
+        &self.ring
     }
 
     /// The puts: `item` is copied once, into its cell, and handed back only in an error.
@@ -634,7 +625,7 @@ impl<T: Pod> Queue<T> {
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
-        join_ring(&self.seg, &self.ring(), deadline)
+        join_ring(&self.seg, self.ring(), deadline)
     }
 
     /// The name this handle was opened or created under.

@@ -471,7 +471,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        let payload = self.payload;
+        let payload = &self.payload;
         let mut read = |index: usize| {
             // SAFETY: `get_with` calls us with `index < capacity <= payload.len()` (`new`)
             // while we hold the claim of the position whose cell is `index`, which a put

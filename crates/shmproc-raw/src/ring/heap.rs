@@ -79,7 +79,7 @@ impl<T: Copy + Default> HeapRing<T> {
         }
     }
 
-    pub(crate) fn ring(&self) -> Ring<'_, HeapPayload<T>> {
+    pub(crate) fn ring(&self) -> Ring<'_, &HeapPayload<T>> {
         Ring::new(&self.control, &self.slots, &self.records, &self.payload).expect("a heap ring has at least one slot")
     }
 

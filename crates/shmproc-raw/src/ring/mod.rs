@@ -212,6 +212,30 @@ pub unsafe trait Payload {
     }
 }
 
+// SAFETY: every call goes to `P`'s implementation, which keeps its contract.
+unsafe impl<P: Payload + ?Sized> Payload for &P {
+    type Item = P::Item;
+
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    unsafe fn write(&self, index: usize, item: &Self::Item) {
+        // SAFETY: the caller's contract is `P::write`'s.
+        unsafe { (**self).write(index, item) }
+    }
+
+    unsafe fn read(&self, index: usize) -> Self::Item {
+        // SAFETY: the caller's contract is `P::read`'s.
+        unsafe { (**self).read(index) }
+    }
+
+    unsafe fn read_into(&self, index: usize, out: &mut core::mem::MaybeUninit<Self::Item>) {
+        // SAFETY: the caller's contract is `P::read_into`'s.
+        unsafe { (**self).read_into(index, out) }
+    }
+}
+
 /// The participant records a `join` must consult.
 ///
 /// `for_each` calls `visit(owner, tasks_done)` for every taken participant record and stops
@@ -275,11 +299,10 @@ pub struct RawRing<'a> {
 }
 
 /// The geometry of a ring view: how many slots `words` slot words hold `stride` apart, and how
-/// a position maps to a slot. A handle computes it once ([`RingShape::new`]) and builds the
-/// view of each call from it ([`RawRing::with_shape`]), so that a put or a get makes no
-/// division, and checks nothing but one bound, before it touches the ring.
+/// a position maps to a slot (a shift and a mask when the capacity is a power of two: the
+/// common capacities then cost no 64-bit division on each side of every message).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RingShape {
+struct RingShape {
     stride: usize,
     cap: u64,
     shift: Option<u32>,
@@ -288,7 +311,7 @@ pub struct RingShape {
 impl RingShape {
     /// The shape of `words` slot words read every `stride`-th from the first; `None` without
     /// a whole slot or with `stride` 0.
-    pub fn new(words: usize, stride: usize) -> Option<RingShape> {
+    fn new(words: usize, stride: usize) -> Option<RingShape> {
         let n = if stride.is_power_of_two() {
             words >> stride.trailing_zeros()
         } else {
@@ -305,11 +328,6 @@ impl RingShape {
         })
     }
 
-    /// Number of slots.
-    pub fn capacity(&self) -> usize {
-        // `cap` came from a `usize` in `new`.
-        self.cap as usize
-    }
 }
 
 /// Where the payload cells of a ring lie, so that each claimant can prefetch the cell it will
@@ -356,13 +374,15 @@ impl Ahead {
     }
 }
 
-/// A [`RawRing`] with one typed payload cell per slot.
-pub struct Ring<'a, P: Payload> {
+/// A [`RawRing`] with one typed payload cell per slot. It holds its payload storage `P` (a
+/// reference to one, `&P`, is a [`Payload`] too), so that a handle can build its ring once and
+/// lend it to every call.
+pub struct Ring<'a, P> {
     raw: RawRing<'a>,
-    payload: &'a P,
+    payload: P,
 }
 
-impl<'a, P: Payload> core::ops::Deref for Ring<'a, P> {
+impl<'a, P> core::ops::Deref for Ring<'a, P> {
     type Target = RawRing<'a>;
     fn deref(&self) -> &RawRing<'a> {
         &self.raw
@@ -473,8 +493,7 @@ impl<'a> RawRing<'a> {
 
     /// [`RawRing::new_strided`] with the shape computed beforehand; `None` if `slots` is too
     /// short for it.
-    #[inline]
-    pub fn with_shape(
+    fn with_shape(
         control: &'a RingControl,
         slots: &'a [Slot],
         shape: RingShape,
@@ -717,7 +736,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         control: &'a RingControl,
         slots: &'a [Slot],
         records: &'a [ClaimRecord],
-        payload: &'a P,
+        payload: P,
     ) -> Option<Self> {
         Self::new_strided(control, slots, 1, records, payload)
     }
@@ -728,19 +747,18 @@ impl<'a, P: Payload> Ring<'a, P> {
         slots: &'a [Slot],
         stride: usize,
         records: &'a [ClaimRecord],
-        payload: &'a P,
+        payload: P,
     ) -> Option<Self> {
         Self::with_shape(control, slots, RingShape::new(slots.len(), stride)?, records, payload)
     }
 
     /// [`RawRing::with_shape`] with typed cells.
-    #[inline]
-    pub fn with_shape(
+    fn with_shape(
         control: &'a RingControl,
         slots: &'a [Slot],
         shape: RingShape,
         records: &'a [ClaimRecord],
-        payload: &'a P,
+        payload: P,
     ) -> Option<Self> {
         let raw = RawRing::with_shape(control, slots, shape, records)?;
         if payload.len() < raw.capacity() {

@@ -458,7 +458,7 @@ impl<'a, P: Payload> Ring<'a, P> {
         L: Liveness + ?Sized,
         W: Wait + ?Sized,
     {
-        let payload = self.payload;
+        let payload = &self.payload;
         let len = payload.len();
         let mut write = |index: usize| {
             debug_assert!(index < len);
