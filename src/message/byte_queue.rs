@@ -398,7 +398,7 @@ impl ByteQueue {
     /// # Errors
     /// None in practice; the signature matches [`join_timeout`](ByteQueue::join_timeout).
     pub fn join(&self) -> Result<(), TaskError> {
-        join_ring(&self.seg, &self.ring.raw(), None)
+        join_ring(&self.seg, self.ring.raw(), None)
     }
 
     /// [`join`](ByteQueue::join), waiting at most `timeout`.
@@ -406,7 +406,7 @@ impl ByteQueue {
     /// # Errors
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
-        join_ring(&self.seg, &self.ring.raw(), deadline_after(timeout))
+        join_ring(&self.seg, self.ring.raw(), deadline_after(timeout))
     }
 
     /// The name this handle was opened or created under.

@@ -88,7 +88,10 @@ pub(crate) struct MsgRing {
     /// This handle's claim records; the owner of a `MsgRing` declares it before its
     /// segment, so that these are given back while the mapping is there.
     leases: HandleLeases,
-    control: *const RingControl,
+    /// The ring view every call uses, built once in `new`: its references point into the
+    /// mapping, which outlives this value (`new`'s contract); `raw()` lends them for `&self`'s
+    /// lifetime only, never `'static`.
+    raw: RawRing<'static>,
     /// Cell `i`, whose first word is slot word `i`.
     cells: *mut u8,
     cap: usize,
@@ -108,6 +111,30 @@ impl MsgRing {
         let control: *const RingControl = body.wrapping_add(layout.control as usize).cast();
         let records: *const ClaimRecord = body.wrapping_add(layout.records as usize).cast();
         let nrecords = layout.nrecords as usize;
+        let cells = body.wrapping_add(layout.cells as usize);
+        let (cap, stride) = (layout.cap as usize, layout.stride as usize);
+        // SAFETY: the control block (128-aligned, 640 bytes reserved), the `nrecords` claim
+        // records and the `cap` cells of `stride` bytes (a multiple of 64) lie inside the ring,
+        // 128-aligned (`RingLayout`), which stays mapped while we are used (this function's
+        // contract). The types are all atomics, valid for any bytes. Seen as 8-byte `Slot`s,
+        // the cells are the strided ring's words: slot word `i` starts cell `i`, and the ring
+        // never touches the words in between, which are read and written atomically. The
+        // `'static` references are lent out only through `raw()` (see the field).
+        let (control_ref, slots, record_refs) = unsafe {
+            (
+                &*control,
+                std::slice::from_raw_parts(cells.cast::<Slot>().cast_const(), cap * stride / SLOT_SIZE as usize),
+                std::slice::from_raw_parts(records, nrecords),
+            )
+        };
+        let raw = match RawRing::new_strided(control_ref, slots, stride / SLOT_SIZE as usize, record_refs) {
+            Some(r) => r.with_ahead(Ahead {
+                base: cells.addr(),
+                stride,
+                word_inside: true,
+            }),
+            None => unreachable!("a message ring has at least one slot (RingLayout::new)"),
+        };
         MsgRing {
             // SAFETY: the records and the control block lie in the ring (this function's
             // contract), 128-aligned; the caller keeps the body alive while we are used.
@@ -119,36 +146,17 @@ impl MsgRing {
                     layout.participants as usize,
                 )
             },
-            control,
-            cells: body.wrapping_add(layout.cells as usize),
-            cap: layout.cap as usize,
-            stride: layout.stride as usize,
+            raw,
+            cells,
+            cap,
+            stride,
             max: layout.max as usize,
         }
     }
 
-    pub(crate) fn raw(&self) -> RawRing<'_> {
-        // SAFETY: `control` is 128-aligned with 640 bytes reserved for it, inside the mapping
-        // (`new`'s contract); `RingControl` is all atomics, valid for any bytes.
-        let control = unsafe { &*self.control };
-        // SAFETY: the `cap` cells of `stride` bytes (a multiple of 64) lie inside the mapping,
-        // 128-aligned (`RingLayout`); seen as 8-byte `Slot`s (one atomic each, valid for any
-        // bytes) they are the strided ring's words: slot word `i` starts cell `i`, and the
-        // ring never touches the words in between, which are read and written atomically.
-        let slots = unsafe {
-            std::slice::from_raw_parts(
-                self.cells.cast::<Slot>().cast_const(),
-                self.cap * self.stride / SLOT_SIZE as usize,
-            )
-        };
-        match RawRing::new_strided(control, slots, self.stride / SLOT_SIZE as usize, self.leases.records()) {
-            Some(r) => r.with_ahead(Ahead {
-                base: self.cells.addr(),
-                stride: self.stride,
-                word_inside: true,
-            }),
-            None => unreachable!("a message ring has at least one slot (RingLayout::new)"),
-        }
+    #[inline]
+    pub(crate) fn raw(&self) -> &RawRing<'_> {
+        &self.raw
     }
 
     pub(crate) fn capacity(&self) -> usize {
