@@ -137,12 +137,13 @@ pub const ATTEMPTS: u32 = if cfg!(loom) { 8 } else { 1 << 10 };
 const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
 
 /// The most pause instructions between two spinning rounds: round `k` waits `2^k` pauses up
-/// to this, so a blocking call spins for about a thousand pauses in all (some 25 to 40 µs,
-/// by CPU) before it sleeps. A sleep costs a futex wait and a wake-up (tens of microseconds
-/// on a virtual machine, the bench's `bare futex wait/wake` row), so spinning about that long
-/// first keeps a steady exchange of messages off the scheduler; waiting longer between
-/// re-checks also leaves the other side's cache lines alone while it writes them.
-const MAX_PAUSES: u32 = 16;
+/// to this, so a blocking call spins for about 500 pauses in all (some 12 to 20 µs, by CPU)
+/// before it sleeps. A sleep costs a futex wait and a wake-up (tens of microseconds on a
+/// virtual machine: the bench's `bare futex wait/wake` row), so spinning for a fraction of
+/// that first keeps a steady exchange of messages off the scheduler (the blocking round trip
+/// row); waiting longer between re-checks also leaves the other side's cache lines alone
+/// while it writes them. Caps of 4 to 16 measured alike (`crates/shmproc-bench/README.md`).
+const MAX_PAUSES: u32 = 8;
 
 /// A get that meets a free slot at the head loads `tail` (to tell "empty" from "claimed, not
 /// yet published", and so find a dead writer's position) on one round in this many of a
