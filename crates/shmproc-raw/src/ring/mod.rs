@@ -24,6 +24,13 @@
 //! | claimed, unpublished (`ct`..`cr`) | get | slot EMPTY(lap h), `tail > h`: wait while a live record shows `Put(h)`; otherwise re-read the slot: unchanged means its writer died |
 //! | step over (`cr2`..`cr4`) | get  | record `Get(h)`, CAS `head`, store EMPTY(lap h+1): nothing delivered (a dead writer's or a retired position) |
 //!
+//! A put whose slot reads exactly EMPTY(lap t) and a get whose slot reads exactly FULL(lap h)
+//! take an inline path (`put_now`, `get_now`): those steps and nothing else, one compare
+//! deciding the slot word. Anything else (full, empty, closed, a lost CAS, a peer mid-copy or
+//! dead, a scribbled word) goes to the general path, which starts over with the same rules in
+//! rounds (see [`Round`]). The inline path is what almost every call of a busy queue runs, so
+//! it is kept to the protocol's own loads, stores and one CAS.
+//!
 //! A live claimant shows its claim from before its index CAS until after its publish or
 //! release, so "no live record shows it, and the slot is unchanged after the scan" means the
 //! claimant is dead. Liveness must be exact in that direction (never "dead" for a live owner;
@@ -336,7 +343,6 @@ impl RingShape {
             shift: cap.is_power_of_two().then(|| cap.trailing_zeros()),
         })
     }
-
 }
 
 /// Where the payload cells of a ring lie, so that each claimant can prefetch the cell it will
@@ -741,12 +747,7 @@ impl<'a, P: Payload> Ring<'a, P> {
     /// Views `control`, `slots`, `records` and `payload` as one ring of `slots.len()` items.
     /// `None` when there are no slots or fewer payload cells than slots.
     #[cfg(test)]
-    pub fn new(
-        control: &'a RingControl,
-        slots: &'a [Slot],
-        records: &'a [ClaimRecord],
-        payload: P,
-    ) -> Option<Self> {
+    pub fn new(control: &'a RingControl, slots: &'a [Slot], records: &'a [ClaimRecord], payload: P) -> Option<Self> {
         Self::new_strided(control, slots, 1, records, payload)
     }
 
