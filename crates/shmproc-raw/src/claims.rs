@@ -527,8 +527,8 @@ impl HandleLeases {
         }
     }
 
-    /// The ring's claim records (for the ring view the handle builds).
-    pub fn records(&self) -> &[ClaimRecord] {
+    /// The ring's claim records.
+    fn records(&self) -> &[ClaimRecord] {
         // SAFETY: `new`'s contract; `ClaimRecord` is all atomics, valid for any bytes and
         // shared by design.
         unsafe { std::slice::from_raw_parts(self.records, self.len) }
