@@ -23,6 +23,42 @@ pub(crate) fn value_uncontended(cfg: &Cfg) -> Stats {
     })
 }
 
+/// A `Queue<u64>` put then got back by the same thread, with no other process: the
+/// instructions of one put and one get, without any cache-line transfer (the figure the 1P1C
+/// rows' "at four messages per line, the busier side's instructions" reasoning rests on).
+pub(crate) fn queue_solo(cfg: &Cfg) -> Stats {
+    let name = seg_name();
+    let q = Queue::<u64>::create(&name, CAPACITY).expect("create queue");
+    unlink(&name);
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        let mut sum = 0u64;
+        for i in 0..n {
+            q.put(black_box(i)).expect("put");
+            sum = sum.wrapping_add(q.get().expect("get"));
+        }
+        let dt = t0.elapsed();
+        assert_eq!(sum, (0..n).fold(0u64, u64::wrapping_add), "checksum");
+        (dt, n)
+    })
+}
+
+/// [`queue_solo`] with crossbeam's `ArrayQueue`.
+pub(crate) fn crossbeam_solo(cfg: &Cfg) -> Stats {
+    let q = ArrayQueue::<u64>::new(CAPACITY);
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        let mut sum = 0u64;
+        for i in 0..n {
+            black_box(&q).push(black_box(i)).expect("push");
+            sum = sum.wrapping_add(q.pop().expect("pop"));
+        }
+        let dt = t0.elapsed();
+        assert_eq!(sum, (0..n).fold(0u64, u64::wrapping_add), "checksum");
+        (dt, n)
+    })
+}
+
 pub(crate) fn mutex_uncontended(cfg: &Cfg) -> Stats {
     let m = Mutex::new(0u64);
     measure(cfg, LOCK_START, |n| {
