@@ -111,6 +111,7 @@ mod array;
 mod codec;
 mod error;
 mod fault;
+pub mod inspect;
 mod locked;
 mod message;
 mod options;

@@ -19,8 +19,18 @@ fn data_offset(align: usize) -> u64 {
 }
 
 fn body_size<T>(count: u64) -> Option<u64> {
-    let bytes = count.checked_mul(core::mem::size_of::<T>() as u64)?;
-    data_offset(core::mem::align_of::<T>()).checked_add(bytes)
+    body_size_of(
+        core::mem::size_of::<T>() as u64,
+        core::mem::align_of::<T>() as u64,
+        count,
+    )
+}
+
+/// Body size of `count` elements of `size` bytes aligned to `align` (the lock is at offset
+/// 0 of the body).
+pub(crate) fn body_size_of(size: u64, align: u64, count: u64) -> Option<u64> {
+    let bytes = count.checked_mul(size)?;
+    data_offset(usize::try_from(align).ok()?).checked_add(bytes)
 }
 
 /// A lock and `count` elements of `T` in a named segment.

@@ -44,7 +44,7 @@ mod stream;
 pub use byte_queue::ByteQueue;
 pub use message_queue::MessageQueue;
 pub(crate) use message_queue::{decode, encode, with_scratch};
-pub(crate) use ring::{MsgRing, RingLayout, check_sizes};
+pub(crate) use ring::{MsgRing, RingLayout, RingParts, check_sizes};
 pub use stream::{MessageReader, MessageWriter};
 
 use crate::raw::deadline_after;

@@ -36,13 +36,15 @@ use std::time::{Duration, Instant};
 /// How often a waiting call checks that the peer is still there.
 pub const PEER_CHECK: Duration = Duration::from_millis(50);
 
-const CONNECTED: u64 = 1 << 32;
-const GONE: u64 = 1 << 33;
-const ONE_WAY: u64 = 1;
+pub(crate) const CONNECTED: u64 = 1 << 32;
+pub(crate) const GONE: u64 = 1 << 33;
+pub(crate) const ONE_WAY: u64 = 1;
 /// Bytes before ring 0: two end words on their own cache lines.
 const ENDS_SIZE: u64 = 128;
+/// Offsets in the body of end 0's word, end 1's word and the mode word.
+pub(crate) const END_WORDS: [u64; 3] = [0, 64, 8];
 
-fn layouts(cap: u64, max: u64, participants: u32) -> Option<(RingLayout, RingLayout)> {
+pub(crate) fn layouts(cap: u64, max: u64, participants: u32) -> Option<(RingLayout, RingLayout)> {
     let a = RingLayout::new(ENDS_SIZE, cap, max, participants)?;
     let b = RingLayout::new(a.end, cap, max, participants)?;
     Some((a, b))
@@ -140,7 +142,7 @@ fn desc(opts: &Options) -> TypeDesc {
     }
 }
 
-fn body_size(count: u64, max: u64, participants: u32) -> Option<u64> {
+pub(crate) fn body_size(count: u64, max: u64, participants: u32) -> Option<u64> {
     layouts(count, max, participants).map(|(_, b)| b.end)
 }
 
@@ -234,14 +236,10 @@ impl Connection {
 
     /// End word `i` (0, 1) or the mode word (2).
     fn word(&self, i: usize) -> &AtomicU64 {
-        let offset = match i {
-            0 => 0,
-            1 => 64,
-            _ => 8,
-        };
+        let offset = END_WORDS[i.min(2)];
         // SAFETY: the body starts with 128 bytes of end words (`ENDS_SIZE`), 64-aligned, in
         // the mapping for as long as `seg` lives.
-        unsafe { AtomicU64::from_ptr(self.seg.body().wrapping_add(offset).cast()) }
+        unsafe { AtomicU64::from_ptr(self.seg.body().wrapping_add(offset as usize).cast()) }
     }
 
     fn alive(&self, word: u64) -> bool {

@@ -51,15 +51,19 @@ fn cells_offset(participants: u32) -> Option<u64> {
     CONTROL_SIZE.checked_add(records_for(participants).checked_mul(RECORD_SIZE)?)
 }
 
-/// Offset of the item in an inline cell: after the slot word, aligned for `T`.
-const fn inline_offset<T>() -> u64 {
-    let align = core::mem::align_of::<T>() as u64;
+/// Offset of the item in an inline cell: after the slot word, aligned for the item.
+const fn inline_offset_of(align: u64) -> u64 {
     if align > 8 { align } else { 8 }
 }
 
-/// Size of an inline cell (a power of two, at most 64), or `None` if `T` is stored apart.
-const fn inline_cell<T>() -> Option<u64> {
-    let need = inline_offset::<T>() + core::mem::size_of::<T>() as u64;
+const fn inline_offset<T>() -> u64 {
+    inline_offset_of(core::mem::align_of::<T>() as u64)
+}
+
+/// Size of an inline cell (a power of two, at most 64) for items of `size` bytes aligned to
+/// `align`, or `None` if they are stored apart.
+const fn inline_cell_of(size: u64, align: u64) -> Option<u64> {
+    let need = inline_offset_of(align).saturating_add(size);
     if need <= 64 {
         Some(need.next_power_of_two())
     } else {
@@ -67,9 +71,20 @@ const fn inline_cell<T>() -> Option<u64> {
     }
 }
 
-fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
-    let a = (core::mem::align_of::<T>() as u64).max(128);
+const fn inline_cell<T>() -> Option<u64> {
+    inline_cell_of(core::mem::size_of::<T>() as u64, core::mem::align_of::<T>() as u64)
+}
+
+fn payload_offset_of(align: u64, cap: u64, participants: u32) -> Option<u64> {
+    let a = align.max(128);
+    if !a.is_power_of_two() {
+        return None;
+    }
     align_up(cells_offset(participants)?.checked_add(cap.checked_mul(SLOT_SIZE)?)?, a)
+}
+
+fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
+    payload_offset_of(core::mem::align_of::<T>() as u64, cap, participants)
 }
 
 /// Distance between payload cells. Cells of 64 bytes or more start on their own pair of
@@ -77,21 +92,46 @@ fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
 /// cells a consumer reading cell `i` would keep pulling away the line a producer is writing
 /// for cell `i + 1` (row `queue 1P1C | shmproc Queue (put/get) | 64 B` of
 /// the `compare` bench; the figures are in `crates/shmproc-bench/README.md`, "Measurements
-/// behind the code"). Smaller items stay packed; a multiple of `T`'s alignment either way (alignments
-/// above 128 divide `size_of::<T>()` already).
-const fn stride<T>() -> u64 {
-    let size = core::mem::size_of::<T>() as u64;
+/// behind the code"). Smaller items stay packed; a multiple of the item's alignment either
+/// way (alignments above 128 divide the size already).
+const fn stride_of(size: u64) -> u64 {
     if size >= 64 { size.div_ceil(128) * 128 } else { size }
 }
 
-fn body_size<T>(cap: u64, participants: u32) -> Option<u64> {
+const fn stride<T>() -> u64 {
+    stride_of(core::mem::size_of::<T>() as u64)
+}
+
+/// Body size of a queue of `cap` items of `size` bytes aligned to `align`.
+pub(crate) fn body_size_of(size: u64, align: u64, cap: u64, participants: u32) -> Option<u64> {
     if cap == 0 || cap > MAX_CAPACITY as u64 {
         return None;
     }
-    match inline_cell::<T>() {
+    match inline_cell_of(size, align) {
         Some(cell) => cells_offset(participants)?.checked_add(cap.checked_mul(cell)?),
-        None => payload_offset::<T>(cap, participants)?.checked_add(cap.checked_mul(stride::<T>())?),
+        None => payload_offset_of(align, cap, participants)?.checked_add(cap.checked_mul(stride_of(size))?),
     }
+}
+
+fn body_size<T>(cap: u64, participants: u32) -> Option<u64> {
+    body_size_of(
+        core::mem::size_of::<T>() as u64,
+        core::mem::align_of::<T>() as u64,
+        cap,
+        participants,
+    )
+}
+
+/// Where a queue's ring lies in its body, for items of `size` bytes aligned to `align`
+/// (inspection, which does not know the item type): the control block at 0, the claim
+/// records after it, then the slot words from the returned offset, the returned number of
+/// words apart (inline cells start with their slot word; separate cells have a slot array).
+pub(crate) fn slot_words_of(size: u64, align: u64, participants: u32) -> Option<(u64, u64)> {
+    let cells = cells_offset(participants)?;
+    Some(match inline_cell_of(size, align) {
+        Some(cell) => (cells, cell / SLOT_SIZE),
+        None => (cells, 1),
+    })
 }
 
 const _: () = {

@@ -62,7 +62,7 @@ impl ByteQueue {
         }
     }
 
-    fn body_size(count: u64, max: u64, participants: u32) -> Option<u64> {
+    pub(crate) fn body_size(count: u64, max: u64, participants: u32) -> Option<u64> {
         RingLayout::new(0, count, max, participants).map(|l| l.end)
     }
 

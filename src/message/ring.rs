@@ -67,6 +67,31 @@ impl RingLayout {
     }
 }
 
+/// Where a message ring's parts lie, in bytes from the body start (inspection).
+pub(crate) struct RingParts {
+    pub(crate) control: u64,
+    pub(crate) records: u64,
+    pub(crate) nrecords: u64,
+    /// The first slot word (cell 0's first word).
+    pub(crate) slots: u64,
+    /// Slot words from one to the next.
+    pub(crate) slot_stride: u64,
+    pub(crate) cap: u64,
+}
+
+impl RingLayout {
+    pub(crate) fn parts(&self) -> RingParts {
+        RingParts {
+            control: self.control,
+            records: self.records,
+            nrecords: self.nrecords,
+            slots: self.cells,
+            slot_stride: self.stride / SLOT_SIZE,
+            cap: self.cap,
+        }
+    }
+}
+
 /// Checks a requested capacity and maximum message size, naming what is wrong.
 pub(crate) fn check_sizes(capacity: usize, max: usize) -> Result<(u64, u64), OpenError> {
     if capacity == 0 || capacity > MAX_CAPACITY {

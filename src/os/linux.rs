@@ -34,6 +34,30 @@ pub(crate) fn shm_open_existing(os_name: &str) -> io::Result<OwnedFd> {
     Ok(rustix::fs::open(shm_path(os_name), flags, Mode::empty())?)
 }
 
+/// Opens an existing object read-only, refusing symlinks (inspection: it never writes).
+pub(crate) fn shm_open_readonly(os_name: &str) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(shm_path(os_name), flags, Mode::empty())?)
+}
+
+/// The OS names (`/shmproc.<name>`) of the objects in `/dev/shm` whose file name starts with
+/// `prefix` (without its leading '/'), sorted. Entries that are not valid UTF-8 are skipped.
+pub(crate) fn shm_list(prefix: &str) -> io::Result<Vec<String>> {
+    let prefix = prefix.trim_start_matches('/');
+    let mut names: Vec<String> = std::fs::read_dir(SHM_FS)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .map(|n| format!("/{n}"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The inode that `os_name` names now (`lstat`: a symlink is reported as itself).
+pub(crate) fn shm_inode(os_name: &str) -> io::Result<u64> {
+    Ok(rustix::fs::lstat(shm_path(os_name))?.st_ino)
+}
+
 /// Removes the name; existing mappings stay valid.
 pub(crate) fn shm_unlink(os_name: &str) -> io::Result<()> {
     Ok(rustix::fs::unlink(shm_path(os_name))?)
@@ -47,6 +71,9 @@ pub(crate) struct FileInfo {
     pub(crate) mode: u32,
     pub(crate) is_regular: bool,
     pub(crate) inode: u64,
+    /// Last status change, seconds since the Unix epoch (tmpfs keeps no birth time: a
+    /// segment's creation is its last status change until someone `fchmod`s or resizes it).
+    pub(crate) changed: i64,
 }
 
 pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
@@ -58,6 +85,7 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> io::Result<FileInfo> {
         mode: st.st_mode & 0o7777,
         is_regular: kind == rustix::fs::FileType::RegularFile,
         inode: st.st_ino,
+        changed: st.st_ctime,
     })
 }
 
@@ -95,6 +123,12 @@ pub(crate) fn euid() -> u32 {
 /// This process's id.
 pub(crate) fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// Maps `len` bytes of the object shared and read-only (inspection: its words are only
+/// loaded; a store would fault).
+pub(crate) fn map_readonly(fd: BorrowedFd<'_>, len: usize) -> io::Result<memmap2::MmapRaw> {
+    memmap2::MmapOptions::new().len(len).map_raw_read_only(fd.as_raw_fd())
 }
 
 /// Maps `len` bytes of the object shared and read-write.
@@ -139,6 +173,22 @@ pub(crate) fn beacon_unlock(fd: BorrowedFd<'_>, offset: u64) {
     let mut fl = flock(libc::F_UNLCK as libc::c_short, offset);
     // SAFETY: as in `beacon_try_lock`; unlocking a byte we do not hold is a no-op.
     unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+}
+
+/// Takes the OFD write lock on bytes `offset..offset + len` of `fd` without waiting.
+/// `Ok(false)`: somebody else holds a lock on one of them. Needs `fd` open for writing.
+pub(crate) fn beacon_range_try_lock(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<bool> {
+    let mut fl = flock_range(libc::F_WRLCK as libc::c_short, offset, len);
+    // SAFETY: as in `beacon_try_lock`.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
 }
 
 /// Whether some *other* open file description holds the OFD lock on byte `offset`.

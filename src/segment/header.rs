@@ -257,6 +257,14 @@ pub(crate) fn validate(
     desc: &TypeDesc,
     body_size: impl Fn(u64, u64, u32) -> Option<u64>,
 ) -> Result<Layout, OpenError> {
+    check_common(h)?;
+    desc.check(h)?;
+    layout_of(h, file_size, body_size)
+}
+
+/// The checks of [`validate`] that need no expected type: magic, version, pointer width,
+/// header size, type name length.
+pub(crate) fn check_common(h: &Header) -> Result<(), OpenError> {
     let bad = |what: String| Err(OpenError::Corrupted { what });
     if h.magic != MAGIC {
         return bad(format!("bad magic {:#018x} (not a shmproc segment)", h.magic));
@@ -283,7 +291,17 @@ pub(crate) fn validate(
             h.type_name_len
         ));
     }
-    desc.check(h)?;
+    Ok(())
+}
+
+/// The layout a header describes, checked against the one its own fields derive (with the
+/// kind's `body_size`) and against the file's size.
+pub(crate) fn layout_of(
+    h: &Header,
+    file_size: u64,
+    body_size: impl Fn(u64, u64, u32) -> Option<u64>,
+) -> Result<Layout, OpenError> {
+    let bad = |what: String| Err(OpenError::Corrupted { what });
     let Some(body) = body_size(h.count, h.elem_size, h.participants) else {
         return bad(format!(
             "element count {} or element size {} is out of range for a {}",

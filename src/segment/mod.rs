@@ -10,7 +10,7 @@ pub(crate) mod header;
 #[cfg(feature = "testing")]
 pub(crate) mod heap;
 pub(crate) mod name;
-mod open;
+pub(crate) mod open;
 pub(crate) mod participants;
 
 use crate::error::OpenError;

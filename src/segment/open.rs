@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-pub(super) fn map_missing(e: io::Error, name: &str, op: &'static str) -> OpenError {
+pub(crate) fn map_missing(e: io::Error, name: &str, op: &'static str) -> OpenError {
     if e.kind() == io::ErrorKind::NotFound {
         OpenError::NotFound { name: name.to_owned() }
     } else {
@@ -41,7 +41,7 @@ fn name_inode(os_name: &str) -> Option<u64> {
 /// Unlinks `os_name` if it still refers to the object with `inode`. (A remaining window:
 /// another process may replace the name between the check and the unlink; only a process
 /// that removes and re-creates names concurrently can hit it.)
-pub(super) fn unlink_if_same(os_name: &str, inode: u64) {
+pub(crate) fn unlink_if_same(os_name: &str, inode: u64) {
     if name_inode(os_name) == Some(inode) {
         let _ = os::shm_unlink(os_name);
     }
@@ -51,7 +51,7 @@ pub(super) fn unlink_if_same(os_name: &str, inode: u64) {
 ///
 /// # Safety
 /// `base` is the start of at least `HEADER_SIZE` bytes of segment memory, valid for `'a`.
-pub(super) unsafe fn init_state<'a>(base: *mut u8) -> &'a AtomicU32 {
+pub(crate) unsafe fn init_state<'a>(base: *mut u8) -> &'a AtomicU32 {
     // SAFETY: offset 8 is inside the header and 4-aligned (const assertions in `header`);
     // an atomic is valid for any bytes and may be shared.
     unsafe { &*base.add(8).cast::<AtomicU32>() }
@@ -111,7 +111,7 @@ pub(super) unsafe fn write_and_publish(
 ///
 /// # Safety
 /// `base` is valid for reads of `HEADER_SIZE` bytes, 8-aligned, for the duration of the call.
-pub(super) unsafe fn read_header(base: *mut u8) -> Header {
+pub(crate) unsafe fn read_header(base: *mut u8) -> Header {
     let mut b = [0u8; HEADER_SIZE as usize];
     // SAFETY: the caller's range, aligned for each of the three pieces; the loads are
     // (word-wise) atomic, so a peer writing the header concurrently gives us garbage to

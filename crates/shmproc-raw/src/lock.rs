@@ -84,7 +84,33 @@ impl Default for LockState {
     }
 }
 
+/// What a lock word says, decoded for an observer (see [`LockState::peek`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LockPeek {
+    /// The holder's token, `None` when free (or unrecoverable).
+    pub owner: Option<Owner>,
+    /// Somebody may be asleep waiting for it.
+    pub waiters: bool,
+    /// The holder took it over from a dead owner and has not marked it consistent.
+    pub owner_died: bool,
+    /// A recovery was declined: every lock fails for good.
+    pub unrecoverable: bool,
+}
+
 impl LockState {
+    /// The lock's state now, with one load and no write: for inspection, which must never
+    /// take, wait for or change a lock. Any word decodes to some answer.
+    pub fn peek(&self) -> LockPeek {
+        let w = self.word.load(Ordering::Acquire);
+        let owner = (w & OWNER_MASK) as u32;
+        LockPeek {
+            owner: (owner != 0).then_some(Owner(owner)),
+            waiters: w & WAITERS != 0,
+            owner_died: w & DIED != 0,
+            unrecoverable: w & UNRECOVERABLE != 0,
+        }
+    }
+
     /// A free, consistent lock (the same state as all-zero bytes).
     pub fn new() -> LockState {
         LockState {

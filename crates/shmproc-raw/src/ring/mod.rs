@@ -478,6 +478,27 @@ impl Patience {
     }
 }
 
+/// A ring's state as [`RawRing::census`] read it: positions `[head, tail)` are claimed,
+/// and each of them holds an item, is being written by a live producer, or holds nothing
+/// that will ever be delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Census {
+    /// The next position a get claims.
+    pub head: u64,
+    /// The next position a put claims.
+    pub tail: u64,
+    /// Number of slots.
+    pub capacity: usize,
+    /// Whether the ring was closed.
+    pub closed: bool,
+    /// Published items waiting for a get.
+    pub items: usize,
+    /// Positions a live producer claimed and is still writing.
+    pub writing: usize,
+    /// Positions claimed by a producer that died before publishing, or retired: no item.
+    pub abandoned: usize,
+}
+
 /// How long a put or get may wait for room or an item.
 #[derive(Clone, Copy, Debug)]
 pub enum Block {
@@ -637,6 +658,37 @@ impl<'a> RawRing<'a> {
             true
         });
         n
+    }
+
+    /// What the ring holds now, read with loads only (for inspection: it never claims,
+    /// waits or writes). A snapshot: exact once the ring is quiescent.
+    pub fn census<L: Liveness + ?Sized>(&self, live: &L) -> Census {
+        let mut c = Census {
+            head: self.control.head.0.load(Ordering::Acquire),
+            tail: self.control.tail.0.load(Ordering::Acquire),
+            capacity: self.capacity(),
+            closed: self.is_closed(),
+            items: 0,
+            writing: 0,
+            abandoned: 0,
+        };
+        self.scan_claimed(|p, lap, seen| {
+            match (relate(seen.lap, lap), seen.phase) {
+                (Lap::Same, FULL) => c.items += 1,
+                (Lap::Same, EMPTY) if self.table.shows_live(put_claim(p), live, false) => c.writing += 1,
+                // Claimed and never published by a writer that is gone, or retired: a get
+                // steps over it when it reaches it.
+                _ => c.abandoned += 1,
+            }
+            true
+        });
+        c
+    }
+
+    /// The items that `owner`'s claim records took (see `raw::claims`): its items in hand
+    /// are these less its `task_done` calls.
+    pub fn taken_by(&self, owner: Owner) -> u64 {
+        self.table.taken_by(owner)
     }
 
     /// `len(live) == 0`.

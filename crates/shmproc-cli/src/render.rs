@@ -1,0 +1,265 @@
+//! Text output: the `ls` table and the `show` page.
+
+use comfy_table::{Table, presets::NOTHING};
+use shmproc::inspect::{Details, KindState, LockReport, LockStatus, RingReport, SegmentReport, Status};
+use std::fmt::Write;
+
+/// `ls`: one row per segment.
+pub(crate) fn table(reports: &[SegmentReport], now: i64) -> String {
+    let mut t = Table::new();
+    t.load_preset(NOTHING);
+    t.set_header(["NAME", "KIND", "TYPE", "STATE", "PARTICIPANTS", "SIZE", "AGE"]);
+    for r in reports {
+        let (kind, ty, state) = match &r.status {
+            Status::Ready(d) => (kind_name(d), short_type(&d.type_name), state(d)),
+            other => ("-".to_string(), "-".to_string(), status_word(other)),
+        };
+        let people = match &r.status {
+            Status::Ready(_) => format!("{} live, {} dead", r.live_participants(), r.dead_participants()),
+            _ => "-".into(),
+        };
+        t.add_row([
+            r.name.clone(),
+            kind,
+            ty,
+            state,
+            people,
+            bytes(r.size_bytes),
+            age(now - r.changed_unix),
+        ]);
+    }
+    if reports.is_empty() {
+        return "no shmproc segments\n".into();
+    }
+    format!("{t}\n")
+}
+
+/// `show`: everything about one segment.
+pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "name:          {} ({})", r.name, r.os_name);
+    let _ = writeln!(
+        s,
+        "file:          {}, owner uid {}, mode {:o}, changed {} ago",
+        bytes(r.size_bytes),
+        r.owner_uid,
+        r.mode,
+        age(now - r.changed_unix)
+    );
+    let Status::Ready(d) = &r.status else {
+        let _ = writeln!(s, "status:        {}", status_word(&r.status));
+        if let Status::Damaged { what } | Status::Unreadable { what } = &r.status {
+            let _ = writeln!(s, "               {what}");
+        }
+        return s;
+    };
+    let _ = writeln!(s, "kind:          {}", kind_name(d));
+    let _ = writeln!(
+        s,
+        "type:          {} ({} bytes, align {}{})",
+        d.type_name,
+        d.elem_size,
+        d.elem_align,
+        if d.schema_id != 0 {
+            format!(", schema {:#x}", d.schema_id)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(s, "count:         {}", d.count);
+    let _ = writeln!(
+        s,
+        "layout:        version {}, created by pid {}",
+        d.layout_version, d.creator_pid
+    );
+    match &d.state {
+        KindState::Value { lock } | KindState::Array { lock } => {
+            let _ = writeln!(s, "lock:          {}", lock_text(lock));
+        }
+        KindState::Queue { ring } | KindState::MessageQueue { ring } => ring_lines(&mut s, "queue", ring),
+        KindState::Pipe { one_way, ends, rings } => {
+            let _ = writeln!(
+                s,
+                "pipe:          {}",
+                if *one_way { "one-way (end 1 sends)" } else { "duplex" }
+            );
+            for (i, e) in ends.iter().enumerate() {
+                let who = match (e.connected, e.dropped, e.pid) {
+                    (false, _, _) => "not connected".to_string(),
+                    (true, true, _) => "dropped".to_string(),
+                    (true, false, Some(pid)) => format!("pid {pid}, {}", if e.alive { "alive" } else { "dead" }),
+                    (true, false, None) => "connected, holder gone".to_string(),
+                };
+                let _ = writeln!(s, "end {i}:         {who}");
+            }
+            ring_lines(&mut s, "0 -> 1", &rings[0]);
+            ring_lines(&mut s, "1 -> 0", &rings[1]);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "participants:  {} of {} slots",
+        d.participants.len(),
+        d.participant_slots
+    );
+    for p in &d.participants {
+        let mut extra = String::new();
+        if p.holds_lock {
+            extra.push_str(", holds the lock");
+        }
+        if let Some(n) = p.in_hand {
+            let _ = write!(extra, ", {n} in hand");
+        }
+        let _ = writeln!(
+            s,
+            "  #{:<3} pid {:<8} {}{}",
+            p.index,
+            p.pid,
+            if p.alive { "alive" } else { "DEAD" },
+            extra
+        );
+    }
+    s
+}
+
+fn ring_lines(s: &mut String, what: &str, ring: &RingReport) {
+    let _ = writeln!(
+        s,
+        "{:<15}{}/{} items, {} being written, {} abandoned, {} in hand{}",
+        format!("{what}:"),
+        ring.items,
+        ring.capacity,
+        ring.writing,
+        ring.abandoned,
+        ring.in_hand,
+        if ring.closed { ", closed" } else { "" }
+    );
+    let _ = writeln!(s, "               head {}, tail {}", ring.head, ring.tail);
+}
+
+fn kind_name(d: &Details) -> String {
+    match &d.state {
+        KindState::Value { .. } => "value",
+        KindState::Array { .. } => "array",
+        KindState::Queue { .. } => "queue",
+        KindState::MessageQueue { .. } => "messages",
+        KindState::Pipe { .. } => "pipe",
+    }
+    .into()
+}
+
+/// The last path segment of each part of a type name (`alloc::string::String` -> `String`).
+fn short_type(name: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            out.push_str(word.rsplit("::").next().unwrap_or(&word));
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(word.rsplit("::").next().unwrap_or(&word));
+    out
+}
+
+fn state(d: &Details) -> String {
+    match &d.state {
+        KindState::Value { lock } | KindState::Array { lock } => lock_text(lock),
+        KindState::Queue { ring } | KindState::MessageQueue { ring } => fill(ring),
+        KindState::Pipe { rings, .. } => format!("{} | {}", fill(&rings[0]), fill(&rings[1])),
+    }
+}
+
+fn fill(ring: &RingReport) -> String {
+    let mut s = format!("{}/{}", ring.items, ring.capacity);
+    if ring.abandoned > 0 {
+        let _ = write!(s, ", {} abandoned", ring.abandoned);
+    }
+    if ring.closed {
+        s.push_str(", closed");
+    }
+    s
+}
+
+fn lock_text(lock: &LockReport) -> String {
+    let mut s = match &lock.state {
+        LockStatus::Free => "free".to_string(),
+        LockStatus::Unrecoverable => "unrecoverable".to_string(),
+        LockStatus::Held {
+            index,
+            pid,
+            alive,
+            owner_died,
+        } => {
+            let who = pid.map_or(format!("participant #{index}"), |p| format!("pid {p}"));
+            let mut s = if *alive {
+                format!("held by {who}")
+            } else {
+                format!("held by DEAD {who}")
+            };
+            if *owner_died {
+                s.push_str(" (taken over from a dead owner, not yet consistent)");
+            }
+            s
+        }
+    };
+    if lock.waiters {
+        s.push_str(", waiters");
+    }
+    s
+}
+
+fn status_word(status: &Status) -> String {
+    match status {
+        Status::Ready(_) => "ready",
+        Status::Initializing => "initializing",
+        Status::Abandoned => "abandoned (creator died initializing it)",
+        Status::OtherVersion { .. } => "other layout version",
+        Status::Foreign => "not a shmproc segment",
+        Status::Damaged { .. } => "DAMAGED",
+        Status::Unreadable { .. } => "unreadable",
+    }
+    .to_string()
+        + &match status {
+            Status::OtherVersion { version } => format!(" {version}"),
+            _ => String::new(),
+        }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// A rate with a metric prefix (`12.3k`).
+pub(crate) fn rate(r: f64) -> String {
+    match r {
+        r if r >= 1e9 => format!("{:.1}G", r / 1e9),
+        r if r >= 1e6 => format!("{:.1}M", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
+    }
+}
