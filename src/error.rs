@@ -63,7 +63,8 @@ pub enum OpenError {
         mode: u32,
     },
     /// The creator did not finish initialising the segment before the deadline (it may have
-    /// died during creation).
+    /// died during creation), or a process deciding whether to remove it (`shmproc gc`, the
+    /// last user of a segment that goes with it) held it that long (it is stopped).
     #[error("segment {name:?} was not initialised within {waited:?}")]
     InitTimeout {
         /// The name asked for.

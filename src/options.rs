@@ -23,6 +23,7 @@ pub struct Options {
     pub(crate) allow_shared_write: bool,
     pub(crate) init_timeout: Duration,
     pub(crate) persist: bool,
+    pub(crate) remove_with_last_user: bool,
     pub(crate) schema_id: u64,
     pub(crate) participants: u32,
     pub(crate) max_message_size: usize,
@@ -48,6 +49,7 @@ impl Options {
             allow_shared_write: false,
             init_timeout: Duration::from_secs(5),
             persist: false,
+            remove_with_last_user: false,
             schema_id: 0,
             participants: 64,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -82,6 +84,24 @@ impl Options {
     /// [`remove`](crate::remove)). Default: the creating handle unlinks it on drop.
     pub fn persist(mut self, persist: bool) -> Options {
         self.persist = persist;
+        self
+    }
+
+    /// Remove the name when the last handle leaves (dropped, or its process dies) instead of
+    /// when the creating handle is dropped. The last one out removes it; if every user dies,
+    /// `shmproc gc` ([`inspect::collect_garbage`](crate::inspect::collect_garbage)) or the
+    /// next `open_or_create` does. A process that opens the name while the last one leaves
+    /// either joins the live segment or finds no name (`open`: `NotFound`;
+    /// `open_or_create` creates it afresh), never a segment removed under it
+    /// (`models/leave_model.py`).
+    ///
+    /// Choose it for segments that exist only while processes use them (a job queue between
+    /// workers that come and go, none of them the owner), so that nothing is left behind
+    /// when they are done; keep the default (the creator owns the name) when the creator's
+    /// life defines the segment's, or when the data must survive a moment with no user.
+    /// Ignored on open (the creator's choice is read from the segment).
+    pub fn remove_with_last_user(mut self, yes: bool) -> Options {
+        self.remove_with_last_user = yes;
         self
     }
 

@@ -1,12 +1,11 @@
 //! Removing segments that only dead processes held.
 
-use super::probe::{anyone_home, status_of};
+use super::probe::status_of;
 use super::{SegmentReport, Status};
 use crate::error::OpenError;
 use crate::os;
-use crate::raw::MAX_PARTICIPANTS;
 use crate::segment::name::{self, OS_PREFIX};
-use crate::segment::participants::{BEACON_BASE, INIT_BEACON};
+use crate::segment::open::{anyone_home, hold_every_beacon, unlink_if_same};
 use serde::Serialize;
 use std::os::fd::AsFd;
 
@@ -92,10 +91,10 @@ fn remove_if(os_name: &str, idle: bool) -> std::io::Result<bool> {
     if anyone_home(fd.as_fd()) {
         return Ok(false);
     }
-    // Hold every beacon while deciding (closing `fd` drops them): no creator can be
-    // initialising and no handle can register until we are done.
-    let span = BEACON_BASE - INIT_BEACON + u64::from(MAX_PARTICIPANTS);
-    if !os::beacon_range_try_lock(fd.as_fd(), INIT_BEACON, span)? {
+    // Hold every beacon while deciding (closing `fd` drops them, after the unlink): no
+    // creator can be initialising and no handle can register until we are done
+    // (`models/leave_model.py`, the collector).
+    if !hold_every_beacon(fd.as_fd()) {
         return Ok(false);
     }
     let info = os::fstat(fd.as_fd())?;
@@ -108,9 +107,5 @@ fn remove_if(os_name: &str, idle: bool) -> std::io::Result<bool> {
         changed_unix: info.changed,
         status: status_of(fd.as_fd(), info.size, info.is_regular),
     };
-    if !report.is_garbage(idle) || os::shm_inode(os_name)? != info.inode {
-        return Ok(false);
-    }
-    os::shm_unlink(os_name)?;
-    Ok(true)
+    Ok(report.is_garbage(idle) && unlink_if_same(os_name, info.inode))
 }

@@ -113,6 +113,9 @@ pub struct Details {
     pub layout_version: u32,
     /// The pid of the process that created it.
     pub creator_pid: u32,
+    /// Whether the name goes away with its last user (`Options::remove_with_last_user`)
+    /// rather than with its creator.
+    pub removed_with_last_user: bool,
     /// How many handles may have it open at once (`Options::participants`).
     pub participant_slots: u32,
     /// The handles registered now, live or dead (a dead one's record stays until its slot

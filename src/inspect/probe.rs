@@ -13,7 +13,7 @@ use crate::raw::{Liveness, MAX_PARTICIPANTS, Owner};
 use crate::segment::header::{self, HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, LAYOUT_VERSION, Layout, MAGIC};
 use crate::segment::name::OS_PREFIX;
 use crate::segment::open::{init_state, read_header};
-use crate::segment::participants::{self, BEACON_BASE, INIT_BEACON, Participant};
+use crate::segment::participants::{self, INIT_BEACON, Participant};
 use std::os::fd::{AsFd, BorrowedFd};
 
 /// The report of the object `os_name` (one of ours by its name).
@@ -229,6 +229,7 @@ fn read_ready(fd: BorrowedFd<'_>, size: u64, h: &Header) -> Result<Details, Stri
         count: h.count,
         layout_version: h.version,
         creator_pid: h.creator_pid,
+        removed_with_last_user: h.flags & header::FLAG_LAST_USER_REMOVES != 0,
         participant_slots: h.participants,
         participants: parts,
         state,
@@ -392,10 +393,4 @@ fn ring_report(
         head: census.head,
         tail: census.tail,
     })
-}
-
-/// Whether any participant of the segment behind `fd` is alive, or its creator is
-/// initialising it (one `F_OFD_GETLK` over every beacon byte, whatever the header says).
-pub(super) fn anyone_home(fd: BorrowedFd<'_>) -> bool {
-    os::beacon_range_is_held(fd, INIT_BEACON, BEACON_BASE - INIT_BEACON + u64::from(MAX_PARTICIPANTS)).unwrap_or(true)
 }

@@ -191,6 +191,14 @@ pub(crate) fn beacon_range_try_lock(fd: BorrowedFd<'_>, offset: u64, len: u64) -
     }
 }
 
+/// Releases the OFD locks of `fd` on bytes `offset..offset + len` (a no-op where it holds
+/// none).
+pub(crate) fn beacon_range_unlock(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    let mut fl = flock_range(libc::F_UNLCK as libc::c_short, offset, len);
+    // SAFETY: as in `beacon_try_lock`; unlocking bytes we do not hold is a no-op.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &mut fl) };
+}
+
 /// Whether some *other* open file description holds the OFD lock on byte `offset`.
 /// Locks held through `fd` itself (or a dup of it) are reported free.
 pub(crate) fn beacon_is_held(fd: BorrowedFd<'_>, offset: u64) -> io::Result<bool> {

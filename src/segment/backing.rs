@@ -54,6 +54,38 @@ impl Backing {
         }
     }
 
+    /// Whether `os_name` still refers to this object (`inode`); a heap backing has no name,
+    /// and is always "still named".
+    pub(super) fn still_named(&self, os_name: &str, inode: u64) -> bool {
+        match self {
+            Backing::Shm { .. } => super::open::still_named(os_name, inode),
+            #[cfg(feature = "testing")]
+            Backing::Heap(_) | Backing::Crashed => true,
+        }
+    }
+
+    /// Whether somebody else holds the init beacon (a creator initialising, or a remover
+    /// deciding); a heap backing has none.
+    pub(super) fn init_beacon_held(&self) -> bool {
+        match self {
+            Backing::Shm { fd, .. } => os::beacon_is_held(fd.as_fd(), participants::INIT_BEACON).unwrap_or(false),
+            #[cfg(feature = "testing")]
+            Backing::Heap(_) | Backing::Crashed => false,
+        }
+    }
+
+    /// Removes `os_name` if no live process holds this object any more (the last handle
+    /// leaving, see [`super::open::remove_if_unheld`]); nothing for a heap backing.
+    pub(super) fn remove_if_unheld(&self, os_name: &str, inode: u64) {
+        match self {
+            Backing::Shm { fd, .. } => {
+                super::open::remove_if_unheld(fd.as_fd(), os_name, inode);
+            }
+            #[cfg(feature = "testing")]
+            Backing::Heap(_) | Backing::Crashed => {}
+        }
+    }
+
     /// Whether `owner` is alive, asked as `me` of `table`'s beacons; with `cache`, a young
     /// positive answer is reused (mapped backing only: tests on heap memory crash a
     /// participant and expect the next claim to see it).

@@ -15,11 +15,13 @@ use crate::raw::MAX_PARTICIPANTS;
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
 /// Layout version of this build. In this version a ring claims by CAS on `tail`/`head` and
 /// announces each claim in a per-thread claim record (`4 * participants` records per ring,
-/// after its 640-byte control block); slot words carry no owner. Bump it on any change to a
+/// after its 640-byte control block); slot words carry no owner; the header's `flags` word
+/// may say that the name goes away with its last user, and every opener checks after
+/// registering that the name still refers to the object it registered in. Bump it on any change to a
 /// shared layout, or to what a peer may assume about one with the same bytes: a segment of
 /// another version is refused with `VersionMismatch`. ARCHITECTURE.md lists what each
 /// version changed.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Size of one participant record.
@@ -32,6 +34,10 @@ pub(crate) const MAX_ALIGN: u32 = 4096;
 /// adjacent-line prefetcher moves (rings keep their claim indices and records in pairs of
 /// their own).
 pub(crate) const CACHE_LINE: u64 = 128;
+
+/// `flags` bit: the last handle to leave removes the name (`Options::remove_with_last_user`),
+/// not the creator's drop.
+pub(crate) const FLAG_LAST_USER_REMOVES: u32 = 1;
 
 /// `init_state` values.
 pub(crate) const INIT_EMPTY: u32 = 0;
@@ -90,7 +96,9 @@ pub(crate) struct Header {
     pub(crate) body_size: u64,
     pub(crate) total_size: u64,
     pub(crate) creator_pid: u32,
-    pub(crate) reserved0: u32,
+    /// Bit 0 ([`FLAG_LAST_USER_REMOVES`]): the name goes away with its last user; other bits
+    /// are 0 (a header with others is `Corrupted`).
+    pub(crate) flags: u32,
     /// FNV-1a hash of the full type name (the stored name is cut at 128 bytes).
     pub(crate) type_hash: u64,
     pub(crate) reserved: [u64; 2],
@@ -225,7 +233,14 @@ impl Layout {
 }
 
 /// Builds the header a creator writes (everything but `init_state`).
-pub(crate) fn new_header(desc: &TypeDesc, count: u64, participants: u32, layout: &Layout, pid: u32) -> Header {
+pub(crate) fn new_header(
+    desc: &TypeDesc,
+    count: u64,
+    participants: u32,
+    layout: &Layout,
+    pid: u32,
+    flags: u32,
+) -> Header {
     let mut h: Header = bytemuck::Zeroable::zeroed();
     h.magic = MAGIC;
     h.version = LAYOUT_VERSION;
@@ -246,6 +261,7 @@ pub(crate) fn new_header(desc: &TypeDesc, count: u64, participants: u32, layout:
     h.body_size = layout.body_size;
     h.total_size = layout.total_size;
     h.creator_pid = pid;
+    h.flags = flags;
     h
 }
 
@@ -290,6 +306,9 @@ pub(crate) fn check_common(h: &Header) -> Result<(), OpenError> {
             "type name length {} (at most {TYPE_NAME_CAP})",
             h.type_name_len
         ));
+    }
+    if h.flags & !FLAG_LAST_USER_REMOVES != 0 {
+        return bad(format!("unknown flags {:#x}", h.flags));
     }
     Ok(())
 }
@@ -356,7 +375,7 @@ mod tests {
     fn header_round_trip_and_type_check() {
         let d = TypeDesc::of::<u64>(Kind::Value, 0);
         let l = Layout::compute(8, 8, 80).unwrap();
-        let h = new_header(&d, 1, 8, &l, 1);
+        let h = new_header(&d, 1, 8, &l, 1, 0);
         assert_eq!(validate(&h, l.total_size, &d, |_, _, _| Some(80)).unwrap(), l);
         assert!(matches!(
             validate(&h, l.total_size - 1, &d, |_, _, _| Some(80)),

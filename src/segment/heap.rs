@@ -176,7 +176,8 @@ impl Segment {
             h.participants,
             "heap",
             String::new(),
-            0,
+            (0, false),
+            None,
         )
     }
 

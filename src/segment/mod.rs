@@ -17,7 +17,7 @@ use crate::error::OpenError;
 use crate::options::Options;
 use crate::os;
 use crate::primitive::AtomicU32;
-use crate::raw::{Liveness, Owner, Wait};
+use crate::raw::{Liveness, Owner, Wait, expired};
 use backing::Backing;
 use header::{Layout, TypeDesc};
 use open::{map_missing, unlink_if_same};
@@ -62,6 +62,9 @@ pub(crate) struct Segment {
     os_name: String,
     /// Unlink the name on drop (we created it and were not told to persist).
     unlink_on_drop: bool,
+    /// The header says the name goes away with its last user: every handle tries to remove
+    /// it when it leaves (`models/leave_model.py`).
+    last_user_removes: bool,
     inode: u64,
     /// Recent positive liveness answers (see [`participants::AliveCache`]).
     alive: participants::AliveCache,
@@ -84,7 +87,8 @@ impl Segment {
         participants: u32,
         name: &str,
         os_name: String,
-        inode: u64,
+        (inode, last_user_removes): (u64, bool),
+        deadline: Option<Instant>,
     ) -> Result<Segment, OpenError> {
         crate::fault::install();
         let mut seg = Segment {
@@ -98,15 +102,45 @@ impl Segment {
             name: name.to_owned(),
             os_name,
             unlink_on_drop: false,
+            last_user_removes,
             inode,
             alive: participants::AliveCache::new(),
         };
-        let me = seg
-            .backing
-            .register(seg.participant_table())
-            .map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?
-            .ok_or(OpenError::TooManyParticipants { max: participants })?;
+        // Model `leave_model.py`, `register` .. `joined`: a remover holds every beacon while
+        // it decides (the init beacon with them), so a registration that fails may mean
+        // "being removed": once the name is gone, answer NotFound; while it is there and the
+        // init beacon is held, try again (a remover holds them for microseconds, unless it
+        // is descheduled) until `deadline`; otherwise every record is held by a live handle.
+        let started = Instant::now();
+        let me = loop {
+            let got = seg
+                .backing
+                .register(seg.participant_table())
+                .map_err(|e| OpenError::io("fcntl(F_OFD_SETLK)", e))?;
+            if let Some(me) = got {
+                break me;
+            }
+            if !seg.backing.still_named(&seg.os_name, seg.inode) {
+                return Err(OpenError::NotFound { name: seg.name.clone() });
+            }
+            if !seg.backing.init_beacon_held() {
+                return Err(OpenError::TooManyParticipants { max: participants });
+            }
+            if expired(deadline) {
+                return Err(OpenError::InitTimeout {
+                    name: seg.name.clone(),
+                    waited: started.elapsed(),
+                });
+            }
+            os::sleep(std::time::Duration::from_micros(50));
+        };
         seg.me = me;
+        // `joined`: the name must still refer to the object we registered in. A remover
+        // that held every beacon before our registration may have removed it since; then we
+        // leave (dropping `seg` deregisters) and report the name as gone.
+        if !seg.backing.still_named(&seg.os_name, seg.inode) {
+            return Err(OpenError::NotFound { name: seg.name.clone() });
+        }
         Ok(seg)
     }
 
@@ -220,11 +254,17 @@ impl Wait for Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        if self.me == Owner(0) {
+            return; // never registered (`finish` failed): nothing to give back or remove
+        }
         self.backing.deregister(|| self.participant_table(), self.me);
         if self.unlink_on_drop {
             // Only if the name still refers to our object (someone may have removed it and
             // created a new one under the same name).
             unlink_if_same(&self.os_name, self.inode);
+        } else if self.last_user_removes {
+            // `leave_lock` .. `leave_unlink`: the last one out removes the name.
+            self.backing.remove_if_unheld(&self.os_name, self.inode);
         }
     }
 }

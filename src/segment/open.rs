@@ -12,7 +12,7 @@ use crate::primitive::{AtomicU32, Ordering};
 use crate::raw::copy;
 use crate::raw::{MAX_PARTICIPANTS, Wait, deadline_after, expired};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 pub(crate) fn map_missing(e: io::Error, name: &str, op: &'static str) -> OpenError {
@@ -38,14 +38,50 @@ fn name_inode(os_name: &str) -> Option<u64> {
     os::fstat(fd.as_fd()).ok().map(|i| i.inode)
 }
 
-/// Unlinks `os_name` if it still refers to the object with `inode`. (A remaining window:
-/// another process may replace the name between the check and the unlink; only a process
-/// that removes and re-creates names concurrently can hit it.)
-pub(crate) fn unlink_if_same(os_name: &str, inode: u64) {
-    if name_inode(os_name) == Some(inode) {
-        let _ = os::shm_unlink(os_name);
-    }
+/// Unlinks `os_name` if it still refers to the object with `inode`; `true` if it did. (A
+/// remaining window: another process may replace the name between the check and the unlink;
+/// only a process that removes and re-creates names concurrently can hit it.)
+pub(crate) fn unlink_if_same(os_name: &str, inode: u64) -> bool {
+    name_inode(os_name) == Some(inode) && os::shm_unlink(os_name).is_ok()
 }
+
+/// Whether `os_name` still refers to the object with `inode`.
+pub(crate) fn still_named(os_name: &str, inode: u64) -> bool {
+    name_inode(os_name) == Some(inode)
+}
+
+/// Removes `os_name` if no live process holds the object behind `fd` (`inode`) and no creator
+/// is initialising it: the steps `leave_lock`, `leave_same`, `leave_unlink` of
+/// `models/leave_model.py`. Takes every beacon of the object at once (the init beacon and
+/// every participant's), which fails while anybody holds one, and keeps them until `fd` is
+/// closed: meanwhile no handle can register (an opener that tries finds the name gone once
+/// we are done, see `Segment::finish`). `true` if it removed the name.
+pub(crate) fn remove_if_unheld(fd: BorrowedFd<'_>, os_name: &str, inode: u64) -> bool {
+    if !hold_every_beacon(fd) {
+        return false;
+    }
+    let removed = unlink_if_same(os_name, inode);
+    // After the unlink, never before (mutation `unlock_early`): from here a registration
+    // succeeds, and the opener's name check sees the name gone.
+    os::beacon_range_unlock(fd, INIT_BEACON, BEACON_SPAN);
+    removed
+}
+
+/// Whether anybody holds a beacon of the object behind `fd`: a live participant, or a
+/// creator initialising it (one `F_OFD_GETLK` over them all, whatever its header says).
+pub(crate) fn anyone_home(fd: BorrowedFd<'_>) -> bool {
+    os::beacon_range_is_held(fd, INIT_BEACON, BEACON_SPAN).unwrap_or(true)
+}
+
+/// Takes the init beacon and every participant beacon of the object behind `fd` at once;
+/// `false` when somebody holds one. Released by `os::beacon_range_unlock` or when `fd` is
+/// closed.
+pub(crate) fn hold_every_beacon(fd: BorrowedFd<'_>) -> bool {
+    os::beacon_range_try_lock(fd, INIT_BEACON, BEACON_SPAN).unwrap_or(false)
+}
+
+/// Bytes from the init beacon to past the last participant beacon.
+pub(crate) const BEACON_SPAN: u64 = BEACON_BASE - INIT_BEACON + MAX_PARTICIPANTS as u64;
 
 /// The header's `init_state` word (offset 8).
 ///
@@ -83,7 +119,12 @@ pub(super) unsafe fn write_and_publish(
     layout: &Layout,
     init: &dyn Fn(*mut u8),
 ) {
-    let h = header::new_header(&spec.desc, count, opts.participants, layout, os::pid());
+    let flags = if opts.remove_with_last_user {
+        header::FLAG_LAST_USER_REMOVES
+    } else {
+        0
+    };
+    let h = header::new_header(&spec.desc, count, opts.participants, layout, os::pid(), flags);
     let b: &[u8] = bytemuck::bytes_of(&h);
     // SAFETY: the memory is `total_size >= HEADER_SIZE` bytes and page-aligned, so each of the
     // three pieces is in bounds and aligned for its type; the stores are (word-wise) atomic,
@@ -204,7 +245,8 @@ impl Segment {
                 opts.participants,
                 name,
                 os_name,
-                inode,
+                (inode, opts.remove_with_last_user),
+                None,
             )?;
             // Registered: our participant beacon now vouches for the object (an error above
             // closed the descriptor, which drops the init beacon with it).
@@ -212,7 +254,7 @@ impl Segment {
             if let Backing::Shm { fd, .. } = &seg.backing {
                 os::beacon_unlock(fd.as_fd(), INIT_BEACON);
             }
-            seg.unlink_on_drop = !opts.persist;
+            seg.unlink_on_drop = !opts.persist && !opts.remove_with_last_user;
             return Ok(seg);
         }
         Err(OpenError::AlreadyExists { name: name.to_owned() })
@@ -438,6 +480,15 @@ impl Segment {
         drop(hmap);
         let size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
         let layout = header::validate(&h, size, &spec.desc, spec.body_size)?;
+        // A segment whose name goes with its last user, and that nobody holds any more: its
+        // users all died (the last one out would have removed it). Remove it as `gc` would
+        // and start over (`open_or_create` then creates it afresh; `open` finds no name).
+        if h.flags & header::FLAG_LAST_USER_REMOVES != 0
+            && !anyone_home(fd.as_fd())
+            && remove_if_unheld(fd.as_fd(), os_name, info.inode)
+        {
+            return Err(OpenFail::Abandoned);
+        }
         let map = os::map(fd.as_fd(), layout.total_size as usize).map_err(|e| OpenError::io("mmap", e))?;
         Ok(Segment::finish(
             map.as_mut_ptr(),
@@ -447,7 +498,8 @@ impl Segment {
             h.participants,
             name,
             os_name.to_owned(),
-            info.inode,
+            (info.inode, h.flags & header::FLAG_LAST_USER_REMOVES != 0),
+            deadline,
         )?)
     }
 }

@@ -72,6 +72,15 @@ pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
         "layout:        version {}, created by pid {}",
         d.layout_version, d.creator_pid
     );
+    let _ = writeln!(
+        s,
+        "removed with:  {}",
+        if d.removed_with_last_user {
+            "its last user"
+        } else {
+            "its creator's handle (unless persisted)"
+        }
+    );
     match &d.state {
         KindState::Value { lock } | KindState::Array { lock } => {
             let _ = writeln!(s, "lock:          {}", lock_text(lock));
