@@ -88,9 +88,10 @@ impl Options {
     }
 
     /// Remove the name when the last handle leaves (dropped, or its process dies) instead of
-    /// when the creating handle is dropped. The last one out removes it; if every user dies,
-    /// `shmproc gc` ([`inspect::collect_garbage`](crate::inspect::collect_garbage)) or the
-    /// next `open_or_create` does. A process that opens the name while the last one leaves
+    /// when the creating handle is dropped. The last one out removes it, whether it created
+    /// the segment or opened it; if every user dies, `shmproc gc`
+    /// ([`inspect::collect_garbage`](crate::inspect::collect_garbage)) or the next
+    /// `open_or_create` (which then creates it afresh) does, while `open` joins what they left. A process that opens the name while the last one leaves
     /// either joins the live segment or finds no name (`open`: `NotFound`;
     /// `open_or_create` creates it afresh), never a segment removed under it
     /// (`models/leave_model.py`).

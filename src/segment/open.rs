@@ -316,7 +316,7 @@ impl Segment {
     /// Opens an existing segment and validates it against `spec`.
     pub(crate) fn open(name: &str, spec: &Spec<'_>, opts: &Options) -> Result<Segment, OpenError> {
         let os_name = name::os_name(name)?;
-        match Self::open_inner(name, &os_name, spec, opts) {
+        match Self::open_inner(name, &os_name, spec, opts, false) {
             Ok(s) => Ok(s),
             Err(OpenFail::Err(e)) => Err(e),
             Err(OpenFail::InitTimeout(_)) => Err(OpenError::InitTimeout {
@@ -346,7 +346,7 @@ impl Segment {
                 Err(OpenError::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
-            match Self::open_inner(name, &os_name, spec, opts) {
+            match Self::open_inner(name, &os_name, spec, opts, true) {
                 Ok(s) => return Ok((s, false)),
                 Err(OpenFail::Err(OpenError::NotFound { .. })) | Err(OpenFail::Abandoned) => {}
                 Err(OpenFail::Err(e)) => return Err(e),
@@ -431,7 +431,16 @@ impl Segment {
         Abandonment::Removed
     }
 
-    fn open_inner(name: &str, os_name: &str, spec: &Spec<'_>, opts: &Options) -> Result<Segment, OpenFail> {
+    /// Opens an existing object. `or_create`: called by `open_or_create`, which removes a
+    /// segment whose name goes with its last user once all its users died (see below);
+    /// `open` joins it instead.
+    fn open_inner(
+        name: &str,
+        os_name: &str,
+        spec: &Spec<'_>,
+        opts: &Options,
+        or_create: bool,
+    ) -> Result<Segment, OpenFail> {
         let deadline = deadline_after(opts.init_timeout);
         let fd = os::shm_open_existing(os_name).map_err(|e| map_missing(e, name, "shm_open"))?;
         let info = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?;
@@ -481,9 +490,10 @@ impl Segment {
         let size = os::fstat(fd.as_fd()).map_err(|e| OpenError::io("fstat", e))?.size;
         let layout = header::validate(&h, size, &spec.desc, spec.body_size)?;
         // A segment whose name goes with its last user, and that nobody holds any more: its
-        // users all died (the last one out would have removed it). Remove it as `gc` would
-        // and start over (`open_or_create` then creates it afresh; `open` finds no name).
-        if h.flags & header::FLAG_LAST_USER_REMOVES != 0
+        // users all died (the last one out would have removed it). `open_or_create` removes
+        // it as `gc` would and creates it afresh; `open` joins it (it never removes a name).
+        if or_create
+            && h.flags & header::FLAG_LAST_USER_REMOVES != 0
             && !anyone_home(fd.as_fd())
             && remove_if_unheld(fd.as_fd(), os_name, info.inode)
         {
