@@ -33,6 +33,17 @@ impl Drop for Name {
     }
 }
 
+/// Writes `bytes` at `offset` of the segment file `name`.
+fn scribble(name: &str, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/shmproc.{name}"))
+        .unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
 fn shmproc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_shmproc"))
         .args(args)
@@ -56,6 +67,7 @@ fn ls_show_watch_gc_and_rm_end_to_end() {
         Name(unique_name("c", "bad")),
         Name(unique_name("c", "gone")),
     );
+    let (damaged, other) = (Name(unique_name("c", "dmg")), Name(unique_name("c", "ver")));
     let q = Queue::<u64>::create(&live.0, 16).unwrap();
     q.put(1).unwrap();
     q.put(2).unwrap();
@@ -67,6 +79,12 @@ fn ls_show_watch_gc_and_rm_end_to_end() {
     child.expect_line("CREATED", T);
     child.kill();
     std::fs::write(format!("/dev/shm/shmproc.{}", bad.0), vec![0x5Au8; 512]).unwrap();
+    // A damaged segment (its element count scribbled) and one of another layout version.
+    let opts = shmproc::Options::new().persist(true);
+    drop(Queue::<u64>::create_with(&damaged.0, 4, &opts).unwrap());
+    drop(Value::<u64>::create_with(&other.0, 1, &opts).unwrap());
+    scribble(&damaged.0, 56, &u64::MAX.to_le_bytes());
+    scribble(&other.0, 12, &99u32.to_le_bytes());
 
     // ls: a table with our rows, and JSON with one report each.
     let o = shmproc(&["ls"]);
@@ -83,6 +101,8 @@ fn ls_show_watch_gc_and_rm_end_to_end() {
     assert!(row(&dead.0).contains("1/4") && row(&dead.0).contains("0 live, 1 dead"));
     assert!(row(&bad.0).contains("not a shmproc segment"));
     assert!(row(&gone.0).contains("free"));
+    assert!(row(&damaged.0).contains("DAMAGED"));
+    assert!(row(&other.0).contains("other layout version 99"));
     let all = json(&shmproc(&["ls", "--json"]));
     let find = |name: &str| {
         all.as_array()
@@ -96,6 +116,17 @@ fn ls_show_watch_gc_and_rm_end_to_end() {
     assert_eq!(find(&live.0)["status"]["state"]["kind"], "queue");
     assert_eq!(find(&live.0)["status"]["state"]["ring"]["items"], 2);
     assert_eq!(find(&bad.0)["status"]["status"], "foreign");
+    assert_eq!(find(&damaged.0)["status"]["status"], "damaged");
+    assert!(
+        find(&damaged.0)["status"]["what"]
+            .as_str()
+            .unwrap()
+            .contains("out of range")
+    );
+    assert_eq!(find(&other.0)["status"]["status"], "other_version");
+    assert_eq!(find(&other.0)["status"]["version"], 99);
+    // Neither is garbage: gc leaves what it cannot judge.
+    assert_eq!(shmproc(&["gc", &damaged.0, &other.0, "--idle"]).status.code(), Some(3));
 
     // show: the page and the JSON of one segment; a missing one fails with exit code 1.
     let o = shmproc(&["show", &dead.0]);
