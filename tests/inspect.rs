@@ -219,6 +219,33 @@ fn a_producer_killed_mid_put_leaves_an_abandoned_position_and_a_consumer_its_ite
 }
 
 #[test]
+fn a_consumer_killed_between_claim_and_release_is_reported_holding_its_slot() {
+    let name = Name::new("tk");
+    let q = Queue::<u64>::create(&name, 4).unwrap();
+    q.put(1).unwrap();
+    let mut taker = spawn_env("take", &[&name], &[("SHMPROC_FAULT", "queue.get.after_claim")]);
+    taker.expect_line("SHMPROC_FAULT_HIT", T);
+    let KindState::Queue { ring } = &ready(&name).state else {
+        panic!()
+    };
+    assert_eq!((ring.items, ring.taken_by_dead, ring.head), (0, 0, 1), "alive: mid-get");
+    taker.kill();
+    let KindState::Queue { ring } = &ready(&name).state else {
+        panic!()
+    };
+    assert_eq!((ring.items, ring.taken_by_dead), (0, 1));
+    // A producer reaching that slot a lap later frees it: the queue keeps its capacity.
+    for v in 2..6 {
+        q.put(v).unwrap();
+    }
+    assert_eq!(q.get().unwrap(), 2);
+    let KindState::Queue { ring } = &ready(&name).state else {
+        panic!()
+    };
+    assert_eq!(ring.taken_by_dead, 0);
+}
+
+#[test]
 fn segments_only_the_dead_hold_are_garbage_and_live_ones_are_not() {
     let (v, q, live) = (Name::new("gv"), Name::new("gq"), Name::new("gl"));
     let mut creator = spawn("create", &[&v, &q]);

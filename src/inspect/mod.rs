@@ -205,6 +205,9 @@ pub struct RingReport {
     pub writing: u64,
     /// Positions claimed by producers that died before publishing (or that retired).
     pub abandoned: u64,
+    /// Slots held by consumers that died between taking an item and releasing its slot: a
+    /// producer frees each when it reaches it (the item is lost).
+    pub taken_by_dead: u64,
     /// Whether the queue was closed.
     pub closed: bool,
     /// Items that live participants took and have not yet marked `task_done` (what `join`

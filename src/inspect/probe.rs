@@ -388,6 +388,7 @@ fn ring_report(
         items: census.items as u64,
         writing: census.writing as u64,
         abandoned: census.abandoned as u64,
+        taken_by_dead: census.taken_by_dead as u64,
         closed: census.closed,
         in_hand,
         head: census.head,

@@ -143,6 +143,13 @@ fn ring_lines(s: &mut String, what: &str, ring: &RingReport) {
         ring.in_hand,
         if ring.closed { ", closed" } else { "" }
     );
+    if ring.taken_by_dead > 0 {
+        let _ = writeln!(
+            s,
+            "               {} slot(s) held by consumers that died mid-get (freed a lap later)",
+            ring.taken_by_dead
+        );
+    }
     let _ = writeln!(s, "               head {}, tail {}", ring.head, ring.tail);
 }
 
@@ -186,6 +193,9 @@ fn fill(ring: &RingReport) -> String {
     let mut s = format!("{}/{}", ring.items, ring.capacity);
     if ring.abandoned > 0 {
         let _ = write!(s, ", {} abandoned", ring.abandoned);
+    }
+    if ring.taken_by_dead > 0 {
+        let _ = write!(s, ", {} held by dead", ring.taken_by_dead);
     }
     if ring.closed {
         s.push_str(", closed");

@@ -58,6 +58,12 @@ pub fn get_claim(h: u64) -> u64 {
     GET | (h & POS_MASK)
 }
 
+/// The position a get's claim word names, if it is one (`Get(h)`: `h` modulo 2^62).
+#[inline]
+pub fn get_position(claim: u64) -> Option<u64> {
+    (claim & !POS_MASK == GET).then_some(claim & POS_MASK)
+}
+
 /// Records a ring has for a segment of `participants` participants.
 pub fn records_for(participants: u32) -> u64 {
     4 * u64::from(participants)
@@ -150,6 +156,16 @@ impl<'a> Table<'a> {
                         live.is_alive(Owner(owner))
                     }
             }
+        })
+    }
+
+    /// The claims (`Put(t)`, `Get(h)` words) that records of dead participants still show:
+    /// positions their claimants left half done. For inspection; loads only.
+    pub fn dead_claims<'t, L: Liveness + ?Sized>(&'t self, live: &'t L) -> impl Iterator<Item = u64> + 't {
+        self.in_use().iter().filter_map(move |r| {
+            let claim = r.claim.load(Ordering::Acquire);
+            let owner = r.owner.load(Ordering::Acquire) as u32;
+            (claim != NONE && owner != 0 && !live.is_alive(Owner(owner))).then_some(claim)
         })
     }
 

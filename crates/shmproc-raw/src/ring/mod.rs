@@ -497,6 +497,9 @@ pub struct Census {
     pub writing: usize,
     /// Positions claimed by a producer that died before publishing, or retired: no item.
     pub abandoned: usize,
+    /// Slots whose get died between its claim and its release (before `head`): a producer
+    /// frees each when it reaches it; the item is lost.
+    pub taken_by_dead: usize,
 }
 
 /// How long a put or get may wait for room or an item.
@@ -671,6 +674,7 @@ impl<'a> RawRing<'a> {
             items: 0,
             writing: 0,
             abandoned: 0,
+            taken_by_dead: 0,
         };
         self.scan_claimed(|p, lap, seen| {
             match (relate(seen.lap, lap), seen.phase) {
@@ -682,6 +686,21 @@ impl<'a> RawRing<'a> {
             }
             true
         });
+        // Gets that died between their claim and their release: the slot keeps their mark
+        // until a producer reaches it a lap later and frees it (the item is lost).
+        for claim in self.table.dead_claims(live) {
+            let Some(low) = crate::claims::get_position(claim) else {
+                continue;
+            };
+            // The full position: `head`'s high bits (claims keep 62 bits; positions that far
+            // apart never meet).
+            let h = (c.head & !((1 << 62) - 1)) | low;
+            let (index, lap) = self.locate(h);
+            let seen = SlotWord::decode(self.slot(index).load(Ordering::Acquire));
+            if relate(seen.lap, lap) == Lap::Same && matches!(seen.phase, FULL | slot::TAKEN) {
+                c.taken_by_dead += 1;
+            }
+        }
         c
     }
 
