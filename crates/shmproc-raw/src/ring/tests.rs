@@ -369,6 +369,48 @@ fn a_dead_consumers_slot_is_freed_by_the_next_put() {
     assert_eq!(ring.len(&d), 0);
 }
 
+/// `census` (inspection) tells items, live writers, dead writers' positions and dead readers'
+/// slots apart, with loads only.
+#[test]
+fn census_counts_what_each_claimed_position_holds() {
+    let mem = HeapRing::new(4);
+    let dead = AtomicU64::new(0);
+    let (p, q, c, d) = (who(1, &dead), who(2, &dead), who(3, &dead), who(4, &dead));
+    let (mp, mq, mc, md) = (mem.mine(p.me), mem.mine(q.me), mem.mine(c.me), mem.mine(d.me));
+    let ring = mem.ring();
+    ring.try_put(1, mp, &p, &Yield).unwrap();
+    ring.try_put(2, mp, &p, &Yield).unwrap();
+    assert!(ring.claim_get_and_stop(mc, &c, &Yield)); // takes 1, stops before its release
+    assert!(ring.claim_put_and_stop(mq, &q, &Yield)); // claims position 2, stops unwritten
+    let census = |ring: &Ring<'_, _>| {
+        let c = ring.census(&d);
+        (
+            c.head,
+            c.tail,
+            c.items,
+            c.writing,
+            c.abandoned,
+            c.taken_by_dead,
+            c.closed,
+        )
+    };
+    assert_eq!(census(&ring), (1, 3, 1, 1, 0, 0, false));
+    kill(&dead, 2);
+    kill(&dead, 3);
+    assert_eq!(census(&ring), (1, 3, 1, 0, 1, 1, false));
+    assert_eq!(ring.taken_by(c.me), 1);
+    // A put a lap later frees the dead reader's slot; the dead writer's position stays
+    // abandoned until a get reaches it, and then it is stepped over.
+    assert_eq!(ring.try_get(md, &d, &Yield), Ok(2));
+    for v in 3..6 {
+        ring.try_put(v, mp, &p, &Yield).unwrap();
+    }
+    ring.close(&Yield);
+    assert_eq!(census(&ring), (2, 6, 3, 0, 1, 0, true));
+    assert_eq!(ring.try_get(md, &d, &Yield), Ok(3));
+    assert_eq!(census(&ring), (4, 6, 2, 0, 0, 0, true));
+}
+
 /// A [`Wait`] whose first `pause` (the first yield of a patient call waiting for a peer
 /// mid-copy) runs `then`: that peer finishing its copy while the call waits.
 struct FinishOnPause<'f> {
