@@ -19,6 +19,28 @@
 //! version: fields are only ever added. Enums are tagged by a `"status"` (for [`Status`]),
 //! `"kind"` (for [`KindState`]) or `"state"` (for [`LockStatus`]) field with a snake_case
 //! value; sizes are in bytes, times in seconds since the Unix epoch, absent values `null`.
+//! `shmproc show jobs --json` for a queue whose consumer was killed with one item in hand:
+//!
+//! ```json
+//! {
+//!   "name": "jobs", "os_name": "/shmproc.jobs", "size_bytes": 35840, "owner_uid": 1000,
+//!   "mode": 384, "changed_unix": 1796612491,
+//!   "status": {
+//!     "status": "ready", "kind": "queue", "type_name": "u64", "elem_size": 8,
+//!     "elem_align": 8, "schema_id": 0, "count": 8, "layout_version": 6,
+//!     "creator_pid": 14676, "removed_with_last_user": false, "participant_slots": 64,
+//!     "participants": [
+//!       { "index": 0, "pid": 14676, "alive": true, "holds_lock": false, "in_hand": 0 },
+//!       { "index": 1, "pid": 14679, "alive": false, "holds_lock": false, "in_hand": 1 }
+//!     ],
+//!     "state": {
+//!       "kind": "queue",
+//!       "ring": { "capacity": 8, "items": 2, "writing": 0, "abandoned": 0,
+//!                 "taken_by_dead": 0, "closed": false, "in_hand": 0, "head": 1, "tail": 3 }
+//!     }
+//!   }
+//! }
+//! ```
 //!
 //! ```
 //! # let name = format!("doc-inspect-{}", std::process::id());
