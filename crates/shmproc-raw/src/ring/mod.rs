@@ -885,6 +885,8 @@ fn block_on<R, W: Wait + ?Sized>(
     mut attempt: impl FnMut(Round) -> Attempt<R>,
 ) -> Option<R> {
     let mut spins = SPINS;
+    // Spinning rounds made so far: round `k` then waits `2^k` pauses, up to `MAX_PAUSES`.
+    let mut spun = 0u32;
     let mut polls = 0u32;
     loop {
         // Not the first round: a get that arrives while the head item is being written (or a
@@ -907,9 +909,10 @@ fn block_on<R, W: Wait + ?Sized>(
         }
         if spins > 0 {
             spins -= 1;
-            for _ in 0..(1u32 << (SPINS - 1 - spins).min(31)).min(MAX_PAUSES) {
+            for _ in 0..(1u32 << spun.min(31)).min(MAX_PAUSES) {
                 spin_hint();
             }
+            spun += 1;
             continue;
         }
         if let Attempt::Poll = blocked
