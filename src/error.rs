@@ -558,3 +558,15 @@ fn died_how(signal: Option<i32>, code: Option<i32>) -> String {
         (None, None) => "its exit status is unknown".to_owned(),
     }
 }
+
+/// A byte range outside a [`SharedBytes`](crate::SharedBytes) block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bytes {offset}..{offset}+{len} are outside the block of {size} bytes")]
+pub struct RangeError {
+    /// Where the range starts.
+    pub offset: usize,
+    /// Its length.
+    pub len: usize,
+    /// The block's size.
+    pub size: usize,
+}

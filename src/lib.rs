@@ -108,6 +108,7 @@ pub(crate) use shmproc_raw as raw;
 pub(crate) use shmproc_raw::primitive;
 
 mod array;
+mod atomic_array;
 mod codec;
 mod error;
 mod fault;
@@ -121,13 +122,15 @@ pub mod pool;
 pub mod process;
 mod queue;
 mod segment;
+mod shared_bytes;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 mod value;
 
 pub use array::{Array, ArrayGuard};
-pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RecvError, SendError, TaskError};
+pub use atomic_array::{AtomicArray, SharedAtomic};
+pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RangeError, RecvError, SendError, TaskError};
 pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageReader, MessageWriter};
 pub use options::{DEFAULT_MAX_MESSAGE_SIZE, Options};
 pub use pipe::{Connection, PEER_CHECK, Pipe};
@@ -137,4 +140,5 @@ pub use queue::{MAX_CAPACITY, Queue};
 pub use segment::header::LAYOUT_VERSION;
 pub use segment::name::{MAX_NAME_LEN, OS_PREFIX};
 pub use segment::remove;
+pub use shared_bytes::SharedBytes;
 pub use value::{LockResult, Value, ValueGuard};

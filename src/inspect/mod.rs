@@ -150,6 +150,7 @@ pub struct Details {
 /// The kinds of segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Kind {
     /// [`Value`](crate::Value).
     Value,
@@ -161,6 +162,10 @@ pub enum Kind {
     MessageQueue,
     /// [`Pipe`](crate::Pipe).
     Pipe,
+    /// [`AtomicArray`](crate::AtomicArray).
+    AtomicArray,
+    /// [`SharedBytes`](crate::SharedBytes).
+    Bytes,
 }
 
 /// One registered handle.
@@ -183,6 +188,7 @@ pub struct ParticipantReport {
 /// The live state of each kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum KindState {
     /// A value: its lock.
     Value {
@@ -203,6 +209,16 @@ pub enum KindState {
     MessageQueue {
         /// The ring.
         ring: RingReport,
+    },
+    /// An array of atomics: no lock, no state beyond its values.
+    AtomicArray {
+        /// Number of elements.
+        len: u64,
+    },
+    /// A raw byte block.
+    Bytes {
+        /// Size in bytes.
+        size: u64,
     },
     /// A pipe: its two ends and two rings.
     Pipe {

@@ -119,6 +119,8 @@ fn kind_of(h: &Header) -> Result<Kind, String> {
         3 => Kind::Queue,
         4 => Kind::MessageQueue,
         5 => Kind::Pipe,
+        6 => Kind::AtomicArray,
+        7 => Kind::Bytes,
         k => return Err(format!("unknown kind {k}")),
     })
 }
@@ -133,6 +135,8 @@ fn body_size(kind: Kind, align: u64, count: u64, size: u64, participants: u32) -
         Kind::Queue => crate::queue::body_size_of(size, align, count, participants),
         Kind::MessageQueue => crate::message::ByteQueue::body_size(count, size, participants),
         Kind::Pipe => crate::pipe::body_size(count, size, participants),
+        Kind::AtomicArray => crate::atomic_array::body_size_of(size, count),
+        Kind::Bytes => crate::shared_bytes::body_size_of(size, count),
     }
 }
 
@@ -278,6 +282,8 @@ fn kind_state(
                 ring: ring_report(view, &layout.parts(), observer, Some(parts))?,
             }
         }
+        Kind::AtomicArray => KindState::AtomicArray { len: h.count },
+        Kind::Bytes => KindState::Bytes { size: h.count },
         Kind::Pipe => {
             let (a, b) =
                 crate::pipe::layouts(h.count, h.elem_size, h.participants).ok_or("pipe layout out of range")?;

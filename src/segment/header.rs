@@ -55,6 +55,10 @@ pub(crate) enum Kind {
     Messages = 4,
     /// A pipe: two message rings and the two ends' records.
     Pipe = 5,
+    /// An array of atomic integers (`AtomicArray`).
+    AtomicArray = 6,
+    /// A raw byte block (`SharedBytes`).
+    Bytes = 7,
 }
 
 impl Kind {
@@ -65,6 +69,8 @@ impl Kind {
             3 => "Queue",
             4 => "MessageQueue",
             5 => "Pipe",
+            6 => "AtomicArray",
+            7 => "SharedBytes",
             _ => "unknown kind",
         }
     }

@@ -104,6 +104,15 @@ pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
             ring_lines(&mut s, "0 -> 1", &rings[0]);
             ring_lines(&mut s, "1 -> 0", &rings[1]);
         }
+        KindState::AtomicArray { len } => {
+            let _ = writeln!(s, "atomics:       {len} elements, no lock");
+        }
+        KindState::Bytes { size } => {
+            let _ = writeln!(s, "bytes:         {}, no lock", bytes(*size));
+        }
+        _ => {
+            let _ = writeln!(s, "state:         (a kind this tool does not know yet; see --json)");
+        }
     }
     let _ = writeln!(
         s,
@@ -160,6 +169,9 @@ fn kind_name(d: &Details) -> String {
         KindState::Queue { .. } => "queue",
         KindState::MessageQueue { .. } => "messages",
         KindState::Pipe { .. } => "pipe",
+        KindState::AtomicArray { .. } => "atomics",
+        KindState::Bytes { .. } => "bytes",
+        _ => "other",
     }
     .into()
 }
@@ -186,6 +198,9 @@ fn state(d: &Details) -> String {
         KindState::Value { lock } | KindState::Array { lock } => lock_text(lock),
         KindState::Queue { ring } | KindState::MessageQueue { ring } => fill(ring),
         KindState::Pipe { rings, .. } => format!("{} | {}", fill(&rings[0]), fill(&rings[1])),
+        KindState::AtomicArray { len } => format!("{len} elements"),
+        KindState::Bytes { size } => bytes(*size),
+        _ => "-".into(),
     }
 }
 

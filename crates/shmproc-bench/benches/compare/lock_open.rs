@@ -59,6 +59,43 @@ pub(crate) fn crossbeam_solo(cfg: &Cfg) -> Stats {
     })
 }
 
+/// `fetch_add` on element 0 of a one-element `AtomicArray<AtomicU64>`, one process.
+pub(crate) fn atomic_array_add(cfg: &Cfg) -> Stats {
+    let name = seg_name();
+    let a = shmproc::AtomicArray::<AtomicU64>::create(&name, 1).expect("create atomic array");
+    // The elements as a slice of atomics, as a program holds them; indexed on every add.
+    let elems = a.as_slice();
+    let mut total = 0;
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            black_box(elems)[0].fetch_add(1, Ordering::Relaxed);
+        }
+        let dt = t0.elapsed();
+        total += n;
+        assert_eq!(a[0].load(Ordering::Relaxed), total);
+        (dt, n)
+    })
+}
+
+/// The same `fetch_add` on a bare `AtomicU64` in a shared memfd mapping (the floor).
+pub(crate) fn bare_atomic_add(cfg: &Cfg) -> Stats {
+    let fd = memfd_of(4096);
+    let region = Region::map(&fd, 4096);
+    let word = region.word(0);
+    let mut total = 0;
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            black_box(word).fetch_add(1, Ordering::Relaxed);
+        }
+        let dt = t0.elapsed();
+        total += n;
+        assert_eq!(word.load(Ordering::Relaxed), total);
+        (dt, n)
+    })
+}
+
 pub(crate) fn mutex_uncontended(cfg: &Cfg) -> Stats {
     let m = Mutex::new(0u64);
     measure(cfg, LOCK_START, |n| {

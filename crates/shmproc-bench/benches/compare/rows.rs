@@ -8,6 +8,7 @@ pub(crate) const G_1P1C: &str = "queue 1P1C";
 pub(crate) const G_2P2C: &str = "queue 2P2C";
 pub(crate) const G_RT: &str = "round trip";
 pub(crate) const G_SOLO: &str = "put+get, 1 thread";
+pub(crate) const G_ATOMIC: &str = "fetch_add, 1 process";
 pub(crate) const G_LOCK1: &str = "lock+incr+unlock, 1 user";
 pub(crate) const G_LOCK2: &str = "lock+incr+unlock, 2 users";
 pub(crate) const G_OPEN: &str = "open by name";
@@ -43,6 +44,8 @@ pub(crate) const BARE_CB16: &str = "bare ring, crossbeam's algorithm, 16-B slots
 pub(crate) const BARE_CB64: &str = "bare ring, crossbeam's algorithm, 64-B slots (2 processes)";
 pub(crate) const RT_PIPE: &str = "unix pipe (2 pipes)";
 pub(crate) const RT_SOCK: &str = "unix socket";
+pub(crate) const ATOMIC_ARRAY: &str = "shmproc AtomicArray<AtomicU64>";
+pub(crate) const ATOMIC_BARE: &str = "bare AtomicU64 in a shared memfd mapping";
 pub(crate) const SOLO_Q: &str = "shmproc Queue<u64> (put, then get)";
 pub(crate) const SOLO_CB: &str = "crossbeam ArrayQueue<u64> (push, then pop)";
 pub(crate) const VALUE1: &str = "shmproc Value<u64>, 1 process";
@@ -118,6 +121,9 @@ pub(crate) fn run_all(b: &mut Bench) {
 
     b.row((G_SOLO, SOLO_Q, 8), Per::Op, None, queue_solo);
     b.row((G_SOLO, SOLO_CB, 8), Per::Op, Some(SOLO_Q), crossbeam_solo);
+
+    b.row((G_ATOMIC, ATOMIC_ARRAY, 8), Per::Op, None, atomic_array_add);
+    b.row((G_ATOMIC, ATOMIC_BARE, 8), Per::Op, Some(ATOMIC_ARRAY), bare_atomic_add);
 
     b.row((G_LOCK1, VALUE1, 8), Per::Op, None, value_uncontended);
     b.row((G_LOCK1, MUTEX1, 8), Per::Op, Some(VALUE1), mutex_uncontended);
