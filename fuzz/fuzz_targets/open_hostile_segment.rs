@@ -1,9 +1,10 @@
 //! `open_hostile_segment`: a segment file whose every byte comes from the fuzzer is opened as
-//! one of six handle types and, if the open succeeds, exercised with bounded calls.
+//! one of eight handle types and, if the open succeeds, exercised with bounded calls.
 //!
 //! Input: `[kind, payload, mode, param, bytes...]`
-//! - `kind % 3`: Value, Array, Queue; `payload % 2` picks the element type
-//!   (Value<u64> / Value<[u8; 3]>, Array<u32> / Array<f64>, Queue<u64> / Queue<[u8; 16]>).
+//! - `kind % 4`: Value, Array, Queue, lock-free; `payload % 2` picks the element type
+//!   (Value<u64> / Value<[u8; 3]>, Array<u32> / Array<f64>, Queue<u64> / Queue<[u8; 16]>,
+//!   AtomicArray<AtomicU64> / SharedBytes).
 //! - `mode % 4` builds the file content from `bytes`, using a real segment of that type
 //!   (created once per process, 4 participant records, see `template`) so the fuzzer gets
 //!   past the magic and layout checks:
@@ -33,15 +34,16 @@ mod common;
 
 use common::{Cursor, timed};
 use libfuzzer_sys::fuzz_target;
-use shmproc::{Array, GetError, LockError, Options, PutError, Queue, TaskError, Value};
+use shmproc::{Array, AtomicArray, GetError, LockError, Options, PutError, Queue, SharedBytes, TaskError, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// The six handle types, in selector order.
-const TYPES: usize = 6;
+/// The eight handle types, in selector order.
+const TYPES: usize = 8;
 
 fn tag(ty: usize) -> String {
     format!("h{ty}")
@@ -72,9 +74,17 @@ fn template(ty: usize) -> Vec<u8> {
             assert_eq!(q.try_get(), Ok(7));
             q.task_done().unwrap();
         }
-        _ => {
+        5 => {
             let q = Queue::<[u8; 16]>::create_with(&name, 3, &opts).unwrap();
             q.try_put([0xAB; 16]).unwrap();
+        }
+        6 => {
+            let a = AtomicArray::<AtomicU64>::create_with(&name, 5, &opts).unwrap();
+            a[1].store(0x0102_0304, Ordering::Relaxed);
+        }
+        _ => {
+            let b = SharedBytes::create_with(&name, 300, &opts).unwrap();
+            b.write(7, b"template").unwrap();
         }
     }
     let bytes = std::fs::read(common::shm_path(&name)).unwrap();
@@ -276,7 +286,38 @@ fn exercise_queue<T: bytemuck::Pod>(q: &Queue<T>, cur: &mut Cursor<'_>, item: T)
     }
 }
 
-/// Opens `name` as type `ty` (with `open`, or `open_or_create` when `or_create`) and, if that
+/// Every element of an opened atomic array is an atomic whatever its bytes: any operation
+/// returns.
+fn exercise_atomics(a: &AtomicArray<AtomicU64>, cur: &mut Cursor<'_>) {
+    let len = a.len();
+    assert!(len >= 1 && a.as_slice().len() == len);
+    for _ in 0..4 {
+        let i = usize::from(cur.u8()) % (len + 1);
+        match a.get(i) {
+            Some(e) => {
+                let before = e.fetch_add(u64::from(cur.u8()), Ordering::Relaxed);
+                let _ = e.compare_exchange(before, 0, Ordering::SeqCst, Ordering::Relaxed);
+            }
+            None => assert_eq!(i, len),
+        }
+    }
+}
+
+/// A byte block: copies within range succeed, past the end fail with a range error.
+fn exercise_bytes(b: &SharedBytes, cur: &mut Cursor<'_>) {
+    let len = b.len();
+    assert!(len >= 1 && b.as_atomic_bytes().len() == len && b.as_atomic_u64s().len() == len / 8);
+    for _ in 0..4 {
+        let off = usize::from(cur.u8()) * 4;
+        let n = usize::from(cur.u8());
+        let fits = off + n <= len;
+        let mut buf = vec![0u8; n];
+        assert_eq!(b.read(off, &mut buf).is_ok(), fits);
+        assert_eq!(b.write(off, &buf).is_ok(), fits);
+    }
+}
+
+/// Opens `name` as type `ty`/// Opens `name` as type `ty` (with `open`, or `open_or_create` when `or_create`) and, if that
 /// succeeds, exercises the handle with `cur`; whether the open succeeded.
 fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_>) -> bool {
     macro_rules! open {
@@ -320,10 +361,21 @@ fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_
             cur,
             42u64,
         ),
-        _ => exercise_queue(
+        5 => exercise_queue(
             &open!(Queue::<[u8; 16]>::open_with(name, &o), Queue::<[u8; 16]>::open_or_create_with(name, 3, &o)),
             cur,
             [7u8; 16],
+        ),
+        6 => exercise_atomics(
+            &open!(
+                AtomicArray::<AtomicU64>::open_with(name, &o),
+                AtomicArray::<AtomicU64>::open_or_create_with(name, 5, &o)
+            ),
+            cur,
+        ),
+        _ => exercise_bytes(
+            &open!(SharedBytes::open_with(name, &o), SharedBytes::open_or_create_with(name, 300, &o)),
+            cur,
         ),
     }
     true
@@ -337,7 +389,7 @@ const HEADER_SIZE: usize = 256;
 
 fuzz_target!(init: common::init(), |data: &[u8]| {
     let mut cur = Cursor::new(data);
-    let kind = usize::from(cur.u8() % 3);
+    let kind = usize::from(cur.u8() % 4);
     let payload = usize::from(cur.u8() % 2);
     let ty = kind * 2 + payload;
     let mode = cur.u8();
