@@ -35,9 +35,9 @@ mod common;
 use common::{Cursor, timed};
 use libfuzzer_sys::fuzz_target;
 use shmproc::{Array, AtomicArray, GetError, LockError, Options, PutError, Queue, SharedBytes, TaskError, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
@@ -338,7 +338,10 @@ fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_
     let o = opts();
     match ty {
         0 => exercise_value(
-            &open!(Value::<u64>::open_with(name, &o), Value::<u64>::open_or_create_with(name, 3, &o)),
+            &open!(
+                Value::<u64>::open_with(name, &o),
+                Value::<u64>::open_or_create_with(name, 3, &o)
+            ),
             cur,
         ),
         1 => exercise_value(
@@ -349,20 +352,32 @@ fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_
             cur,
         ),
         2 => exercise_array(
-            &open!(Array::<u32>::open_with(name, &o), Array::<u32>::open_or_create_with(name, 4, 3, &o)),
+            &open!(
+                Array::<u32>::open_with(name, &o),
+                Array::<u32>::open_or_create_with(name, 4, 3, &o)
+            ),
             cur,
         ),
         3 => exercise_array(
-            &open!(Array::<f64>::open_with(name, &o), Array::<f64>::open_or_create_with(name, 3, 0.5, &o)),
+            &open!(
+                Array::<f64>::open_with(name, &o),
+                Array::<f64>::open_or_create_with(name, 3, 0.5, &o)
+            ),
             cur,
         ),
         4 => exercise_queue(
-            &open!(Queue::<u64>::open_with(name, &o), Queue::<u64>::open_or_create_with(name, 4, &o)),
+            &open!(
+                Queue::<u64>::open_with(name, &o),
+                Queue::<u64>::open_or_create_with(name, 4, &o)
+            ),
             cur,
             42u64,
         ),
         5 => exercise_queue(
-            &open!(Queue::<[u8; 16]>::open_with(name, &o), Queue::<[u8; 16]>::open_or_create_with(name, 3, &o)),
+            &open!(
+                Queue::<[u8; 16]>::open_with(name, &o),
+                Queue::<[u8; 16]>::open_or_create_with(name, 3, &o)
+            ),
             cur,
             [7u8; 16],
         ),
@@ -374,7 +389,10 @@ fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_
             cur,
         ),
         _ => exercise_bytes(
-            &open!(SharedBytes::open_with(name, &o), SharedBytes::open_or_create_with(name, 300, &o)),
+            &open!(
+                SharedBytes::open_with(name, &o),
+                SharedBytes::open_or_create_with(name, 300, &o)
+            ),
             cur,
         ),
     }
