@@ -166,6 +166,8 @@ pub enum Kind {
     AtomicArray,
     /// [`SharedBytes`](crate::SharedBytes).
     Bytes,
+    /// [`Lock`](crate::Lock).
+    Lock,
 }
 
 /// One registered handle.
@@ -209,6 +211,11 @@ pub enum KindState {
     MessageQueue {
         /// The ring.
         ring: RingReport,
+    },
+    /// A lock with no data.
+    Lock {
+        /// The lock.
+        lock: LockReport,
     },
     /// An array of atomics: no lock, no state beyond its values.
     AtomicArray {

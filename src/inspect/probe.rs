@@ -121,6 +121,7 @@ fn kind_of(h: &Header) -> Result<Kind, String> {
         5 => Kind::Pipe,
         6 => Kind::AtomicArray,
         7 => Kind::Bytes,
+        8 => Kind::Lock,
         k => return Err(format!("unknown kind {k}")),
     })
 }
@@ -129,9 +130,9 @@ fn kind_of(h: &Header) -> Result<Kind, String> {
 /// and `align`: the same functions the handles validate with.
 fn body_size(kind: Kind, align: u64, count: u64, size: u64, participants: u32) -> Option<u64> {
     match kind {
-        Kind::Value if count == 1 => crate::locked::body_size_of(size, align, count),
+        Kind::Value | Kind::Lock if count == 1 => crate::locked::body_size_of(size, align, count),
         Kind::Array if count >= 1 => crate::locked::body_size_of(size, align, count),
-        Kind::Value | Kind::Array => None,
+        Kind::Value | Kind::Array | Kind::Lock => None,
         Kind::Queue => crate::queue::body_size_of(size, align, count, participants),
         Kind::MessageQueue => crate::message::ByteQueue::body_size(count, size, participants),
         Kind::Pipe => crate::pipe::body_size(count, size, participants),
@@ -250,14 +251,14 @@ fn kind_state(
 ) -> Result<KindState, String> {
     let h = view.h;
     Ok(match kind {
-        Kind::Value | Kind::Array => {
+        Kind::Value | Kind::Array | Kind::Lock => {
             // SAFETY: `locked`'s body starts with the 16-byte lock (its own line), inside the
             // body whose size `layout_of` checked; `LockState` is all atomics.
             let lock = lock_report(unsafe { view.at::<LockState>(0) }, observer, parts);
-            if kind == Kind::Value {
-                KindState::Value { lock }
-            } else {
-                KindState::Array { lock }
+            match kind {
+                Kind::Value => KindState::Value { lock },
+                Kind::Array => KindState::Array { lock },
+                _ => KindState::Lock { lock },
             }
         }
         Kind::Queue => {

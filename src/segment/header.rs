@@ -59,6 +59,8 @@ pub(crate) enum Kind {
     AtomicArray = 6,
     /// A raw byte block (`SharedBytes`).
     Bytes = 7,
+    /// A lock with no data (`Lock`).
+    Lock = 8,
 }
 
 impl Kind {
@@ -71,6 +73,7 @@ impl Kind {
             5 => "Pipe",
             6 => "AtomicArray",
             7 => "SharedBytes",
+            8 => "Lock",
             _ => "unknown kind",
         }
     }

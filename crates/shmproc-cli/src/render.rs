@@ -82,7 +82,7 @@ pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
         }
     );
     match &d.state {
-        KindState::Value { lock } | KindState::Array { lock } => {
+        KindState::Value { lock } | KindState::Array { lock } | KindState::Lock { lock } => {
             let _ = writeln!(s, "lock:          {}", lock_text(lock));
         }
         KindState::Queue { ring } | KindState::MessageQueue { ring } => ring_lines(&mut s, "queue", ring),
@@ -169,6 +169,7 @@ fn kind_name(d: &Details) -> String {
         KindState::Queue { .. } => "queue",
         KindState::MessageQueue { .. } => "messages",
         KindState::Pipe { .. } => "pipe",
+        KindState::Lock { .. } => "lock",
         KindState::AtomicArray { .. } => "atomics",
         KindState::Bytes { .. } => "bytes",
         _ => "other",
@@ -195,7 +196,7 @@ fn short_type(name: &str) -> String {
 
 fn state(d: &Details) -> String {
     match &d.state {
-        KindState::Value { lock } | KindState::Array { lock } => lock_text(lock),
+        KindState::Value { lock } | KindState::Array { lock } | KindState::Lock { lock } => lock_text(lock),
         KindState::Queue { ring } | KindState::MessageQueue { ring } => fill(ring),
         KindState::Pipe { rings, .. } => format!("{} | {}", fill(&rings[0]), fill(&rings[1])),
         KindState::AtomicArray { len } => format!("{len} elements"),

@@ -96,6 +96,22 @@ pub(crate) fn bare_atomic_add(cfg: &Cfg) -> Stats {
     })
 }
 
+/// `shmproc::Lock` (the lock word alone) taken and released around a local increment.
+pub(crate) fn lock_uncontended(cfg: &Cfg) -> Stats {
+    let name = seg_name();
+    let l = shmproc::Lock::create(&name).expect("create lock");
+    let mut count = 0u64;
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let g = black_box(&l).lock().expect("lock");
+            count += 1;
+            drop(g);
+        }
+        (t0.elapsed(), n)
+    })
+}
+
 pub(crate) fn mutex_uncontended(cfg: &Cfg) -> Stats {
     let m = Mutex::new(0u64);
     measure(cfg, LOCK_START, |n| {

@@ -49,6 +49,7 @@ pub(crate) const ATOMIC_BARE: &str = "bare AtomicU64 in a shared memfd mapping";
 pub(crate) const SOLO_Q: &str = "shmproc Queue<u64> (put, then get)";
 pub(crate) const SOLO_CB: &str = "crossbeam ArrayQueue<u64> (push, then pop)";
 pub(crate) const VALUE1: &str = "shmproc Value<u64>, 1 process";
+pub(crate) const LOCK1: &str = "shmproc Lock (no data), 1 process";
 pub(crate) const MUTEX1: &str = "std Mutex<u64>, 1 thread";
 pub(crate) const VALUE2: &str = "shmproc Value<u64>, 2 processes";
 pub(crate) const MUTEX2: &str = "std Mutex<u64>, 2 threads";
@@ -126,6 +127,7 @@ pub(crate) fn run_all(b: &mut Bench) {
     b.row((G_ATOMIC, ATOMIC_BARE, 8), Per::Op, Some(ATOMIC_ARRAY), bare_atomic_add);
 
     b.row((G_LOCK1, VALUE1, 8), Per::Op, None, value_uncontended);
+    b.row((G_LOCK1, LOCK1, 8), Per::Op, Some(VALUE1), lock_uncontended);
     b.row((G_LOCK1, MUTEX1, 8), Per::Op, Some(VALUE1), mutex_uncontended);
     b.row((G_LOCK2, VALUE2, 8), Per::Op, None, value_contended);
     b.row((G_LOCK2, MUTEX2, 8), Per::Op, Some(VALUE2), mutex_contended);
