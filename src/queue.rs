@@ -372,13 +372,11 @@ impl<T: Pod> Queue<T> {
             _t: PhantomData,
         };
         // Inline, the words between slot words hold items: the ring never touches them, and
-        // `ShmPayload` copies them atomically (`Slot`'s `UnsafeCell` allows those writes).
-        // SAFETY: the control block (the 128-aligned body start, 640 bytes reserved), the
-        // `nrecords` claim records after it and the `cap * slot_stride` 8-aligned slot words
-        // at `cells` lie in the validated body, which stays mapped while `seg` lives, and
-        // `seg` lives as long as the handle; the types are all atomics (valid for any bytes,
-        // shared by design). The `'static` references are lent out only through `ring()`,
-        // for `&self`'s lifetime (see the field).
+        // `ShmPayload` copies them atomically (`Slot`'s `UnsafeCell` allows those writes). The
+        // `'static` references are lent out only through `ring()`, for `&self`'s lifetime.
+        // SAFETY: the control block (body start, 640 bytes), the `nrecords` records after it
+        // and the `cap * slot_stride` slot words at `cells` lie in the validated body, mapped
+        // while `seg` (so the handle) lives; all are atomics, valid for any bytes.
         let (control, slots, records) = unsafe {
             (
                 &*control,

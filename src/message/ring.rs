@@ -138,13 +138,12 @@ impl MsgRing {
         let nrecords = layout.nrecords as usize;
         let cells = body.wrapping_add(layout.cells as usize);
         let (cap, stride) = (layout.cap as usize, layout.stride as usize);
-        // SAFETY: the control block (128-aligned, 640 bytes reserved), the `nrecords` claim
-        // records and the `cap` cells of `stride` bytes (a multiple of 64) lie inside the ring,
-        // 128-aligned (`RingLayout`), which stays mapped while we are used (this function's
-        // contract). The types are all atomics, valid for any bytes. Seen as 8-byte `Slot`s,
-        // the cells are the strided ring's words: slot word `i` starts cell `i`, and the ring
-        // never touches the words in between, which are read and written atomically. The
-        // `'static` references are lent out only through `raw()` (see the field).
+        // Seen as 8-byte `Slot`s, the cells are the strided ring's words: slot word `i` starts
+        // cell `i`, and the ring never touches the words in between, which are read and
+        // written atomically. The `'static` references are lent only through `raw()`.
+        // SAFETY: control block (640 bytes), `nrecords` records and `cap` cells of `stride`
+        // bytes lie in the ring, 128-aligned (`RingLayout`), mapped while we are used (this
+        // function's contract); all are atomics, valid for any bytes.
         let (control_ref, slots, record_refs) = unsafe {
             (
                 &*control,
