@@ -13,7 +13,12 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 
 mod sealed {
-    pub trait Sealed {}
+    pub trait Sealed {
+        /// The name stored in the header: fixed here, not `std::any::type_name` (which
+        /// differs between compiler versions: `AtomicU32` or `Atomic<u32>`), so programs
+        /// built with different toolchains open each other's arrays.
+        const NAME: &'static str;
+    }
 }
 
 /// An atomic integer type that may live in shared memory: every bit pattern is one of its
@@ -26,8 +31,10 @@ mod sealed {
 pub trait SharedAtomic: sealed::Sealed + Send + Sync + 'static {}
 
 macro_rules! shared_atomic {
-    ($($t:ty),*) => {$(
-        impl sealed::Sealed for $t {}
+    ($($t:ident),*) => {$(
+        impl sealed::Sealed for $t {
+            const NAME: &'static str = stringify!($t);
+        }
         impl SharedAtomic for $t {}
         // All atomics: any bytes are a valid value (the promise of `SharedAtomic`).
         const _: () = assert!(core::mem::size_of::<$t>() == core::mem::align_of::<$t>());
@@ -74,7 +81,15 @@ unsafe impl<A: SharedAtomic> Sync for AtomicArray<A> {}
 impl<A: SharedAtomic> AtomicArray<A> {
     fn spec(opts: &Options) -> (TypeDesc, crate::segment::BodySize) {
         let body: crate::segment::BodySize = |count, _, _| body_size::<A>(count);
-        (TypeDesc::of::<A>(Kind::AtomicArray, opts.schema_id), body)
+        let desc = TypeDesc {
+            kind: Kind::AtomicArray,
+            name: <A as sealed::Sealed>::NAME,
+            size: core::mem::size_of::<A>() as u64,
+            align: core::mem::align_of::<A>() as u32,
+            schema_id: opts.schema_id,
+            any_size: false,
+        };
+        (desc, body)
     }
 
     /// Creates the segment `name` with `len` elements, all zero. The handle owns the name.
@@ -202,7 +217,7 @@ impl<A: SharedAtomic> std::fmt::Debug for AtomicArray<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AtomicArray")
             .field("name", &self.name())
-            .field("type", &std::any::type_name::<A>())
+            .field("type", &<A as sealed::Sealed>::NAME)
             .field("len", &self.len)
             .finish()
     }
