@@ -363,6 +363,15 @@ impl<T: Pod> DerefMut for ArrayGuard<'_, T> {
     }
 }
 
+impl<'a, T: Pod> ArrayGuard<'a, T> {
+    /// Writes back, unlocks as dropping does and hands back the array (a condition wait).
+    pub(crate) fn park(self) -> &'a Array<T> {
+        let array = self.array;
+        drop(self);
+        array
+    }
+}
+
 impl<T: Pod> Drop for ArrayGuard<'_, T> {
     fn drop(&mut self) {
         self.flush();

@@ -570,3 +570,51 @@ pub struct RangeError {
     /// The block's size.
     pub size: usize,
 }
+
+/// Why a [`Semaphore`](crate::Semaphore) or [`BoundedSemaphore`](crate::BoundedSemaphore)
+/// gave no permit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcquireError {
+    /// `try_acquire`: no permit is available now.
+    #[error("no permit is available")]
+    WouldBlock,
+    /// `acquire_timeout`: no permit became available in time.
+    #[error("timed out waiting for a permit")]
+    Timeout,
+}
+
+/// Why a semaphore refused a `release`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// A [`BoundedSemaphore`](crate::BoundedSemaphore) already has `bound` permits in
+    /// existence (available ones plus those held through guards); Python raises `ValueError`.
+    #[error("released too many times: the semaphore already has its {bound} permits")]
+    AboveBound {
+        /// The semaphore's initial value.
+        bound: u32,
+    },
+    /// The count would pass `u32::MAX`.
+    #[error("the semaphore's count would overflow")]
+    Overflow,
+    /// Peers kept changing the semaphore's word for seconds; nothing was released.
+    #[error("the semaphore's word kept changing; nothing was released")]
+    Contended,
+}
+
+/// Why a [`Barrier`](crate::Barrier) wait did not complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BarrierError {
+    /// The barrier is broken (Python's `BrokenBarrierError`): it was aborted, reset while
+    /// this party waited, a party died (or its process ended without dropping its handle)
+    /// before arriving, or a waiter timed out. It stays broken until
+    /// [`reset`](crate::Barrier::reset).
+    #[error("the barrier is broken")]
+    Broken,
+    /// `wait_timeout`: the time ran out. As in Python, this waiter broke the barrier on its
+    /// way out, so the other waiters get [`Broken`](BarrierError::Broken).
+    #[error("timed out waiting at the barrier (the barrier is now broken)")]
+    Timeout,
+}

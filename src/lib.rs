@@ -124,6 +124,7 @@ pub mod process;
 mod queue;
 mod segment;
 mod shared_bytes;
+mod sync;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
@@ -131,7 +132,10 @@ mod value;
 
 pub use array::{Array, ArrayGuard};
 pub use atomic_array::{AtomicArray, SharedAtomic};
-pub use error::{GetError, LockError, OpenError, ProcessError, PutError, RangeError, RecvError, SendError, TaskError};
+pub use error::{
+    AcquireError, BarrierError, GetError, LockError, OpenError, ProcessError, PutError, RangeError, RecvError,
+    ReleaseError, SendError, TaskError,
+};
 pub use lock::{Lock, LockGuard};
 pub use message::{ByteQueue, MAX_MESSAGE_SIZE, MessageQueue, MessageReader, MessageWriter};
 pub use options::{DEFAULT_MAX_MESSAGE_SIZE, Options};
@@ -143,4 +147,9 @@ pub use segment::header::LAYOUT_VERSION;
 pub use segment::name::{MAX_NAME_LEN, OS_PREFIX};
 pub use segment::remove;
 pub use shared_bytes::SharedBytes;
+pub use sync::barrier::{Barrier, BarrierWaitResult, MAX_PARTIES};
+pub use sync::condition::{Condition, ConditionGuard, WaitTimeoutResult};
+pub use sync::event::Event;
+pub use sync::rlock::{RLock, RLockGuard};
+pub use sync::semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 pub use value::{LockResult, Value, ValueGuard};

@@ -161,6 +161,15 @@ impl LockGuard<'_> {
     }
 }
 
+impl<'a> LockGuard<'a> {
+    /// Unlocks as dropping does and hands back the lock (a condition wait).
+    pub(crate) fn park(self) -> &'a Lock {
+        let lock = self.lock;
+        drop(self);
+        lock
+    }
+}
+
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         self.lock.inner.release();

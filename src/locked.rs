@@ -57,7 +57,9 @@ impl<T: Pod> Locked<T> {
     /// the one validation of `header::validate`.
     fn spec(kind: Kind, opts: &Options) -> (TypeDesc, crate::segment::BodySize) {
         let body: crate::segment::BodySize = match kind {
-            Kind::Value | Kind::Lock => |count, _, _| if count == 1 { body_size::<T>(count) } else { None },
+            Kind::Value | Kind::Lock | Kind::RLock => {
+                |count, _, _| if count == 1 { body_size::<T>(count) } else { None }
+            }
             _ => |count, _, _| if count >= 1 { body_size::<T>(count) } else { None },
         };
         (TypeDesc::of::<T>(kind, opts.schema_id), body)

@@ -258,6 +258,15 @@ impl<T: Pod> DerefMut for ValueGuard<'_, T> {
     }
 }
 
+impl<'a, T: Pod> ValueGuard<'a, T> {
+    /// Writes back, unlocks as dropping does and hands back the value (a condition wait).
+    pub(crate) fn park(self) -> &'a Value<T> {
+        let value = self.value;
+        drop(self);
+        value
+    }
+}
+
 impl<T: Pod> Drop for ValueGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {

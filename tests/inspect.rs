@@ -8,8 +8,11 @@
 mod common;
 
 use common::{Name, child_main, say, spawn, spawn_env, wait_parent};
-use shmproc::inspect::{self, KindState, LockStatus, Status};
-use shmproc::{Array, ByteQueue, Connection, Pipe, Queue, Value};
+use shmproc::inspect::{self, Kind, KindState, LockStatus, PermitReport, Status};
+use shmproc::{
+    Array, Barrier, BarrierError, BoundedSemaphore, ByteQueue, Condition, Connection, Event, Pipe, Queue, RLock,
+    Semaphore, Value,
+};
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
@@ -46,6 +49,30 @@ fn child_entry() {
             let _v = Value::<u64>::create(&args[0], 1).unwrap();
             let q = Queue::<u64>::create(&args[1], 4).unwrap();
             q.put(1).unwrap();
+            say("CREATED");
+            wait_parent();
+        }
+        // permit [semaphore name]: takes a permit through a guard and waits to be killed.
+        "permit" => {
+            let s = Semaphore::open(&args[0]).unwrap();
+            let _guard = s.acquire();
+            say("HELD");
+            wait_parent();
+        }
+        // party [barrier name]: becomes a party (never arrives) and waits to be killed.
+        "party" => {
+            let _b = Barrier::open(&args[0]).unwrap();
+            say("JOINED");
+            wait_parent();
+        }
+        // syncs [semaphore, event, barrier names]: creates them, holds a permit, then waits
+        // to be killed (the names stay: their owner died).
+        "syncs" => {
+            let s = Semaphore::create(&args[0], 1).unwrap();
+            let _guard = s.acquire();
+            let e = Event::create(&args[1]).unwrap();
+            e.set();
+            let _b = Barrier::create(&args[2], 2).unwrap();
             say("CREATED");
             wait_parent();
         }
@@ -144,6 +171,244 @@ fn every_kind_is_described_with_its_state() {
         Err(shmproc::OpenError::NotFound { .. })
     ));
     drop(end0);
+}
+
+/// Polls `name`'s report until `f` finds what it waits for (another thread gets there).
+fn until(name: &str, what: &str, f: impl Fn(&KindState) -> bool) {
+    let deadline = std::time::Instant::now() + T;
+    while !f(&ready(name).state) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: no {what}: {:?}",
+            ready(name)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn every_synchronisation_kind_is_described_with_its_state() {
+    let (s, bs, e, c, b, r, cv) = (
+        Name::new("ss"),
+        Name::new("sb"),
+        Name::new("se"),
+        Name::new("sc"),
+        Name::new("sr"),
+        Name::new("sl"),
+        Name::new("sv"),
+    );
+    let sem = Semaphore::create(&s, 2).unwrap();
+    let bsem = BoundedSemaphore::create(&bs, 3).unwrap();
+    let event = Event::create(&e).unwrap();
+    let cond = Condition::create(&c).unwrap();
+    let value = Value::<u32>::create(&cv, 0).unwrap();
+    let barrier = Barrier::create(&b, 3).unwrap();
+    let rlock = RLock::create(&r).unwrap();
+
+    // A semaphore with one permit held through a guard.
+    let guard = sem.acquire();
+    let d = ready(&s);
+    assert_eq!((d.kind, d.count), (Kind::Semaphore, 2));
+    let KindState::Semaphore { permits } = &d.state else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        *permits,
+        PermitReport {
+            available: 1,
+            initial: 2,
+            held: 1,
+            held_by_dead: 0
+        }
+    );
+    assert_eq!((d.participants.len(), d.participants[0].in_hand), (1, Some(1)));
+    drop(guard);
+    let d = ready(&s);
+    let KindState::Semaphore { permits } = &d.state else {
+        panic!("{d:?}")
+    };
+    assert_eq!((permits.available, permits.held), (2, 0));
+    assert_eq!(d.participants[0].in_hand, Some(0));
+
+    // A bounded one with a permit taken for good: not held by anyone, not available.
+    bsem.acquire().forget();
+    let d = ready(&bs);
+    assert_eq!(d.kind, Kind::BoundedSemaphore);
+    let KindState::BoundedSemaphore { permits } = &d.state else {
+        panic!("{d:?}")
+    };
+    assert_eq!(
+        (permits.available, permits.initial, permits.held, permits.held_by_dead),
+        (2, 3, 0, 0)
+    );
+
+    // An event, clear then set.
+    assert_eq!(ready(&e).state, KindState::Event { set: false });
+    event.set();
+    let d = ready(&e);
+    assert_eq!((d.kind, d.state), (Kind::Event, KindState::Event { set: true }));
+
+    // A condition with a waiter asleep in another thread, then none.
+    assert_eq!(ready(&c).state, KindState::Condition { waiters: 0 });
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let g = value.lock().unwrap();
+            let g = cond.wait_while(g, |g| **g == 0).unwrap();
+            *g
+        });
+        until(&c, "waiter", |st| *st == KindState::Condition { waiters: 1 });
+        *value.lock().unwrap() = 1;
+        cond.notify_all();
+        assert_eq!(waiter.join().unwrap(), 1);
+    });
+    let d = ready(&c);
+    assert_eq!(
+        (d.kind, d.state),
+        (Kind::Condition, KindState::Condition { waiters: 0 })
+    );
+
+    // A barrier of 3 with one party waiting (in another thread, through its own handle),
+    // then aborted.
+    let d = ready(&b);
+    assert_eq!((d.kind, d.count), (Kind::Barrier, 3));
+    assert_eq!(
+        d.state,
+        KindState::Barrier {
+            parties: 3,
+            arrived: 0,
+            generation: 0,
+            broken: false,
+            dead_parties: 0
+        }
+    );
+    std::thread::scope(|scope| {
+        let party = Barrier::open(&b).unwrap();
+        let waiter = scope.spawn(move || party.wait_timeout(T));
+        until(&b, "arrival", |st| matches!(st, KindState::Barrier { arrived: 1, .. }));
+        assert_eq!(ready(&b).participants.len(), 2);
+        barrier.abort();
+        assert_eq!(waiter.join().unwrap(), Err(BarrierError::Broken));
+    });
+    let KindState::Barrier { broken, arrived, .. } = ready(&b).state else {
+        panic!()
+    };
+    assert!(broken && arrived == 1, "aborted with one party waiting");
+    barrier.reset();
+    let KindState::Barrier {
+        broken,
+        arrived,
+        generation,
+        ..
+    } = ready(&b).state
+    else {
+        panic!()
+    };
+    assert_eq!((broken, arrived, generation), (false, 0, 1));
+
+    // A re-entrant lock held twice by this thread: held once by our handle.
+    let outer = rlock.lock().unwrap();
+    let inner = rlock.lock().unwrap();
+    let d = ready(&r);
+    assert_eq!(d.kind, Kind::RLock);
+    let KindState::RLock { lock } = &d.state else {
+        panic!("{d:?}")
+    };
+    assert!(matches!(
+        lock.state,
+        LockStatus::Held {
+            alive: true,
+            owner_died: false,
+            ..
+        }
+    ));
+    assert!(d.participants[0].holds_lock);
+    drop((inner, outer));
+    let KindState::RLock { lock } = &ready(&r).state else {
+        panic!()
+    };
+    assert_eq!(lock.state, LockStatus::Free);
+
+    let all = inspect::list().unwrap();
+    for n in [&s, &bs, &e, &c, &b, &r] {
+        assert!(all.iter().any(|x| x.name == n.as_str()), "{} not listed", n.as_str());
+    }
+}
+
+#[test]
+fn a_permit_holder_and_a_barrier_party_killed_are_reported_dead() {
+    let (s, b) = (Name::new("ds"), Name::new("db"));
+    let sem = Semaphore::create(&s, 1).unwrap();
+    let barrier = Barrier::create(&b, 2).unwrap();
+    let mut holder = spawn("permit", &[&s]);
+    holder.expect_line("HELD", T);
+    let mut party = spawn("party", &[&b]);
+    party.expect_line("JOINED", T);
+    let (holder_pid, party_pid) = (holder.pid() as u32, party.pid() as u32);
+    let KindState::Semaphore { permits } = ready(&s).state else {
+        panic!()
+    };
+    assert_eq!((permits.available, permits.held, permits.held_by_dead), (0, 1, 0));
+    let KindState::Barrier { dead_parties, .. } = ready(&b).state else {
+        panic!()
+    };
+    assert_eq!(dead_parties, 0);
+    holder.kill();
+    party.kill();
+
+    let d = ready(&s);
+    let KindState::Semaphore { permits } = &d.state else {
+        panic!("{d:?}")
+    };
+    assert_eq!((permits.available, permits.held, permits.held_by_dead), (0, 1, 1));
+    let dead = d.participants.iter().find(|p| p.pid == holder_pid).unwrap();
+    assert_eq!((dead.alive, dead.in_hand), (false, Some(1)));
+    let KindState::Barrier { dead_parties, .. } = ready(&b).state else {
+        panic!()
+    };
+    assert_eq!(dead_parties, 1);
+    assert!(ready(&b).participants.iter().any(|p| p.pid == party_pid && !p.alive));
+    // We still hold both: not garbage.
+    assert!(!inspect::remove_unused(&s, false).unwrap());
+    assert!(!inspect::remove_unused(&b, false).unwrap());
+
+    // The next taker gets the dead one's permit back; the next waiter breaks the barrier.
+    let guard = sem.try_acquire().unwrap();
+    let KindState::Semaphore { permits } = ready(&s).state else {
+        panic!()
+    };
+    assert_eq!((permits.available, permits.held, permits.held_by_dead), (0, 1, 0));
+    drop(guard);
+    assert_eq!(barrier.wait_timeout(T), Err(BarrierError::Broken));
+    let KindState::Barrier { broken, .. } = ready(&b).state else {
+        panic!()
+    };
+    assert!(broken);
+}
+
+#[test]
+fn synchronisation_segments_only_the_dead_hold_are_garbage() {
+    let (s, e, b) = (Name::new("gs"), Name::new("ge"), Name::new("gb"));
+    let mut creator = spawn("syncs", &[&s, &e, &b]);
+    creator.expect_line("CREATED", T);
+    let KindState::Semaphore { permits } = ready(&s).state else {
+        panic!()
+    };
+    assert_eq!((permits.held, permits.held_by_dead), (1, 0));
+    for n in [&s, &e, &b] {
+        assert!(!inspect::remove_unused(n, false).unwrap(), "{} is in use", n.as_str());
+    }
+    creator.kill();
+    let KindState::Semaphore { permits } = ready(&s).state else {
+        panic!()
+    };
+    assert_eq!((permits.held, permits.held_by_dead), (1, 1));
+    assert_eq!(ready(&e).state, KindState::Event { set: true });
+    for n in [&s, &e, &b] {
+        let r = inspect::inspect(n).unwrap();
+        assert_eq!((r.live_participants(), r.dead_participants()), (0, 1), "{r:?}");
+        assert!(inspect::remove_unused(n, false).unwrap());
+        assert!(matches!(inspect::inspect(n), Err(shmproc::OpenError::NotFound { .. })));
+    }
 }
 
 #[test]

@@ -18,7 +18,8 @@
 //! (`crates/shmproc-cli`) prints them with `serde_json`. The shape is stable within a major
 //! version: fields are only ever added. Enums are tagged by a `"status"` (for [`Status`]),
 //! `"kind"` (for [`KindState`]) or `"state"` (for [`LockStatus`]) field with a snake_case
-//! value; sizes are in bytes, times in seconds since the Unix epoch, absent values `null`.
+//! value (`"rlock"` for [`Kind::RLock`]); sizes are in bytes, times in seconds since the Unix
+//! epoch, absent values `null`.
 //! `shmproc show jobs --json` for a queue whose consumer was killed with one item in hand:
 //!
 //! ```json
@@ -168,6 +169,19 @@ pub enum Kind {
     Bytes,
     /// [`Lock`](crate::Lock).
     Lock,
+    /// [`Semaphore`](crate::Semaphore).
+    Semaphore,
+    /// [`BoundedSemaphore`](crate::BoundedSemaphore).
+    BoundedSemaphore,
+    /// [`Event`](crate::Event).
+    Event,
+    /// [`Condition`](crate::Condition).
+    Condition,
+    /// [`Barrier`](crate::Barrier).
+    Barrier,
+    /// [`RLock`](crate::RLock) (`"rlock"` in JSON).
+    #[serde(rename = "rlock")]
+    RLock,
 }
 
 /// One registered handle.
@@ -180,10 +194,12 @@ pub struct ParticipantReport {
     /// Whether it is alive: its process still holds its beacon (the kernel drops it when the
     /// process dies, however it dies).
     pub alive: bool,
-    /// Whether it holds the segment's lock (`Value`, `Array`).
+    /// Whether it holds the segment's lock (`Value`, `Array`, `Lock`, `RLock`).
     pub holds_lock: bool,
     /// Queue kinds: items its gets took that it has not yet marked `task_done`: the work
-    /// `join` waits for while it lives, or the items that died with it.
+    /// `join` waits for while it lives, or the items that died with it. Semaphores: the
+    /// permits it holds through guards (a dead one's go back to the count at the next wait).
+    /// `null` for the other kinds.
     pub in_hand: Option<u64>,
 }
 
@@ -236,6 +252,66 @@ pub enum KindState {
         /// Messages from end 0 to end 1, and from end 1 to end 0.
         rings: [RingReport; 2],
     },
+    /// A counting semaphore.
+    Semaphore {
+        /// Its permits.
+        permits: PermitReport,
+    },
+    /// A semaphore bounded by its initial value.
+    BoundedSemaphore {
+        /// Its permits.
+        permits: PermitReport,
+    },
+    /// An event flag.
+    Event {
+        /// Whether the flag is up.
+        set: bool,
+    },
+    /// A condition variable.
+    Condition {
+        /// Waiters counted now (a waiter killed while it waited stays counted for good; it
+        /// costs the notifiers a system call per notify, nothing else).
+        waiters: u32,
+    },
+    /// A barrier.
+    Barrier {
+        /// Parties a generation needs.
+        parties: u32,
+        /// Parties waiting in the current generation.
+        arrived: u32,
+        /// The generation (wraps at 2^16).
+        generation: u32,
+        /// Broken (aborted, timed out, or a party died) until reset.
+        broken: bool,
+        /// Handles registered as parties whose process died before arriving in the current
+        /// generation: the next waiter to look breaks the barrier over them (`reset` forgets
+        /// them).
+        dead_parties: u32,
+    },
+    /// A re-entrant lock (`"rlock"` in JSON): its lock word (the depth lives in the holder's
+    /// handle, not in the segment).
+    #[serde(rename = "rlock")]
+    RLock {
+        /// The lock.
+        lock: LockReport,
+    },
+}
+
+/// A semaphore's permits: `available` are in the count; `held` are recorded as held through
+/// guards (each participant's share is its `in_hand`). Permits taken for good
+/// (`SemaphoreGuard::forget`) or released beyond the initial value (`Semaphore::release`)
+/// make `available + held` differ from `initial`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PermitReport {
+    /// Permits available now.
+    pub available: u32,
+    /// The permits it was created with (the bound of a `BoundedSemaphore`).
+    pub initial: u32,
+    /// Permits recorded as held through guards, by live or dead handles.
+    pub held: u64,
+    /// Of `held`, those held by handles whose process died: the next waiter that finds no
+    /// permit available returns them to the count.
+    pub held_by_dead: u64,
 }
 
 /// A ring's state: positions `head..tail` are claimed; each holds an item, is being written

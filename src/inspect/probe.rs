@@ -1,19 +1,25 @@
 //! Reading one segment for a report: read-only descriptor and mapping, loads only.
 
 use super::{
-    Details, EndReport, Kind, KindState, LockReport, LockStatus, ParticipantReport, RingReport, SegmentReport, Status,
+    Details, EndReport, Kind, KindState, LockReport, LockStatus, ParticipantReport, PermitReport, RingReport,
+    SegmentReport, Status,
 };
 use crate::message::RingParts;
 use crate::os;
 use crate::primitive::{AtomicU64, Ordering};
+use crate::raw::barrier::{BarrierState, Party};
 use crate::raw::claims::{ClaimRecord, records_for};
+use crate::raw::condvar::CondState;
+use crate::raw::event::EventState;
 use crate::raw::lock::LockState;
 use crate::raw::ring::{RawRing, RingControl, Slot};
+use crate::raw::semaphore::{Holding, SemState};
 use crate::raw::{Liveness, MAX_PARTICIPANTS, Owner};
 use crate::segment::header::{self, HEADER_SIZE, Header, INIT_ABANDONED, INIT_READY, LAYOUT_VERSION, Layout, MAGIC};
 use crate::segment::name::OS_PREFIX;
 use crate::segment::open::{init_state, read_header};
 use crate::segment::participants::{self, INIT_BEACON, Participant};
+use crate::sync::RECORDS_OFFSET;
 use std::os::fd::{AsFd, BorrowedFd};
 
 /// The report of the object `os_name` (one of ours by its name).
@@ -122,6 +128,12 @@ fn kind_of(h: &Header) -> Result<Kind, String> {
         6 => Kind::AtomicArray,
         7 => Kind::Bytes,
         8 => Kind::Lock,
+        9 => Kind::Semaphore,
+        10 => Kind::BoundedSemaphore,
+        11 => Kind::Event,
+        12 => Kind::Condition,
+        13 => Kind::Barrier,
+        14 => Kind::RLock,
         k => return Err(format!("unknown kind {k}")),
     })
 }
@@ -130,14 +142,21 @@ fn kind_of(h: &Header) -> Result<Kind, String> {
 /// and `align`: the same functions the handles validate with.
 fn body_size(kind: Kind, align: u64, count: u64, size: u64, participants: u32) -> Option<u64> {
     match kind {
-        Kind::Value | Kind::Lock if count == 1 => crate::locked::body_size_of(size, align, count),
+        Kind::Value | Kind::Lock | Kind::RLock if count == 1 => crate::locked::body_size_of(size, align, count),
         Kind::Array if count >= 1 => crate::locked::body_size_of(size, align, count),
-        Kind::Value | Kind::Array | Kind::Lock => None,
+        Kind::Value | Kind::Array | Kind::Lock | Kind::RLock => None,
         Kind::Queue => crate::queue::body_size_of(size, align, count, participants),
         Kind::MessageQueue => crate::message::ByteQueue::body_size(count, size, participants),
         Kind::Pipe => crate::pipe::body_size(count, size, participants),
         Kind::AtomicArray => crate::atomic_array::body_size_of(size, count),
         Kind::Bytes => crate::shared_bytes::body_size_of(size, count),
+        Kind::Semaphore => crate::sync::semaphore::shape(header::Kind::Semaphore).body_size(count, participants),
+        Kind::BoundedSemaphore => {
+            crate::sync::semaphore::shape(header::Kind::BoundedSemaphore).body_size(count, participants)
+        }
+        Kind::Event => crate::sync::event::SHAPE.body_size(count, participants),
+        Kind::Condition => crate::sync::condition::SHAPE.body_size(count, participants),
+        Kind::Barrier => crate::sync::barrier::SHAPE.body_size(count, participants),
     }
 }
 
@@ -251,16 +270,35 @@ fn kind_state(
 ) -> Result<KindState, String> {
     let h = view.h;
     Ok(match kind {
-        Kind::Value | Kind::Array | Kind::Lock => {
+        Kind::Value | Kind::Array | Kind::Lock | Kind::RLock => {
             // SAFETY: `locked`'s body starts with the 16-byte lock (its own line), inside the
             // body whose size `layout_of` checked; `LockState` is all atomics.
             let lock = lock_report(unsafe { view.at::<LockState>(0) }, observer, parts);
             match kind {
                 Kind::Value => KindState::Value { lock },
                 Kind::Array => KindState::Array { lock },
+                Kind::RLock => KindState::RLock { lock },
                 _ => KindState::Lock { lock },
             }
         }
+        Kind::Semaphore | Kind::BoundedSemaphore => {
+            let permits = permit_report(view, observer, parts);
+            if kind == Kind::Semaphore {
+                KindState::Semaphore { permits }
+            } else {
+                KindState::BoundedSemaphore { permits }
+            }
+        }
+        Kind::Event => KindState::Event {
+            // SAFETY: the body (at least `RECORDS_OFFSET` bytes, checked by `layout_of` with
+            // the kind's `Shape`) starts with the 8-byte state; `EventState` is all atomics.
+            set: unsafe { view.at::<EventState>(0) }.is_set(),
+        },
+        Kind::Condition => KindState::Condition {
+            // SAFETY: as for the event: the 8-byte `CondState` (all atomics) at the body start.
+            waiters: unsafe { view.at::<CondState>(0) }.peek().1,
+        },
+        Kind::Barrier => barrier_report(view, observer),
         Kind::Queue => {
             let (slots, stride) = crate::queue::slot_words_of(h.elem_size, u64::from(h.elem_align), h.participants)
                 .ok_or("queue layout out of range")?;
@@ -311,6 +349,69 @@ fn kind_state(
             }
         }
     })
+}
+
+/// The primitive kinds' records (`sync::Prim::records`): one `R` per participant record
+/// from `RECORDS_OFFSET` in the body.
+///
+/// # Safety
+/// The segment's body size was checked by `layout_of` against the kind's `Shape`, whose
+/// `rec_size` is `size_of::<R>()`; `R` is all atomics (valid for any bytes, only loaded).
+unsafe fn prim_records<'b, R>(view: &View<'_>) -> &'b [R] {
+    let n = view.h.participants.min(MAX_PARTICIPANTS) as usize;
+    debug_assert!(RECORDS_OFFSET + (size_of::<R>() * n) as u64 <= view.layout.body_size);
+    // SAFETY: `Shape::body_size` is `RECORDS_OFFSET + rec_size * participants`, so `n`
+    // records fit in the body from `RECORDS_OFFSET` (a multiple of their alignment, the body
+    // being 128-aligned): the caller's contract.
+    unsafe { view.slice::<R>(RECORDS_OFFSET, n) }
+}
+
+/// A semaphore's permits, with each participant's share added to its `in_hand`.
+fn permit_report(view: &View<'_>, observer: &Observer<'_>, parts: &mut [ParticipantReport]) -> PermitReport {
+    // SAFETY: the 16-byte `SemState` (all atomics) at the body start, and `Holding` records
+    // (16 bytes, the semaphore shape's `rec_size`) from `RECORDS_OFFSET`, in a body whose
+    // size `layout_of` checked against that shape.
+    let (state, records) = unsafe { (view.at::<SemState>(0), prim_records::<Holding>(view)) };
+    let (mut held, mut held_by_dead) = (0u64, 0u64);
+    for (i, rec) in records.iter().enumerate() {
+        let (n, owner) = rec.peek();
+        held += u64::from(n);
+        // A record naming no handle, or a dead one: what the next waiter reclaims.
+        if !owner.is_some_and(|o| observer.is_alive(o)) {
+            held_by_dead += u64::from(n);
+        }
+        // The participant's share: the record names the handle registered in that slot.
+        let slot = observer.table.get(i).and_then(|p| p.occupant(i as u32));
+        if let Some(p) = parts.iter_mut().find(|p| p.index == i as u32) {
+            let mine = owner.is_some() && owner == slot;
+            p.in_hand = Some(if mine { u64::from(n) } else { 0 });
+        }
+    }
+    PermitReport {
+        available: state.available(),
+        initial: u32::try_from(view.h.count).unwrap_or(u32::MAX),
+        held,
+        held_by_dead,
+    }
+}
+
+fn barrier_report(view: &View<'_>, observer: &Observer<'_>) -> KindState {
+    // SAFETY: the 16-byte `BarrierState` (all atomics) at the body start, and `Party` records
+    // (8 bytes, the barrier shape's `rec_size`) from `RECORDS_OFFSET`, in a body whose size
+    // `layout_of` checked against that shape.
+    let (state, records) = unsafe { (view.at::<BarrierState>(0), prim_records::<Party>(view)) };
+    let peek = state.peek();
+    let dead_parties = (0..records.len())
+        .filter_map(|i| BarrierState::peek_party(records, i))
+        .filter(|&(owner, arrived_in)| arrived_in != Some(peek.generation) && !observer.is_alive(owner))
+        .count() as u32;
+    KindState::Barrier {
+        parties: u32::try_from(view.h.count).unwrap_or(u32::MAX),
+        arrived: peek.arrived,
+        generation: peek.generation,
+        broken: peek.broken,
+        dead_parties,
+    }
 }
 
 /// The pid in `owner`'s participant record, while the record still names that owner.

@@ -61,6 +61,18 @@ pub(crate) enum Kind {
     Bytes = 7,
     /// A lock with no data (`Lock`).
     Lock = 8,
+    /// A counting semaphore (`Semaphore`).
+    Semaphore = 9,
+    /// A semaphore that refuses releases above its initial value (`BoundedSemaphore`).
+    BoundedSemaphore = 10,
+    /// An event flag (`Event`).
+    Event = 11,
+    /// A condition variable (`Condition`).
+    Condition = 12,
+    /// A barrier of `count` parties (`Barrier`).
+    Barrier = 13,
+    /// A re-entrant lock (`RLock`).
+    RLock = 14,
 }
 
 impl Kind {
@@ -74,6 +86,12 @@ impl Kind {
             6 => "AtomicArray",
             7 => "SharedBytes",
             8 => "Lock",
+            9 => "Semaphore",
+            10 => "BoundedSemaphore",
+            11 => "Event",
+            12 => "Condition",
+            13 => "Barrier",
+            14 => "RLock",
             _ => "unknown kind",
         }
     }

@@ -1,9 +1,9 @@
 //! `shmproc`: see and clean the shared-memory segments of the `shmproc` crate.
 //!
 //! ```text
-//! shmproc ls                 every segment: kind, type, fill or lock state, participants, size, age
+//! shmproc ls                 every segment: kind, type, state (fill, lock, permits...), participants, size, age
 //! shmproc show NAME          everything about one segment
-//! shmproc watch NAME         a queue's fill level and rates, refreshed
+//! shmproc watch NAME         a queue's fill level and rates (other kinds: their state), refreshed
 //! shmproc gc [--dry-run]     remove segments that only dead processes held
 //! shmproc rm NAME...         remove segments by name
 //! ```
@@ -44,7 +44,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Refresh a queue's fill level and put/get rates.
+    /// Refresh a queue's fill level and put/get rates (other kinds: their state line).
     Watch {
         /// The segment's name.
         name: String,
@@ -204,7 +204,8 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Prints the queue's fill level and the put and get rates since the last refresh.
+/// Prints the queue's fill level and the put and get rates since the last refresh (a pipe:
+/// its ring from end 0 to end 1; a kind without a ring: its state).
 fn watch(name: &str, interval: f64, count: Option<u64>, json: bool) -> Result<()> {
     let interval = Duration::try_from_secs_f64(interval.max(0.01))?;
     let mut last: Option<(Instant, u64, u64)> = None;
@@ -215,40 +216,42 @@ fn watch(name: &str, interval: f64, count: Option<u64>, json: bool) -> Result<()
         if json {
             println!("{}", serde_json::to_string(&report)?);
         } else {
-            let rings = match &report.status {
-                Status::Ready(d) => match &d.state {
-                    KindState::Queue { ring } | KindState::MessageQueue { ring } => vec![ring.clone()],
-                    KindState::Pipe { rings, .. } => rings.to_vec(),
-                    _ => Vec::new(),
-                },
-                _ => Vec::new(),
+            let Status::Ready(d) = &report.status else {
+                return Err(format!("{name} is not readable now (see `shmproc show {name}`)").into());
             };
-            let Some(ring) = rings.first() else {
-                return Err(format!("{name} is not a queue or pipe").into());
+            let ring = match &d.state {
+                KindState::Queue { ring } | KindState::MessageQueue { ring } => Some(ring),
+                KindState::Pipe { rings, .. } => Some(&rings[0]),
+                _ => None,
             };
-            let (puts, gets) = match last {
-                Some((t, tail, head)) => {
-                    let s = at.duration_since(t).as_secs_f64().max(1e-9);
-                    (
-                        ring.tail.wrapping_sub(tail) as f64 / s,
-                        ring.head.wrapping_sub(head) as f64 / s,
-                    )
-                }
-                None => (0.0, 0.0),
-            };
-            println!(
-                "{name}: {}/{} items ({:.0}%), {} being written, {} abandoned, {} in hand; puts {}/s, gets {}/s{}",
-                ring.items,
-                ring.capacity,
-                100.0 * ring.items as f64 / ring.capacity.max(1) as f64,
-                ring.writing,
-                ring.abandoned,
-                ring.in_hand,
-                render::rate(puts),
-                render::rate(gets),
-                if ring.closed { ", closed" } else { "" },
-            );
-            last = Some((at, ring.tail, ring.head));
+            if let Some(ring) = ring {
+                let (puts, gets) = match last {
+                    Some((t, tail, head)) => {
+                        let s = at.duration_since(t).as_secs_f64().max(1e-9);
+                        (
+                            ring.tail.wrapping_sub(tail) as f64 / s,
+                            ring.head.wrapping_sub(head) as f64 / s,
+                        )
+                    }
+                    None => (0.0, 0.0),
+                };
+                println!(
+                    "{name}: {}/{} items ({:.0}%), {} being written, {} abandoned, {} in hand; puts {}/s, gets {}/s{}",
+                    ring.items,
+                    ring.capacity,
+                    100.0 * ring.items as f64 / ring.capacity.max(1) as f64,
+                    ring.writing,
+                    ring.abandoned,
+                    ring.in_hand,
+                    render::rate(puts),
+                    render::rate(gets),
+                    if ring.closed { ", closed" } else { "" },
+                );
+                last = Some((at, ring.tail, ring.head));
+            } else {
+                // No ring (a lock, a semaphore, an event...): its state, as `ls` shows it.
+                println!("{name}: {} {}", render::kind_name(d), render::state(d));
+            }
         }
         n += 1;
         if count.is_some_and(|c| n >= c) {

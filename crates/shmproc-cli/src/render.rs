@@ -1,7 +1,7 @@
-//! Text output: the `ls` table and the `show` page.
+//! Text output: the `ls` table, the `show` page and the `watch` line of kinds without a ring.
 
 use comfy_table::{Table, presets::NOTHING};
-use shmproc::inspect::{Details, KindState, LockReport, LockStatus, RingReport, SegmentReport, Status};
+use shmproc::inspect::{Details, KindState, LockReport, LockStatus, PermitReport, RingReport, SegmentReport, Status};
 use std::fmt::Write;
 
 /// `ls`: one row per segment.
@@ -82,8 +82,60 @@ pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
         }
     );
     match &d.state {
-        KindState::Value { lock } | KindState::Array { lock } | KindState::Lock { lock } => {
+        KindState::Value { lock }
+        | KindState::Array { lock }
+        | KindState::Lock { lock }
+        | KindState::RLock { lock } => {
             let _ = writeln!(s, "lock:          {}", lock_text(lock));
+        }
+        KindState::Semaphore { permits } | KindState::BoundedSemaphore { permits } => {
+            let _ = writeln!(
+                s,
+                "permits:       {} available of {} initial{}",
+                permits.available,
+                permits.initial,
+                if matches!(d.state, KindState::BoundedSemaphore { .. }) {
+                    " (its bound)"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                s,
+                "held:          {} through guards, {} of them by dead handles{}",
+                permits.held,
+                permits.held_by_dead,
+                if permits.held_by_dead > 0 {
+                    " (returned at the next wait)"
+                } else {
+                    ""
+                }
+            );
+        }
+        KindState::Event { set } => {
+            let _ = writeln!(s, "event:         {}", if *set { "set" } else { "clear" });
+        }
+        KindState::Condition { waiters } => {
+            let _ = writeln!(s, "condition:     {waiters} waiter(s) counted");
+        }
+        KindState::Barrier {
+            parties,
+            arrived,
+            generation,
+            broken,
+            dead_parties,
+        } => {
+            let _ = writeln!(
+                s,
+                "barrier:       {arrived}/{parties} arrived, generation {generation}{}",
+                if *broken { ", BROKEN (until reset)" } else { "" }
+            );
+            if *dead_parties > 0 {
+                let _ = writeln!(
+                    s,
+                    "               {dead_parties} dead party handle(s) not arrived (the next wait breaks it)"
+                );
+            }
         }
         KindState::Queue { ring } | KindState::MessageQueue { ring } => ring_lines(&mut s, "queue", ring),
         KindState::Pipe { one_way, ends, rings } => {
@@ -126,7 +178,14 @@ pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
             extra.push_str(", holds the lock");
         }
         if let Some(n) = p.in_hand {
-            let _ = write!(extra, ", {n} in hand");
+            match d.state {
+                KindState::Semaphore { .. } | KindState::BoundedSemaphore { .. } => {
+                    let _ = write!(extra, ", {n} permit(s) held");
+                }
+                _ => {
+                    let _ = write!(extra, ", {n} in hand");
+                }
+            }
         }
         let _ = writeln!(
             s,
@@ -162,7 +221,7 @@ fn ring_lines(s: &mut String, what: &str, ring: &RingReport) {
     let _ = writeln!(s, "               head {}, tail {}", ring.head, ring.tail);
 }
 
-fn kind_name(d: &Details) -> String {
+pub(crate) fn kind_name(d: &Details) -> String {
     match &d.state {
         KindState::Value { .. } => "value",
         KindState::Array { .. } => "array",
@@ -172,6 +231,12 @@ fn kind_name(d: &Details) -> String {
         KindState::Lock { .. } => "lock",
         KindState::AtomicArray { .. } => "atomics",
         KindState::Bytes { .. } => "bytes",
+        KindState::Semaphore { .. } => "semaphore",
+        KindState::BoundedSemaphore { .. } => "bounded-semaphore",
+        KindState::Event { .. } => "event",
+        KindState::Condition { .. } => "condition",
+        KindState::Barrier { .. } => "barrier",
+        KindState::RLock { .. } => "rlock",
         _ => "other",
     }
     .into()
@@ -194,15 +259,49 @@ fn short_type(name: &str) -> String {
     out
 }
 
-fn state(d: &Details) -> String {
+/// The state column of `ls` (and the `watch` line of kinds without a ring).
+pub(crate) fn state(d: &Details) -> String {
     match &d.state {
-        KindState::Value { lock } | KindState::Array { lock } | KindState::Lock { lock } => lock_text(lock),
+        KindState::Value { lock }
+        | KindState::Array { lock }
+        | KindState::Lock { lock }
+        | KindState::RLock { lock } => lock_text(lock),
+        KindState::Semaphore { permits } | KindState::BoundedSemaphore { permits } => permits_text(permits),
+        KindState::Event { set } => if *set { "set" } else { "clear" }.into(),
+        KindState::Condition { waiters } => format!("{waiters} waiting"),
+        KindState::Barrier {
+            parties,
+            arrived,
+            broken,
+            dead_parties,
+            ..
+        } => {
+            let mut s = format!("{arrived}/{parties} arrived");
+            if *broken {
+                s.push_str(", BROKEN");
+            }
+            if *dead_parties > 0 {
+                let _ = write!(s, ", {dead_parties} dead");
+            }
+            s
+        }
         KindState::Queue { ring } | KindState::MessageQueue { ring } => fill(ring),
         KindState::Pipe { rings, .. } => format!("{} | {}", fill(&rings[0]), fill(&rings[1])),
         KindState::AtomicArray { len } => format!("{len} elements"),
         KindState::Bytes { size } => bytes(*size),
         _ => "-".into(),
     }
+}
+
+fn permits_text(p: &PermitReport) -> String {
+    let mut s = format!("{}/{} available", p.available, p.initial);
+    if p.held > 0 {
+        let _ = write!(s, ", {} held", p.held);
+    }
+    if p.held_by_dead > 0 {
+        let _ = write!(s, ", {} by dead", p.held_by_dead);
+    }
+    s
 }
 
 fn fill(ring: &RingReport) -> String {

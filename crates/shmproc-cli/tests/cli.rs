@@ -4,7 +4,7 @@
 //! `gc` is run on named segments only, or as a dry run: a real `gc` over all of `/dev/shm`
 //! would also remove other programs' dead segments.
 
-use shmproc::{Queue, Value};
+use shmproc::{Barrier, Event, Queue, RLock, Semaphore, Value};
 use shmproc_testkit::{Spawn, child_main, say, unique_name, wait_parent};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -178,4 +178,64 @@ fn ls_show_watch_gc_and_rm_end_to_end() {
     assert_eq!(json(&o)["failed"][0][0], bad.0.as_str());
     // A handle whose name was removed keeps working.
     assert!(v.store(5).is_ok());
+}
+
+#[test]
+fn synchronisation_kinds_in_ls_show_and_watch() {
+    let (sem, ev, bar, rl) = (
+        Name(unique_name("c", "sem")),
+        Name(unique_name("c", "ev")),
+        Name(unique_name("c", "bar")),
+        Name(unique_name("c", "rl")),
+    );
+    let s = Semaphore::create(&sem.0, 2).unwrap();
+    let _guard = s.acquire();
+    let e = Event::create(&ev.0).unwrap();
+    e.set();
+    let _b = Barrier::create(&bar.0, 3).unwrap();
+    let l = RLock::create(&rl.0).unwrap();
+    let _held = l.lock().unwrap();
+
+    let o = shmproc(&["ls"]);
+    assert!(o.status.success(), "{o:?}");
+    let table = stdout(&o);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{table}"))
+            .to_owned()
+    };
+    assert!(
+        row(&sem.0).contains("semaphore") && row(&sem.0).contains("1/2 available, 1 held"),
+        "{table}"
+    );
+    assert!(row(&ev.0).contains("event") && row(&ev.0).contains("set"), "{table}");
+    assert!(
+        row(&bar.0).contains("barrier") && row(&bar.0).contains("0/3 arrived"),
+        "{table}"
+    );
+    assert!(
+        row(&rl.0).contains("rlock") && row(&rl.0).contains("held by pid"),
+        "{table}"
+    );
+
+    let page = stdout(&shmproc(&["show", &sem.0]));
+    assert!(page.contains("kind:          semaphore"), "{page}");
+    assert!(
+        page.contains("1 available of 2 initial") && page.contains("1 permit(s) held"),
+        "{page}"
+    );
+    let one = json(&shmproc(&["show", &sem.0, "--json"]));
+    assert_eq!(one["status"]["kind"], "semaphore");
+    assert_eq!(one["status"]["state"]["kind"], "semaphore");
+    assert_eq!(one["status"]["state"]["permits"]["held"], 1);
+    assert_eq!(one["status"]["participants"][0]["in_hand"], 1);
+    let one = json(&shmproc(&["show", &rl.0, "--json"]));
+    assert_eq!(one["status"]["state"]["kind"], "rlock");
+    assert_eq!(one["status"]["state"]["lock"]["state"]["state"], "held");
+
+    let o = shmproc(&["watch", &ev.0, "--count", "1"]);
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(stdout(&o).trim(), format!("{}: event set", ev.0));
 }

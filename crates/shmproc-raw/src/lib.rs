@@ -21,13 +21,17 @@
 use crate::primitive::AtomicU32;
 use std::time::{Duration, Instant};
 
+pub mod barrier;
 pub mod claims;
+pub mod condvar;
 #[cfg(not(loom))]
 pub mod copy;
+pub mod event;
 pub mod fault;
 pub mod lock;
 pub mod primitive;
 pub mod ring;
+pub mod semaphore;
 
 /// Bits of an [`Owner`] token that hold the participant index.
 pub const OWNER_INDEX_BITS: u32 = 10;
@@ -102,6 +106,17 @@ pub trait Wait {
     /// Wakes at least one sleeper on `word` (default: all of them).
     fn wake_one(&self, word: &AtomicU32) {
         self.wake_all(word)
+    }
+    /// Wakes at least `n` sleepers on `word`, or all of them if fewer sleep (default: all).
+    fn wake_n(&self, word: &AtomicU32, n: u32) {
+        let _ = n;
+        self.wake_all(word)
+    }
+    /// Sleeps while `word` holds `expected` until woken or `deadline`, with no re-check
+    /// slice: for waits that only a waker can end and where no liveness is to be asked (a
+    /// condition variable's). Spurious returns are allowed. Default: [`wait`](Wait::wait).
+    fn wait_for_wake(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+        self.wait(word, expected, deadline)
     }
     /// Pauses a poller (a waiter whose peer is mid-copy and will not wake it) before its
     /// `round`-th re-check: implementations yield the CPU first and sleep briefly, never past
