@@ -7,13 +7,12 @@
 
 mod common;
 
-use common::{Name, child_main, say, spawn, spawn_env, wait_parent};
+use common::{Name, child_main, say, scribble, spawn, spawn_env, wait_parent};
 use shmproc::inspect::{self, Kind, KindState, LockStatus, PermitReport, Status};
 use shmproc::{
     Array, Barrier, BarrierError, BoundedSemaphore, ByteQueue, Condition, Connection, Event, Pipe, Queue, RLock,
     Semaphore, Value,
 };
-use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
@@ -547,16 +546,6 @@ fn an_idle_persisted_segment_is_kept_unless_idle_ones_are_asked_for() {
     assert_eq!((r.live_participants(), r.dead_participants()), (0, 0));
     assert!(!inspect::remove_unused(&name, false).unwrap());
     assert!(inspect::remove_unused(&name, true).unwrap());
-}
-
-/// Writes `bytes` at `offset` of the segment file `name`.
-fn scribble(name: &str, offset: u64, bytes: &[u8]) {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/shmproc.{name}"))
-        .unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(bytes).unwrap();
 }
 
 #[test]

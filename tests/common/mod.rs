@@ -8,7 +8,7 @@
 //! segment names are unique per test and removed by [`Name`]'s drop.
 #![allow(dead_code, unused_imports)]
 
-pub use shmproc_testkit::{Child, LONG, child_main, role, say, wait_parent};
+pub use shmproc_testkit::{Child, LONG, child_main, role, say, scribble, wait_parent};
 
 /// A segment name unique to this process and call, removed from the system on drop.
 pub struct Name(pub String);

@@ -5,7 +5,7 @@
 //! would also remove other programs' dead segments.
 
 use shmproc::{Barrier, Event, Queue, RLock, Semaphore, Value};
-use shmproc_testkit::{Spawn, child_main, say, unique_name, wait_parent};
+use shmproc_testkit::{Spawn, child_main, say, scribble, unique_name, wait_parent};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -31,17 +31,6 @@ impl Drop for Name {
     fn drop(&mut self) {
         let _ = shmproc::remove(&self.0);
     }
-}
-
-/// Writes `bytes` at `offset` of the segment file `name`.
-fn scribble(name: &str, offset: u64, bytes: &[u8]) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/shmproc.{name}"))
-        .unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(bytes).unwrap();
 }
 
 fn shmproc(args: &[&str]) -> Output {

@@ -547,3 +547,19 @@ pub fn pin_thread(cpu: usize) {
     let r = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
     assert_eq!(r, 0, "sched_setaffinity: {}", io::Error::last_os_error());
 }
+
+/// Writes `bytes` at `offset` of the segment `name`'s file in `/dev/shm`, as a hostile or
+/// buggy peer would (tests of damaged segments).
+///
+/// # Panics
+///
+/// If the file cannot be opened or written.
+pub fn scribble(name: &str, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/shmproc.{name}"))
+        .unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(bytes).unwrap();
+}
