@@ -196,6 +196,10 @@ macro_rules! permits {
 /// holders crash. [`release`](Semaphore::release) adds a permit nobody held (the semaphore as
 /// a signal between processes); [`SemaphoreGuard::forget`] keeps one for good.
 ///
+/// There is no queue of waiters: a released permit goes to whoever takes it first, and a
+/// process that releases and at once acquires again may keep it while a sleeper wakes (as
+/// with `std::sync::Mutex`).
+///
 /// ```
 /// # let name = format!("doc-sem-{}", std::process::id());
 /// use shmproc::{AcquireError, Semaphore};
