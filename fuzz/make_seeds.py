@@ -58,6 +58,24 @@ write(T, "queue_u64-ooc-init-state-empty", [2, 0, 6, 1] + list(u32(0)) + list(QU
 # mode 1: a header prefix only, then garbage; mode 0: garbage alone.
 write(T, "array_u32-prefix-only", [1, 0, 1, 40] + [0xA5] * 300 + list(LOCK_OPS))
 write(T, "raw-garbage", [2, 0, 0, 0] + list(b"SHMPROC\x01") + [0x5A] * 250 + list(QUEUE_OPS))
+# The synchronisation primitives (kind 4..7): the template, the template header over a zero
+# body, and the template with its state line (body start, 4 participant records: offset 384)
+# overwritten with all-ones words.
+SYNC_OPS = {
+    "semaphore": bytes([0, 0, 1, 3, 2, 4, 0, 6, 2, 2, 5, 0, 1, 3, 4, 6]),
+    "bounded_semaphore": bytes([2, 0, 4, 2, 0, 0, 0, 1, 3, 6, 2, 2, 5, 0, 0, 0]),
+    "event": bytes([0, 2, 3, 1, 2, 4, 0, 1, 0, 3, 1, 2, 4, 0, 0, 0]),
+    "condition_lock": bytes([0, 3, 4, 5, 6, 1, 9, 2, 3, 0, 0, 0, 0, 0, 0, 0]),
+    "barrier": bytes([0, 2, 1, 0, 2, 4, 0, 3, 2, 0, 0, 0, 0, 0, 0, 0]),
+    "rlock": LOCK_OPS,
+    "lock": LOCK_OPS,
+    "condition_value": bytes([3, 0, 1, 200, 4, 6, 2, 5, 0, 0, 0, 0, 0, 0, 0, 0]),
+}
+for i, (label, ops) in enumerate(SYNC_OPS.items()):
+    kind, payload = 4 + i // 2, i % 2
+    write(T, f"{label}-template", [kind, payload, 2, 0] + list(ops))
+    write(T, f"{label}-header-zero-body", [kind, payload, 3, 0] + [0] * 700 + list(ops))
+    write(T, f"{label}-state-ones", [kind, payload, 2, 48] + [0xFF] * 64 + list(ops))
 
 # ----------------------------------------------------------------------------------------
 # queue_ops_vs_model: [cap, handles, op...], op = handle << 4 | code
@@ -116,6 +134,33 @@ write(T, "scribble-header-then-reopen", [0, 0, 0, 0, 0] + H(8) + [3, 0, 0, 0, 0,
                                         0, 1] + H(12) + [3, 9, 0, 0, 0, 15, 1] + legit)
 # a FULL slot word of a later lap in the queue's first slot
 write(T, "scribble-slots", [0, 1, 1, 2, 0] + H((320 + 384) // 8) + list(u64(0x2A)) + legit)
+# The synchronisation primitives (op bit 0x20; files: semaphore, event, barrier, rlock,
+# condition, each body at 320 with 2 participant records).
+SYNC = 0x20
+sync_legit = [SYNC | 3, 0,                 # semaphore try_acquire (creator: kept)
+              SYNC | 3 | SECOND, 1, 0,     # acquire_timeout on the second handle, 1 ms
+              SYNC | 3, 2, SYNC | 3, 3,    # release; give the kept permit back
+              SYNC | 3, 0, SYNC | 3, 4,    # take one and forget it
+              SYNC | 5, 0,                 # event set
+              SYNC | 5 | SECOND, 2, 0,     # wait_timeout on the second handle
+              SYNC | 5, 3, SYNC | 5, 1,    # wait (set: returns at once); clear
+              SYNC | 7, 0, 0,              # barrier wait_timeout alone: breaks it
+              SYNC | 7 | SECOND, 2,        # reset
+              SYNC | 9, 2,                 # rlock try_lock, nested lock, mark_consistent
+              SYNC | 9 | SECOND, 1, 0,     # lock_timeout on the second handle
+              SYNC | 11, 0, SYNC | 11, 3, 0,           # condition notify_one; wait_timeout
+              SYNC | 11 | SECOND, 4, 0, SYNC | 11, 5,  # wait_timeout_while(true); wait_while(false)
+              SYNC | 13, 1]                # reopen the second event handle
+write(T, "sync-legit", [0, 3, 4] + sync_legit)
+# all-ones over each primitive's state word, then the legitimate ops and a reopen of each
+ones = []
+for sel in range(5):
+    ones += [SYNC | 2, sel] + H(320 // 8) + list(u64(-1))
+write(T, "sync-state-ones", [0, 3, 4] + ones + sync_legit + [SYNC | 13, 0, SYNC | 13, 2, SYNC | 13, 3, SYNC | 13, 4])
+# the rlock's lock word := the creator's token (held by a live owner), the semaphore's word a
+# tagged claim on record 1
+write(T, "sync-scribble-lock-and-tag", [0, 3, 4, SYNC | 2, 3] + H(320 // 8) + list(u64(1 << 10))
+      + [SYNC | 2, 0] + H(320 // 8) + list(u64(1 | 1 << 32 | 1 << 42 | 5 << 45)) + sync_legit)
 
 # ----------------------------------------------------------------------------------------
 # value_array_ops: [nv, na, alen, v_init (16), a_fill (4), op...]

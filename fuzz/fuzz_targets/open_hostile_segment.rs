@@ -1,10 +1,12 @@
 //! `open_hostile_segment`: a segment file whose every byte comes from the fuzzer is opened as
-//! one of eight handle types and, if the open succeeds, exercised with bounded calls.
+//! one of sixteen handle types and, if the open succeeds, exercised with bounded calls.
 //!
 //! Input: `[kind, payload, mode, param, bytes...]`
-//! - `kind % 4`: Value, Array, Queue, lock-free; `payload % 2` picks the element type
-//!   (Value<u64> / Value<[u8; 3]>, Array<u32> / Array<f64>, Queue<u64> / Queue<[u8; 16]>,
-//!   AtomicArray<AtomicU64> / SharedBytes).
+//! - `kind % 8` and `payload % 2` pick the type: Value<u64> / Value<[u8; 3]>, Array<u32> /
+//!   Array<f64>, Queue<u64> / Queue<[u8; 16]>, AtomicArray<AtomicU64> / SharedBytes,
+//!   Semaphore / BoundedSemaphore, Event / Condition (waited on with a `LockGuard`),
+//!   Barrier / RLock, Lock / Condition (waited on with a `ValueGuard`). A condition is used
+//!   with a lock or value the target creates afresh, so only the condition's file is hostile.
 //! - `mode % 4` builds the file content from `bytes`, using a real segment of that type
 //!   (created once per process, 4 participant records, see `template`) so the fuzzer gets
 //!   past the magic and layout checks:
@@ -25,7 +27,11 @@
 //! SIGSEGV / sanitizer report) or a call that does not return within its timeout is a bug.
 //! Calls that wait without a deadline (`lock`, `load`, `store`, `to_vec`) are made only after a
 //! `try_lock` found the lock free and released it, since a hostile file may legitimately say
-//! that the lock is held by a live owner (the opening handle's own token, for instance).
+//! that the lock is held by a live owner (the opening handle's own token, for instance). The
+//! other deadline-less calls are made only where they return without waiting whatever the
+//! bytes: `Event::wait` when `is_set`, `Condition::wait_while` with a false condition, a nested
+//! `RLock::lock` while this thread holds it, `Barrier::wait` of a 1-party barrier just reset.
+//! `Semaphore::acquire` (which waits for ever) is never called.
 
 #![no_main]
 
@@ -34,7 +40,11 @@ mod common;
 
 use common::{Cursor, timed};
 use libfuzzer_sys::fuzz_target;
-use shmproc::{Array, AtomicArray, GetError, LockError, Options, PutError, Queue, SharedBytes, TaskError, Value};
+use shmproc::{
+    AcquireError, Array, AtomicArray, Barrier, BarrierError, BoundedSemaphore, Condition, ConditionGuard, Event,
+    GetError, Lock, LockError, LockResult, Options, PutError, Queue, RLock, ReleaseError, Semaphore, SemaphoreGuard,
+    SharedBytes, TaskError, Value,
+};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +52,8 @@ use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// The eight handle types, in selector order.
-const TYPES: usize = 8;
+/// The sixteen handle types, in selector order.
+const TYPES: usize = 16;
 
 fn tag(ty: usize) -> String {
     format!("h{ty}")
@@ -82,10 +92,39 @@ fn template(ty: usize) -> Vec<u8> {
             let a = AtomicArray::<AtomicU64>::create_with(&name, 5, &opts).unwrap();
             a[1].store(0x0102_0304, Ordering::Relaxed);
         }
-        _ => {
+        7 => {
             let b = SharedBytes::create_with(&name, 300, &opts).unwrap();
             b.write(7, b"template").unwrap();
         }
+        8 => {
+            let s = Semaphore::create_with(&name, 2, &opts).unwrap();
+            s.try_acquire().unwrap().forget();
+            s.release().unwrap();
+            s.release().unwrap();
+        }
+        9 => {
+            let s = BoundedSemaphore::create_with(&name, 3, &opts).unwrap();
+            s.try_acquire().unwrap().forget();
+        }
+        10 => {
+            let e = Event::create_with(&name, &opts).unwrap();
+            e.set();
+            e.clear();
+            e.set();
+        }
+        11 | 15 => drop(Condition::create_with(&name, &opts).unwrap()),
+        12 => {
+            let b = Barrier::create_with(&name, 2, &opts).unwrap();
+            b.abort();
+            b.reset();
+        }
+        13 => {
+            let l = RLock::create_with(&name, &opts).unwrap();
+            let g = l.lock().unwrap();
+            drop(l.lock().unwrap());
+            drop(g);
+        }
+        _ => drop(Lock::create_with(&name, &opts).unwrap().lock().unwrap()),
     }
     let bytes = std::fs::read(common::shm_path(&name)).unwrap();
     shmproc::remove(&name).unwrap();
@@ -317,7 +356,269 @@ fn exercise_bytes(b: &SharedBytes, cur: &mut Cursor<'_>) {
     }
 }
 
-/// Opens `name` as type `ty`/// Opens `name` as type `ty` (with `open`, or `open_or_create` when `or_create`) and, if that
+/// The two semaphore types' shared methods (they have no common trait in the crate).
+trait Permits {
+    /// Bounded: `release` may fail with `AboveBound`, never `Overflow`.
+    const BOUNDED: bool;
+    fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError>;
+    fn acquire_timeout(&self, t: Duration) -> Result<SemaphoreGuard<'_>, AcquireError>;
+    fn release(&self) -> Result<(), ReleaseError>;
+    fn available(&self) -> u32;
+    fn initial(&self) -> u32;
+}
+
+macro_rules! permits {
+    ($t:ty, $bounded:expr) => {
+        impl Permits for $t {
+            const BOUNDED: bool = $bounded;
+            fn try_acquire(&self) -> Result<SemaphoreGuard<'_>, AcquireError> {
+                <$t>::try_acquire(self)
+            }
+            fn acquire_timeout(&self, t: Duration) -> Result<SemaphoreGuard<'_>, AcquireError> {
+                <$t>::acquire_timeout(self, t)
+            }
+            fn release(&self) -> Result<(), ReleaseError> {
+                <$t>::release(self)
+            }
+            fn available(&self) -> u32 {
+                <$t>::available(self)
+            }
+            fn initial(&self) -> u32 {
+                <$t>::initial(self)
+            }
+        }
+    };
+}
+permits!(Semaphore, false);
+permits!(BoundedSemaphore, true);
+
+/// Takes permits (kept in up to 4 guards), gives them back, forgets them, releases; every
+/// call is a `try_` or 1 ms form, and guard drops (`give`) must return too.
+fn exercise_semaphore<S: Permits>(s: &S, cur: &mut Cursor<'_>) {
+    let initial = s.initial();
+    let mut held: Vec<SemaphoreGuard<'_>> = Vec::new();
+    for _ in 0..8 {
+        let op = cur.u8() % 8;
+        trace!("semaphore op {op}, available {}, {} guards", s.available(), held.len());
+        let got = match op {
+            0 => match timed("try_acquire", || s.try_acquire()) {
+                Ok(g) => Some(g),
+                Err(AcquireError::WouldBlock) => None,
+                Err(e) => panic!("try_acquire: unexpected {e:?}"),
+            },
+            1 => match timed("acquire_timeout", || s.acquire_timeout(MS)) {
+                Ok(g) => Some(g),
+                Err(AcquireError::Timeout) => None,
+                Err(e) => panic!("acquire_timeout: unexpected {e:?}"),
+            },
+            2 => {
+                match timed("release", || s.release()) {
+                    Ok(()) | Err(ReleaseError::Contended) => {}
+                    Err(ReleaseError::AboveBound { bound }) => {
+                        assert!(S::BOUNDED && bound == initial, "AboveBound {{ {bound} }} of {initial}")
+                    }
+                    Err(ReleaseError::Overflow) => assert!(!S::BOUNDED, "a bounded semaphore overflowed"),
+                    Err(e) => panic!("release: unexpected {e:?}"),
+                }
+                None
+            }
+            3 => {
+                if let Some(g) = held.pop() {
+                    timed("guard drop", || drop(g));
+                }
+                None
+            }
+            4 => {
+                if let Some(g) = held.pop() {
+                    trace!("forget {g:?}");
+                    timed("forget", || g.forget());
+                }
+                None
+            }
+            5 => {
+                let _ = timed("available", || s.available());
+                assert_eq!(s.initial(), initial);
+                None
+            }
+            6 => {
+                timed("drop all", || held.clear());
+                None
+            }
+            _ => break,
+        };
+        if let Some(g) = got {
+            if held.len() < 4 {
+                held.push(g);
+            } else {
+                timed("guard drop", || drop(g));
+            }
+        }
+    }
+    timed("guard drops", || drop(held));
+}
+
+/// Every bit pattern of an event's word is valid: `set` raises the flag, `clear` lowers it,
+/// whatever the rest of the word says.
+fn exercise_event(e: &Event, cur: &mut Cursor<'_>) {
+    for _ in 0..8 {
+        let op = cur.u8() % 6;
+        trace!("event op {op}, set {}", e.is_set());
+        match op {
+            0 => {
+                timed("set", || e.set());
+                assert!(e.is_set(), "not set after set");
+            }
+            1 => {
+                timed("clear", || e.clear());
+                assert!(!e.is_set(), "set after clear");
+            }
+            2 => {
+                let up = e.is_set();
+                let r = timed("wait_timeout", || e.wait_timeout(MS));
+                assert!(!up || r, "wait_timeout on a set event timed out");
+            }
+            3 => {
+                // Returns at once on a set flag (nobody else writes this file).
+                if e.is_set() {
+                    timed("wait", || e.wait());
+                }
+            }
+            4 => {
+                let _ = timed("wait_timeout(0)", || e.wait_timeout(Duration::ZERO));
+            }
+            _ => break,
+        }
+    }
+}
+
+/// A condition with a hostile file, used with the guard `lock` gives of a healthy lock this
+/// process created: relocking never fails, and every wait has a deadline or a false
+/// condition.
+fn exercise_condition<G: ConditionGuard>(c: &Condition, lock: impl Fn() -> LockResult<G>, cur: &mut Cursor<'_>) {
+    let mut guard = Some(lock().expect("fuzz harness: lock a fresh lock"));
+    for _ in 0..8 {
+        let op = cur.u8() % 8;
+        trace!("condition op {op}");
+        match op {
+            0 => timed("notify_one", || c.notify_one()),
+            1 => {
+                let n = u32::from(cur.u8()) * 0x0101_0101;
+                timed("notify", || c.notify(n));
+            }
+            2 => timed("notify_all", || c.notify_all()),
+            3 => {
+                let g = guard.take().unwrap();
+                let (g, _) = timed("wait_timeout", || c.wait_timeout(g, MS)).expect("wait_timeout: relock");
+                guard = Some(g);
+            }
+            4 => {
+                let g = guard.take().unwrap();
+                let (g, r) = timed("wait_timeout_while(true)", || c.wait_timeout_while(g, MS, |_| true))
+                    .expect("wait_timeout_while: relock");
+                assert!(r.timed_out(), "wait_timeout_while(true) returned without timing out");
+                guard = Some(g);
+            }
+            5 => {
+                let g = guard.take().unwrap();
+                let (g, r) = timed("wait_timeout_while(false)", || c.wait_timeout_while(g, MS, |_| false))
+                    .expect("wait_timeout_while: relock");
+                assert!(!r.timed_out());
+                guard = Some(g);
+            }
+            6 => {
+                let g = guard.take().unwrap();
+                guard = Some(timed("wait_while(false)", || c.wait_while(g, |_| false)).expect("wait_while"));
+            }
+            _ => break,
+        }
+    }
+}
+
+/// Barrier: timed waits (which break a barrier of several parties), abort, reset; after a
+/// reset the barrier is whole, and a 1-party barrier passes at once.
+fn exercise_barrier(b: &Barrier, cur: &mut Cursor<'_>) {
+    let parties = b.parties();
+    assert!(
+        (1..=shmproc::MAX_PARTIES).contains(&parties),
+        "an opened Barrier has {parties} parties"
+    );
+    for _ in 0..8 {
+        let op = cur.u8() % 7;
+        trace!("barrier op {op}, waiting {}, broken {}", b.n_waiting(), b.is_broken());
+        match op {
+            0 => match timed("wait_timeout", || b.wait_timeout(MS)) {
+                Ok(r) => assert!(r.index() < parties),
+                Err(BarrierError::Broken | BarrierError::Timeout) => {}
+                Err(e) => panic!("wait_timeout: unexpected {e:?}"),
+            },
+            1 => {
+                timed("abort", || b.abort());
+                assert!(b.is_broken(), "not broken after abort");
+            }
+            2 => {
+                timed("reset", || b.reset());
+                assert!(!b.is_broken() && b.n_waiting() == 0, "not whole after reset");
+                if parties == 1 {
+                    let r = timed("wait (1 party)", || b.wait()).expect("1-party wait after reset");
+                    assert!(r.is_leader() && r.index() == 0);
+                }
+            }
+            3 => {
+                let _ = (b.n_waiting(), b.is_broken());
+            }
+            4 => match timed("wait_timeout(0)", || b.wait_timeout(Duration::ZERO)) {
+                Ok(_) | Err(BarrierError::Broken | BarrierError::Timeout) => {}
+                Err(e) => panic!("wait_timeout(0): unexpected {e:?}"),
+            },
+            _ => break,
+        }
+    }
+}
+
+/// The guard of a `Lock` (nothing to read or write).
+fn lock_rw(g: &mut shmproc::LockGuard<'_>, _: &mut Cursor<'_>) {
+    trace!("guard: owner died {}", g.is_owner_died());
+}
+
+fn exercise_lock(l: &Lock, cur: &mut Cursor<'_>) {
+    if exercise_locked!(l, *cur, lock_rw) {
+        match timed("lock", || l.lock()) {
+            Ok(g) => assert!(!g.is_owner_died()),
+            Err(LockError::Unrecoverable) => {}
+            Err(e) => panic!("lock after a free try_lock: {e:?}"),
+        }
+    }
+}
+
+/// An `RLock` guard: this thread locks again at once, whatever the shared word says.
+fn rlock_rw(l: &RLock) -> impl Fn(&mut shmproc::RLockGuard<'_>, &mut Cursor<'_>) + '_ {
+    move |g, cur| {
+        trace!("guard: owner died {}", g.is_owner_died());
+        match cur.u8() % 4 {
+            0 => drop(timed("nested lock", || l.lock()).expect("nested lock")),
+            1 => drop(timed("nested try_lock", || l.try_lock()).expect("nested try_lock")),
+            2 => {
+                let a = timed("nested lock_timeout", || l.lock_timeout(MS)).expect("nested lock_timeout");
+                let b = l.lock().expect("nested lock");
+                drop(a);
+                drop(b);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn exercise_rlock(l: &RLock, cur: &mut Cursor<'_>) {
+    if exercise_locked!(l, *cur, rlock_rw(l)) {
+        match timed("lock", || l.lock()) {
+            Ok(g) => assert!(!g.is_owner_died()),
+            Err(LockError::Unrecoverable) => {}
+            Err(e) => panic!("lock after a free try_lock: {e:?}"),
+        }
+    }
+}
+
+/// Opens `name` as type `ty` (with `open`, or `open_or_create` when `or_create`) and, if that
 /// succeeds, exercises the handle with `cur`; whether the open succeeded.
 fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_>) -> bool {
     macro_rules! open {
@@ -388,13 +689,53 @@ fn open_and_exercise(ty: usize, name: &str, or_create: bool, cur: &mut Cursor<'_
             ),
             cur,
         ),
-        _ => exercise_bytes(
+        7 => exercise_bytes(
             &open!(
                 SharedBytes::open_with(name, &o),
                 SharedBytes::open_or_create_with(name, 300, &o)
             ),
             cur,
         ),
+        8 => exercise_semaphore(
+            &open!(
+                Semaphore::open_with(name, &o),
+                Semaphore::open_or_create_with(name, 2, &o)
+            ),
+            cur,
+        ),
+        9 => exercise_semaphore(
+            &open!(
+                BoundedSemaphore::open_with(name, &o),
+                BoundedSemaphore::open_or_create_with(name, 3, &o)
+            ),
+            cur,
+        ),
+        10 => exercise_event(
+            &open!(Event::open_with(name, &o), Event::open_or_create_with(name, &o)),
+            cur,
+        ),
+        11 => {
+            let c = open!(Condition::open_with(name, &o), Condition::open_or_create_with(name, &o));
+            let lock = Lock::create(&common::name("cl")).expect("fuzz harness: create a lock");
+            exercise_condition(&c, || lock.lock(), cur);
+        }
+        12 => exercise_barrier(
+            &open!(Barrier::open_with(name, &o), Barrier::open_or_create_with(name, 2, &o)),
+            cur,
+        ),
+        13 => exercise_rlock(
+            &open!(RLock::open_with(name, &o), RLock::open_or_create_with(name, &o)),
+            cur,
+        ),
+        14 => exercise_lock(
+            &open!(Lock::open_with(name, &o), Lock::open_or_create_with(name, &o)),
+            cur,
+        ),
+        _ => {
+            let c = open!(Condition::open_with(name, &o), Condition::open_or_create_with(name, &o));
+            let value = Value::<u64>::create(&common::name("cv"), 0).expect("fuzz harness: create a value");
+            exercise_condition(&c, || value.lock(), cur);
+        }
     }
     true
 }
@@ -407,7 +748,7 @@ const HEADER_SIZE: usize = 256;
 
 fuzz_target!(init: common::init(), |data: &[u8]| {
     let mut cur = Cursor::new(data);
-    let kind = usize::from(cur.u8() % 4);
+    let kind = usize::from(cur.u8() % 8);
     let payload = usize::from(cur.u8() % 2);
     let ty = kind * 2 + payload;
     let mode = cur.u8();

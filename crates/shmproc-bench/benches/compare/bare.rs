@@ -1,4 +1,5 @@
-//! Bare rings in a shared memfd: the floors a ring design can be compared with.
+//! Bare rings and a bare lock in a shared memfd: the floors a ring design and a lock can be
+//! compared with.
 
 use super::*;
 
@@ -242,4 +243,37 @@ pub(crate) fn child_lat_bare() -> ChildResult {
         }
         String::new()
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A bare lock: the futex mutex of Drepper's "Futexes Are Tricky" (2011, "mutex3") on a 32-bit
+// word in a shared mapping. 0 free, 1 held, 2 held with possible sleepers. Taking a free lock
+// is one CAS, releasing an uncontended one one atomic decrement, with none of shmproc's owner
+// token or death detection: the floor of the uncontended lock rows.
+
+pub(crate) struct BareLock<'a>(pub(crate) &'a AtomicU32);
+
+impl BareLock<'_> {
+    pub(crate) fn lock(&self) {
+        let w = self.0;
+        let mut c = match w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(c) => c,
+        };
+        // Contended: mark the word "sleepers" and sleep until a release finds it free.
+        if c != 2 {
+            c = w.swap(2, Ordering::Acquire);
+        }
+        while c != 0 {
+            futex_wait(w, 2);
+            c = w.swap(2, Ordering::Acquire);
+        }
+    }
+
+    pub(crate) fn unlock(&self) {
+        if self.0.fetch_sub(1, Ordering::Release) != 1 {
+            self.0.store(0, Ordering::Release);
+            futex_wake(self.0);
+        }
+    }
 }

@@ -29,6 +29,10 @@ pub(crate) fn child_main(role: &str, args: &[String]) -> ChildResult {
         "bare-prod" => child_bare_prod(num(0)),
         // fd 3 = memfd of two bare rings
         "lat-bare" => child_lat_bare(),
+        // name-a name-b
+        "lat-event" => child_lat_event(arg(0), arg(1)),
+        // name
+        "lat-barrier" => child_lat_barrier(arg(0)),
         // name
         "val-inc" => child_val_inc(arg(0)),
         // name size bytes|string
@@ -254,5 +258,29 @@ pub(crate) fn child_val_inc(name: &str) -> ChildResult {
             *v.lock().expect("lock") += 1;
         }
         String::new()
+    })
+}
+
+pub(crate) fn child_lat_event(a: &str, b: &str) -> ChildResult {
+    let (ping, pong) = (shmproc::Event::open(a)?, shmproc::Event::open(b)?);
+    serve(|n| {
+        for _ in 0..n {
+            // Clear `ping` before answering: the parent sets it again only after `pong`.
+            ping.wait();
+            ping.clear();
+            pong.set();
+        }
+        String::new()
+    })
+}
+
+/// Answers with the number of ops it led.
+pub(crate) fn child_lat_barrier(name: &str) -> ChildResult {
+    let barrier = shmproc::Barrier::open(name)?;
+    serve(|n| {
+        let leaders: u64 = (0..n)
+            .map(|_| u64::from(barrier.wait().expect("barrier wait").is_leader()))
+            .sum();
+        leaders.to_string()
     })
 }

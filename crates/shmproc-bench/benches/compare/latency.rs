@@ -1,5 +1,5 @@
 //! Round-trip rows: shmproc queues against pipes, sockets, crossbeam, a shared atomic word and a
-//! bare futex.
+//! bare futex; and the wake-up rows: shmproc's `Event` and `Barrier` against the bare futex.
 
 use super::*;
 
@@ -115,6 +115,56 @@ pub(crate) fn lat_futex(cfg: &Cfg) -> Stats {
         }
         let dt = t0.elapsed();
         kid.done();
+        (dt, n)
+    })
+}
+
+/// Two `shmproc::Event`s as a ping-pong: the parent sets `ping` and waits on `pong`, the child
+/// waits on `ping`, clears it and sets `pong`, and the parent clears `pong`. Each hop is one
+/// `set` (a CAS and, with a sleeper, a `FUTEX_WAKE`) and one `wait` (a `FUTEX_WAIT`, no
+/// spinning): the blocking round trip of the bare futex row, through the public type.
+pub(crate) fn lat_event(cfg: &Cfg) -> Stats {
+    let (na, nb) = (seg_name(), seg_name());
+    let ping = shmproc::Event::create(&na).expect("create event");
+    let pong = shmproc::Event::create(&nb).expect("create event");
+    let mut kid = spawn_kid("lat-event", &[na.clone(), nb.clone()], &[]);
+    kid.ready();
+    unlink(&na);
+    unlink(&nb);
+    measure(cfg, LAT_START, |n| {
+        kid.run(n);
+        let t0 = Instant::now();
+        for _ in 0..n {
+            ping.set();
+            pong.wait();
+            pong.clear();
+        }
+        let dt = t0.elapsed();
+        kid.done();
+        assert!(!ping.is_set() && !pong.is_set(), "events left set");
+        (dt, n)
+    })
+}
+
+/// A `shmproc::Barrier` of 2 parties, the parent and a child, each calling `wait` once per
+/// op: an op ends when both arrived, so each op is one wake-up (the last to arrive wakes the
+/// other), where a round trip has two.
+pub(crate) fn lat_barrier(cfg: &Cfg) -> Stats {
+    let name = seg_name();
+    let barrier = shmproc::Barrier::create(&name, 2).expect("create barrier");
+    let mut kid = spawn_kid("lat-barrier", std::slice::from_ref(&name), &[]);
+    kid.ready();
+    unlink(&name);
+    measure(cfg, LAT_START, |n| {
+        kid.run(n);
+        let t0 = Instant::now();
+        let mut leaders = 0u64;
+        for _ in 0..n {
+            leaders += u64::from(barrier.wait().expect("barrier wait").is_leader());
+        }
+        let dt = t0.elapsed();
+        let theirs = kid.done();
+        assert_eq!(leaders + theirs.first().copied().unwrap_or(0), n, "one leader per op");
         (dt, n)
     })
 }

@@ -112,6 +112,60 @@ pub(crate) fn lock_uncontended(cfg: &Cfg) -> Stats {
     })
 }
 
+/// `shmproc::RLock` taken and released (outermost guard) around a local increment: `Lock`'s
+/// word plus the handle's owner and depth bookkeeping.
+pub(crate) fn rlock_uncontended(cfg: &Cfg) -> Stats {
+    let name = seg_name();
+    let l = shmproc::RLock::create(&name).expect("create rlock");
+    let mut count = 0u64;
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let g = black_box(&l).lock().expect("lock");
+            count += 1;
+            drop(g);
+        }
+        (t0.elapsed(), n)
+    })
+}
+
+/// A permit of a `shmproc::Semaphore` of 1 taken (`acquire`) and given back (guard drop)
+/// around a local increment: the semaphore as a lock, uncontended.
+pub(crate) fn semaphore_uncontended(cfg: &Cfg) -> Stats {
+    let name = seg_name();
+    let s = shmproc::Semaphore::create(&name, 1).expect("create semaphore");
+    let mut count = 0u64;
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let g = black_box(&s).acquire();
+            count += 1;
+            drop(g);
+        }
+        let dt = t0.elapsed();
+        assert_eq!(s.available(), 1, "a permit was not given back");
+        (dt, n)
+    })
+}
+
+/// [`BareLock`] taken and released around a local increment: the floor of a lock word in
+/// shared memory (one CAS to take, one swap to release), with no owner, no death detection.
+pub(crate) fn bare_lock_uncontended(cfg: &Cfg) -> Stats {
+    let fd = memfd_page();
+    let page = Page::map(&fd);
+    let lock = BareLock(page.futex_word(0));
+    let mut count = 0u64;
+    measure(cfg, LOCK_START, |n| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            black_box(&lock).lock();
+            count += 1;
+            black_box(&lock).unlock();
+        }
+        (t0.elapsed(), n)
+    })
+}
+
 pub(crate) fn mutex_uncontended(cfg: &Cfg) -> Stats {
     let m = Mutex::new(0u64);
     measure(cfg, LOCK_START, |n| {

@@ -11,6 +11,7 @@ pub(crate) const G_SOLO: &str = "put+get, 1 thread";
 pub(crate) const G_ATOMIC: &str = "fetch_add, 1 process";
 pub(crate) const G_LOCK1: &str = "lock+incr+unlock, 1 user";
 pub(crate) const G_LOCK2: &str = "lock+incr+unlock, 2 users";
+pub(crate) const G_WAKE: &str = "wake-up, 2 processes";
 pub(crate) const G_OPEN: &str = "open by name";
 
 pub(crate) const SHM_Q: &str = "shmproc Queue (put/get)";
@@ -51,6 +52,11 @@ pub(crate) const SOLO_CB: &str = "crossbeam ArrayQueue<u64> (push, then pop)";
 pub(crate) const VALUE1: &str = "shmproc Value<u64>, 1 process";
 pub(crate) const LOCK1: &str = "shmproc Lock (no data), 1 process";
 pub(crate) const MUTEX1: &str = "std Mutex<u64>, 1 thread";
+pub(crate) const RLOCK1: &str = "shmproc RLock (no data), 1 process";
+pub(crate) const SEM1: &str = "shmproc Semaphore(1): acquire, guard drop, 1 process";
+pub(crate) const BARE_LOCK1: &str = "bare futex lock (CAS) in a shared memfd mapping (floor)";
+pub(crate) const WAKE_EVENT: &str = "shmproc Event x2 (set, wait, clear)";
+pub(crate) const WAKE_BARRIER: &str = "shmproc Barrier of 2 (one wait each per op)";
 pub(crate) const VALUE2: &str = "shmproc Value<u64>, 2 processes";
 pub(crate) const MUTEX2: &str = "std Mutex<u64>, 2 threads";
 pub(crate) const OPEN_VALUE: &str = "shmproc Value<u64>: create+open+load";
@@ -128,9 +134,16 @@ pub(crate) fn run_all(b: &mut Bench) {
 
     b.row((G_LOCK1, VALUE1, 8), Per::Op, None, value_uncontended);
     b.row((G_LOCK1, LOCK1, 8), Per::Op, Some(VALUE1), lock_uncontended);
+    b.row((G_LOCK1, RLOCK1, 8), Per::Op, Some(LOCK1), rlock_uncontended);
+    b.row((G_LOCK1, SEM1, 8), Per::Op, Some(LOCK1), semaphore_uncontended);
     b.row((G_LOCK1, MUTEX1, 8), Per::Op, Some(VALUE1), mutex_uncontended);
+    b.row((G_LOCK1, BARE_LOCK1, 8), Per::Op, Some(LOCK1), bare_lock_uncontended);
     b.row((G_LOCK2, VALUE2, 8), Per::Op, None, value_contended);
     b.row((G_LOCK2, MUTEX2, 8), Per::Op, Some(VALUE2), mutex_contended);
+
+    b.row((G_WAKE, WAKE_EVENT, 0), Per::RoundTrip, None, lat_event);
+    b.row((G_WAKE, WAKE_BARRIER, 0), Per::Op, None, lat_barrier);
+    b.row((G_WAKE, RT_FUTEX, 0), Per::RoundTrip, Some(WAKE_EVENT), lat_futex);
 
     b.row((G_OPEN, OPEN_VALUE, 0), Per::Open, None, open_value);
     b.row((G_OPEN, OPEN_QUEUE, 0), Per::Open, None, open_queue);
@@ -260,7 +273,48 @@ pub(crate) fn print_targets(b: &Bench) {
             format!("{} vs {} = {}", fmt_ns(v), fmt_ns(m), fmt_ratio(v / m)),
         );
     }
-    if !lines.is_empty() {
+    if let Some(mutex) = ns(G_LOCK1, MUTEX1, 8) {
+        // Context for the primitives beside `Value`: each uncontended take + release against
+        // std's Mutex and the bare futex lock (the least a lock in shared memory costs).
+        let bare = ns(G_LOCK1, BARE_LOCK1, 8);
+        let each: Vec<String> = [("Lock", LOCK1), ("RLock", RLOCK1), ("Semaphore(1)", SEM1)]
+            .into_iter()
+            .filter_map(|(what, case)| {
+                let t = ns(G_LOCK1, case, 8)?;
+                Some(format!(
+                    "{what} {} ({} std Mutex's time, {} the bare futex lock's)",
+                    fmt_ns(t),
+                    fmt_ratio(t / mutex),
+                    bare.map_or("-".into(), |b| fmt_ratio(t / b)),
+                ))
+            })
+            .collect();
+        if !each.is_empty() {
+            notes.push(format!("  (context) uncontended take+release: {}", each.join("; ")));
+        }
+    }
+    if let Some(floor) = ns(G_WAKE, RT_FUTEX, 0) {
+        // Context for the wake-up rows: a round trip of two events and a barrier round (one
+        // wake-up per op where a round trip has two) against the bare futex round trip.
+        let each: Vec<String> = [("Event round trip", WAKE_EVENT), ("Barrier(2) op", WAKE_BARRIER)]
+            .into_iter()
+            .filter_map(|(what, case)| {
+                let t = ns(G_WAKE, case, 0)?;
+                // A barrier op that never sleeps is a few hundred times below the floor.
+                let r = t / floor;
+                let r = if r < 0.1 { format!("{r:.4}x") } else { fmt_ratio(r) };
+                Some(format!("{what} {} ({r} its time)", fmt_ns(t)))
+            })
+            .collect();
+        if !each.is_empty() {
+            notes.push(format!(
+                "  (context) the bare futex round trip takes {}: {}",
+                fmt_ns(floor),
+                each.join("; ")
+            ));
+        }
+    }
+    if !lines.is_empty() || !notes.is_empty() {
         println!();
         println!("targets (from this run):");
         for l in lines.iter().chain(&notes) {
