@@ -262,24 +262,6 @@ impl Wait for Futex {
         let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
     }
 
-    fn wait_for_wake(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
-        let ts = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return;
-                }
-                Some(rustix::thread::futex::Timespec {
-                    tv_sec: left.as_secs().min(i64::MAX as u64) as _,
-                    tv_nsec: left.subsec_nanos() as _,
-                })
-            }
-        };
-        // As in `wait`, with the whole time left instead of a slice: only a waker ends it.
-        let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, ts.as_ref());
-    }
-
     fn pause(&self, round: u32, deadline: Option<Instant>) {
         pause(round, deadline);
     }

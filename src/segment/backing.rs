@@ -150,13 +150,4 @@ impl Wait for Backing {
             Backing::Heap(_) | Backing::Crashed => super::heap::Sleep.wake_n(word, n),
         }
     }
-
-    #[inline]
-    fn wait_for_wake(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
-        match self {
-            Backing::Shm { .. } => os::Futex.wait_for_wake(word, expected, deadline),
-            #[cfg(feature = "testing")]
-            Backing::Heap(_) | Backing::Crashed => super::heap::Sleep.wait_for_wake(word, expected, deadline),
-        }
-    }
 }

@@ -255,11 +255,6 @@ impl Wait for Segment {
     fn wake_n(&self, word: &AtomicU32, n: u32) {
         self.backing.wake_n(word, n);
     }
-
-    #[inline]
-    fn wait_for_wake(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
-        self.backing.wait_for_wake(word, expected, deadline);
-    }
 }
 
 impl Drop for Segment {

@@ -94,7 +94,9 @@ impl WaitTimeoutResult {
 /// they wait on only while holding it; then a waiter never misses a notify that follows its
 /// wait (no lost wake-ups). As with `Condvar`, `wait` may also return without a notify
 /// (spuriously): wait in a loop that checks the state, or use
-/// [`wait_while`](Condition::wait_while).
+/// [`wait_while`](Condition::wait_while). Here that happens in one more case: after a
+/// `notify_one`, the other waiters return within 10 ms too (then find the state unchanged and
+/// wait again), so that a notify whose woken waiter was killed before it relocked is not lost.
 ///
 /// When the lock's holder died while a waiter slept, relocking gives the waiter
 /// [`LockError::OwnerDied`] with its guard, as any locker gets. A waiter killed while it waits

@@ -59,6 +59,14 @@ fn next_generation(w: u64, ended_badly: bool) -> u64 {
     ((gen_of(w) + 1) & GEN_MASK) << GEN_SHIFT | hist << HIST_SHIFT
 }
 
+/// `record arrival`: party `me` arrived in generation `g`.
+#[inline]
+fn record_arrival(parties: &[Party], me: Owner, g: u64) {
+    if let Some(p) = parties.get(me.index() as usize) {
+        p.word.store(u64::from(me.0) | g << 32 | ARRIVED, Ordering::Release);
+    }
+}
+
 /// The shared state of one barrier: 16 bytes, all atomics, any bit pattern valid.
 ///
 /// `word`:
@@ -203,6 +211,10 @@ impl BarrierState {
                     .compare_exchange(w, next_generation(w, false), Ordering::SeqCst, Ordering::Acquire)
                 {
                     Ok(_) => {
+                        // `record arrival (leader)`: without it a party that led the last
+                        // generations and then died before arriving could show an old
+                        // arrival that matches a wrapped generation, and nobody would break.
+                        record_arrival(parties, me, gen_of(w));
                         self.wake_all(wait);
                         return Ok(Arrival {
                             index: arrived,
@@ -225,13 +237,13 @@ impl BarrierState {
             }
         };
         // `record arrival`: after the arrival CAS, see the module docs.
-        if let Some(p) = parties.get(me.index() as usize) {
-            p.word.store(u64::from(me.0) | g << 32 | ARRIVED, Ordering::Release);
-        }
+        record_arrival(parties, me, g);
         let mut spins = 0;
         let mut late = 0;
         loop {
-            // `load word`: has our generation ended, and how?
+            // `load word`: has our generation ended, and how? A waiter lapped by more than
+            // HIST_BITS generations while it slept (possible only with more handles than
+            // parties, or with resets) no longer has its bit and is told it passed.
             let w = self.word.load(Ordering::Acquire);
             if gen_of(w) != g {
                 let d = (gen_of(w).wrapping_sub(g) & GEN_MASK) as u32;
@@ -377,6 +389,11 @@ mod tests {
             .collect();
         let leaders: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(leaders, ROUNDS);
+        // Every party's record shows the last generation, the leader's too.
+        for i in 0..3 {
+            let last = Some(ROUNDS as u32 - 1);
+            assert_eq!(BarrierState::peek_party(&ps, i).map(|p| p.1), Some(last));
+        }
         assert_eq!(
             b.peek(),
             BarrierPeek {

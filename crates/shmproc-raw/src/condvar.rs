@@ -11,7 +11,10 @@
 //! possible (spurious wake-ups, as with `Condvar`); callers re-check their condition.
 //!
 //! A waiter killed while it waits leaves its count in `waiters` for good: notifies then make
-//! the wake-up system call even when nobody sleeps, which costs time and nothing else.
+//! the wake-up system call even when nobody sleeps, which costs time and nothing else. A
+//! waiter killed after a notify woke it, before it relocked, would take that notify with it;
+//! so sleeps are bounded slices, and a sleeper whose slice ends after a notify returns too
+//! (see [`CondState::sleep`]).
 
 use crate::Wait;
 use crate::primitive::{AtomicU32, Ordering};
@@ -64,9 +67,15 @@ impl CondState {
     /// `sleep`: after unlocking, sleeps while `seq` still equals `ticket`, until a notify,
     /// `deadline` or a spurious return. Then the caller relocks and calls
     /// [`done`](CondState::done).
+    ///
+    /// Each sleep is one re-check slice of [`Wait::wait`] at most, and a sleeper whose slice
+    /// ends after a notify returns too: a waiter that a notify woke and that was killed before
+    /// it relocked would otherwise take the notify with it and leave the others asleep
+    /// (`models/signal_model.py`, `strict`). So besides the ones a notify wakes, others may
+    /// return within a slice (spurious wake-ups, which callers tolerate anyway).
     pub fn sleep(&self, ticket: u32, deadline: Option<Instant>, wait: &impl Wait) {
-        if self.seq.load(Ordering::SeqCst) == ticket {
-            wait.wait_for_wake(&self.seq, ticket, deadline);
+        while self.seq.load(Ordering::SeqCst) == ticket && !crate::expired(deadline) {
+            wait.wait(&self.seq, ticket, deadline);
         }
     }
 

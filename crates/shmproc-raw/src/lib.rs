@@ -112,12 +112,6 @@ pub trait Wait {
         let _ = n;
         self.wake_all(word)
     }
-    /// Sleeps while `word` holds `expected` until woken or `deadline`, with no re-check
-    /// slice: for waits that only a waker can end and where no liveness is to be asked (a
-    /// condition variable's). Spurious returns are allowed. Default: [`wait`](Wait::wait).
-    fn wait_for_wake(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
-        self.wait(word, expected, deadline)
-    }
     /// Pauses a poller (a waiter whose peer is mid-copy and will not wake it) before its
     /// `round`-th re-check: implementations yield the CPU first and sleep briefly, never past
     /// `deadline`, as rounds grow (the peer may be descheduled or stopped). Default: a spin
