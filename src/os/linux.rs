@@ -471,3 +471,35 @@ pub(crate) fn replace_stdin(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The abstract Unix socket address of the async doorbell `nonce` of process `pid`
+/// (`\0shmproc.<pid>.<nonce>`): abstract names need no file and vanish with their socket, so
+/// a dead process leaves nothing behind and a send to it fails at once.
+fn doorbell_addr(pid: u32, nonce: u32) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(format!("shmproc.{pid}.{nonce}"))
+}
+
+#[cfg(feature = "tokio")]
+/// Binds this process's doorbell `nonce`: a non-blocking datagram socket that wakers send
+/// one-byte datagrams to.
+pub(crate) fn bind_doorbell(nonce: u32) -> io::Result<std::os::unix::net::UnixDatagram> {
+    let sock = std::os::unix::net::UnixDatagram::bind_addr(&doorbell_addr(pid(), nonce)?)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+/// Rings the doorbell `nonce` of process `pid`: one datagram, never waiting. Every failure is
+/// ignored: a full socket already has a ring pending, a missing one belongs to a process that
+/// died (or a peer wrote a record), and a waker must never stall on a slow or dead waiter.
+pub(crate) fn ring_doorbell(pid: u32, nonce: u32) {
+    static SENDER: std::sync::OnceLock<Option<std::os::unix::net::UnixDatagram>> = std::sync::OnceLock::new();
+    let sender = SENDER.get_or_init(|| {
+        let s = std::os::unix::net::UnixDatagram::unbound().ok()?;
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    });
+    if let (Some(s), Ok(addr)) = (sender, doorbell_addr(pid, nonce)) {
+        let _ = s.send_to_addr(&[1], &addr);
+    }
+}

@@ -17,11 +17,12 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
 /// announces each claim in a per-thread claim record (`4 * participants` records per ring,
 /// after its 640-byte control block); slot words carry no owner; the header's `flags` word
 /// may say that the name goes away with its last user, and every opener checks after
-/// registering that the name still refers to the object it registered in. Bump it on any change to a
+/// registering that the name still refers to the object it registered in; each participant
+/// record ends with the handle's async doorbell, which wakers ring. Bump it on any change to a
 /// shared layout, or to what a peer may assume about one with the same bytes: a segment of
 /// another version is refused with `VersionMismatch`. ARCHITECTURE.md lists what each
 /// version changed.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Size of one participant record.
@@ -128,7 +129,12 @@ pub(crate) struct Header {
     pub(crate) flags: u32,
     /// FNV-1a hash of the full type name (the stored name is cut at 128 bytes).
     pub(crate) type_hash: u64,
-    pub(crate) reserved: [u64; 2],
+    /// Async waits armed in the whole segment (the sum of the records' armed counts, and
+    /// the leftovers of processes that died armed). Like `init_state`, a live word accessed
+    /// only atomically ([`ASYNC_WAITS_OFFSET`]); the copied-out header ignores it. A waker
+    /// reads it after a wake-up and scans the records' doorbells only when it is non-zero.
+    pub(crate) async_waits: u64,
+    pub(crate) reserved: u64,
     pub(crate) type_name: [u8; TYPE_NAME_CAP],
 }
 
@@ -136,6 +142,9 @@ const _: () = assert!(core::mem::size_of::<Header>() == HEADER_SIZE as usize);
 const _: () = assert!(core::mem::offset_of!(Header, init_state) == 8);
 const _: () = assert!(core::mem::offset_of!(Header, type_name) == 128);
 const _: () = assert!(core::mem::offset_of!(Header, type_hash) == 104);
+/// Offset of the live `async_waits` word in a mapped header.
+pub(crate) const ASYNC_WAITS_OFFSET: usize = core::mem::offset_of!(Header, async_waits);
+const _: () = assert!(ASYNC_WAITS_OFFSET == 112);
 
 /// The payload type a handle expects: kind, Rust type, size, alignment, optional schema id.
 #[derive(Clone, Debug)]

@@ -6,6 +6,8 @@
 //! segments; `backing.rs` says what holds a segment's bytes.
 
 mod backing;
+#[cfg(feature = "tokio")]
+pub(crate) mod doorbell;
 pub(crate) mod header;
 #[cfg(feature = "testing")]
 pub(crate) mod heap;
@@ -68,6 +70,9 @@ pub(crate) struct Segment {
     inode: u64,
     /// Recent positive liveness answers (see [`participants::AliveCache`]).
     alive: participants::AliveCache,
+    /// This handle's async doorbell, bound at its first async wait.
+    #[cfg(feature = "tokio")]
+    doorbell: std::sync::OnceLock<std::io::Result<doorbell::Doorbell>>,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics and byte-wise atomic
@@ -105,6 +110,8 @@ impl Segment {
             last_user_removes,
             inode,
             alive: participants::AliveCache::new(),
+            #[cfg(feature = "tokio")]
+            doorbell: std::sync::OnceLock::new(),
         };
         // Model `leave_model.py`, `register` .. `joined`: a remover holds every beacon while
         // it decides (the init beacon with them), so a registration that fails may mean
@@ -239,6 +246,7 @@ impl Wait for Segment {
     #[inline]
     fn wake_all(&self, word: &AtomicU32) {
         self.backing.wake_all(word);
+        self.ring_doorbells();
     }
 
     #[inline]
@@ -249,11 +257,80 @@ impl Wait for Segment {
     #[inline]
     fn wake_one(&self, word: &AtomicU32) {
         self.backing.wake_one(word);
+        self.ring_doorbells();
     }
 
     #[inline]
     fn wake_n(&self, word: &AtomicU32, n: u32) {
         self.backing.wake_n(word, n);
+        self.ring_doorbells();
+    }
+}
+
+/// Async waiting: the doorbells (`models/doorbell_model.py`). A waiter arms (its record's
+/// armed count and the header's `async_waits`, both SeqCst) *before* it announces itself as
+/// a sleeper in the primitive's own protocol, then re-checks, then awaits its doorbell. A
+/// waker whose protocol finds a sleeper calls one of `Wait`'s wakes, which ring every armed
+/// record's doorbell after the futex wake: whoever armed before announcing is seen here.
+impl Segment {
+    /// The live `async_waits` word of the header.
+    #[inline]
+    fn async_waits(&self) -> &crate::primitive::AtomicU64 {
+        // SAFETY: the header is mapped at `base` (at least 256 bytes, 8-aligned), the word
+        // at ASYNC_WAITS_OFFSET is 8-aligned and only ever accessed atomically.
+        unsafe {
+            &*self
+                .base
+                .wrapping_add(header::ASYNC_WAITS_OFFSET)
+                .cast::<crate::primitive::AtomicU64>()
+        }
+    }
+
+    /// Rings the doorbell of every record with async waits armed; one load when none is.
+    #[inline]
+    fn ring_doorbells(&self) {
+        if self.async_waits().load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            self.ring_armed_doorbells();
+        }
+    }
+
+    #[cold]
+    fn ring_armed_doorbells(&self) {
+        for rec in self.participant_table() {
+            let d = rec.doorbell.load(std::sync::atomic::Ordering::SeqCst);
+            if d >> 32 != 0 && d as u32 != 0 {
+                os::ring_doorbell(rec.pid.load(std::sync::atomic::Ordering::Relaxed), d as u32);
+            }
+        }
+    }
+
+    /// Arms one async wait of this handle, whose doorbell is `nonce`: names the doorbell in
+    /// our record and counts the wait there and in the header. Undone by
+    /// [`Segment::disarm`].
+    #[cfg(feature = "tokio")]
+    pub(crate) fn arm(&self, nonce: u32) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if let Some(rec) = self.participant_table().get(self.me.index() as usize) {
+            let _ = rec.doorbell.fetch_update(SeqCst, SeqCst, |d| {
+                let armed = (d >> 32).saturating_add(1).min(u64::from(u32::MAX));
+                Some(armed << 32 | u64::from(nonce))
+            });
+            self.async_waits().fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Undoes one [`Segment::arm`].
+    #[cfg(feature = "tokio")]
+    pub(crate) fn disarm(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if let Some(rec) = self.participant_table().get(self.me.index() as usize) {
+            let _ = rec.doorbell.fetch_update(SeqCst, SeqCst, |d| {
+                Some((d >> 32).saturating_sub(1) << 32 | (d & 0xFFFF_FFFF))
+            });
+            let _ = self
+                .async_waits()
+                .fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+        }
     }
 }
 

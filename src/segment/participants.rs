@@ -41,7 +41,10 @@ pub(crate) struct Participant {
     /// `task_done` calls this participant made (wrapping); its items in hand are the items
     /// its claim records took less these (`raw::claims`).
     pub(crate) tasks_done: AtomicU64,
-    pub(crate) reserved: AtomicU64,
+    /// The async doorbell of the handle: bits 0..32 its nonce (0: none bound), bits 32..64
+    /// how many async waits it has armed. A waker that wakes anything in the segment rings
+    /// every record's doorbell that has waits armed (`Segment::ring_doorbells`).
+    pub(crate) doorbell: AtomicU64,
 }
 
 const _: () = assert!(core::mem::size_of::<Participant>() == super::header::PARTICIPANT_SIZE as usize);
@@ -106,6 +109,7 @@ pub(crate) fn register(table: &[Participant], beacons: &impl Beacons) -> io::Res
             .is_ok()
         {
             rec.tasks_done.store(0, Ordering::Relaxed);
+            rec.doorbell.store(0, Ordering::Relaxed);
             rec.pid.store(os::pid(), Ordering::Relaxed);
             return Ok(Some(Owner::new(i, g)));
         }
@@ -252,7 +256,7 @@ mod tests {
             pid: AtomicU32::new(0),
             flags: AtomicU32::new(0),
             tasks_done: AtomicU64::new(0),
-            reserved: AtomicU64::new(0),
+            doorbell: AtomicU64::new(0),
         }
     }
 

@@ -110,4 +110,32 @@ impl Event {
         self.state()
             .wait(crate::raw::deadline_after(timeout), self.prim.segment())
     }
+
+    /// [`wait`](Event::wait) in async form (feature `tokio`): the task sleeps on this
+    /// handle's doorbell, registered with the tokio reactor, and costs no thread.
+    ///
+    /// Cancel safe: dropping the future at any await point leaves no registration behind
+    /// and loses nothing (an event has nothing to take).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async(&self) {
+        self.wait_async_inner(None).await;
+    }
+
+    /// [`wait_timeout`](Event::wait_timeout) in async form (feature `tokio`): `true` if the
+    /// flag went up, `false` on timeout. Cancel safe, as [`wait_async`](Event::wait_async).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_timeout_async(&self, timeout: Duration) -> bool {
+        self.wait_async_inner(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn wait_async_inner(&self, deadline: Option<std::time::Instant>) -> bool {
+        let st = self.state();
+        let first = st.first_look();
+        self.prim
+            .segment()
+            .wait_async(deadline, || st.released(first).then_some(()), || st.announce(), |()| {})
+            .await
+            .is_some()
+    }
 }

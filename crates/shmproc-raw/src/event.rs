@@ -73,10 +73,11 @@ impl EventState {
             // The waiters mark is cleared: everyone asleep now is woken below, and a waiter
             // that goes on waiting sets it again.
             let new = (w & !(SET | WAITERS)).wrapping_add(GEN_ONE) | SET;
-            // Release: pairs with the waiters' acquire loads.
+            // Release: pairs with the waiters' acquire loads. SeqCst: ordered before the
+            // wake-up's look at async waiters (see `announce`).
             match self
                 .word
-                .compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange_weak(w, new, Ordering::SeqCst, Ordering::Relaxed)
             {
                 Ok(_) => break,
                 Err(x) => w = x,
@@ -91,6 +92,40 @@ impl EventState {
     /// `clear`: lowers the flag (the generation and the waiters mark stay).
     pub fn clear(&self) {
         self.word.fetch_and(!SET, Ordering::AcqRel);
+    }
+
+    /// The first look of a waiter that waits in its own way (an async task): the word to pass
+    /// to [`released`](EventState::released) and [`announce`](EventState::announce).
+    #[inline]
+    pub fn first_look(&self) -> u32 {
+        self.word.load(Ordering::Acquire)
+    }
+
+    /// Whether a waiter whose first look was `first` may return: the flag is up, or went up
+    /// since (the generation moved).
+    #[inline]
+    pub fn released(&self, first: u32) -> bool {
+        let w = self.word.load(Ordering::Acquire);
+        w & SET != 0 || w & !(SET | WAITERS) != first & !(SET | WAITERS)
+    }
+
+    /// `set waiters` for a waiter that does not futex-wait: after it, a `set` calls
+    /// [`Wait::wake_all`], which the caller's `Wait` turns into its wake-up. SeqCst: ordered
+    /// after whatever the caller did to be found by that wake-up (the async doorbell's arm).
+    pub fn announce(&self) {
+        let mut w = self.word.load(Ordering::SeqCst);
+        for _ in 0..64 {
+            if w & (SET | WAITERS) != 0 {
+                return;
+            }
+            match self
+                .word
+                .compare_exchange(w, w | WAITERS, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return,
+                Err(x) => w = x,
+            }
+        }
     }
 
     /// `wait`: returns `true` once the flag is up, or went up since this call began (even if
