@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Name, child_main, say, spawn, wait_parent};
-use shmproc::Event;
+use shmproc::{Event, Semaphore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +51,15 @@ fn child_entry() {
                     t.await.unwrap();
                 }
             });
+        }
+        // sem_hold [name]: takes a permit, keeps it until told (or killed), gives it back.
+        "sem_hold" => {
+            let s = Semaphore::open(&args[0]).unwrap();
+            let g = s.acquire();
+            say("HELD");
+            wait_parent();
+            drop(g);
+            say("GAVE");
         }
         other => panic!("unknown role {other}"),
     });
@@ -127,4 +136,47 @@ fn a_killed_async_waiter_and_a_blocking_one_do_not_stop_the_others() {
         }
     });
     assert_eq!(blocking.expect_line("DONE", T), "true");
+}
+
+#[test]
+fn async_acquires_get_permits_given_back_or_left_by_the_dead() {
+    let name = Name::new("as");
+    let sem = Arc::new(Semaphore::create(&name, 1).unwrap());
+    let rt = runtime();
+    // Given back by a live process: the doorbell wakes the waiting task.
+    let mut kid = spawn("sem_hold", &[&name]);
+    kid.expect_line("HELD", T);
+    rt.block_on(async {
+        let s = sem.clone();
+        let task = tokio::spawn(async move { s.acquire_timeout_async(T).await.map(drop).is_ok() });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        kid.send("go");
+        assert!(task.await.unwrap());
+    });
+    kid.expect_line("GAVE", T);
+    // Held by a process that is killed: the waiting task reclaims it at its next look.
+    let mut kid = spawn("sem_hold", &[&name]);
+    kid.expect_line("HELD", T);
+    rt.block_on(async {
+        assert!(sem.acquire_timeout_async(Duration::from_millis(20)).await.is_err());
+        let s = sem.clone();
+        let task = tokio::spawn(async move { s.acquire_timeout_async(T).await.map(drop).is_ok() });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        kid.kill();
+        assert!(task.await.unwrap());
+        // Many tasks share one permit, one at a time.
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let s = sem.clone();
+                tokio::spawn(async move {
+                    let _p = s.acquire_async().await;
+                    tokio::task::yield_now().await;
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(sem.available(), 1);
 }

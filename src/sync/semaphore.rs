@@ -71,6 +71,21 @@ impl Sem {
         })
     }
 
+    #[cfg(feature = "tokio")]
+    async fn acquire_async(&self, deadline: Option<Instant>) -> Result<(), AcquireError> {
+        let seg = self.prim.segment();
+        let st = self.state();
+        let recs = self.records();
+        seg.wait_async(
+            deadline,
+            || st.try_take(recs, seg, seg).ok(),
+            || st.announce(),
+            |()| st.depart(),
+        )
+        .await
+        .ok_or(AcquireError::Timeout)
+    }
+
     fn release(&self, bound: Option<u32>) -> Result<(), ReleaseError> {
         match self.state().release(self.records(), bound, self.prim.segment()) {
             Ok(()) => Ok(()),
@@ -161,6 +176,32 @@ macro_rules! permits {
             /// [`AcquireError::Timeout`] when none became available in time.
             pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, AcquireError> {
                 self.sem.acquire(crate::raw::deadline_after(timeout), true)?;
+                Ok(SemaphoreGuard { sem: &self.sem })
+            }
+
+            /// [`acquire`](Self::acquire) in async form (feature `tokio`): the task waits on
+            /// the handle's doorbell, with no thread. Cancel safe: a permit is taken and
+            /// recorded in the same call that returns it, so a future dropped at its await
+            /// point holds none and leaves no registration behind.
+            #[cfg(feature = "tokio")]
+            pub async fn acquire_async(&self) -> SemaphoreGuard<'_> {
+                loop {
+                    if self.sem.acquire_async(None).await.is_ok() {
+                        return SemaphoreGuard { sem: &self.sem };
+                    }
+                }
+            }
+
+            /// [`acquire_timeout`](Self::acquire_timeout) in async form (feature `tokio`);
+            /// cancel safe as [`acquire_async`](Self::acquire_async).
+            ///
+            /// # Errors
+            /// [`AcquireError::Timeout`] when no permit became available in time.
+            #[cfg(feature = "tokio")]
+            pub async fn acquire_timeout_async(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, AcquireError> {
+                self.sem
+                    .acquire_async(crate::raw::deadline_after(timeout))
+                    .await?;
                 Ok(SemaphoreGuard { sem: &self.sem })
             }
 

@@ -462,6 +462,18 @@ impl SemState {
         }
     }
 
+    /// Counts a waiter that does not futex-wait (an async task) among the sleepers, so that
+    /// a claim that adds permits calls [`Wait::wake_n`]. SeqCst: after whatever the caller
+    /// did to be found by that wake-up. Undo with [`depart`](SemState::depart).
+    pub fn announce(&self) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Undoes one [`announce`](SemState::announce).
+    pub fn depart(&self) {
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// Wakes up to `n` sleepers if any is counted (after a claim that added permits).
     #[inline]
     fn wake_sleepers(&self, n: u32, wait: &impl Wait) {
