@@ -44,7 +44,8 @@ const SEQ_SHIFT: u32 = 45;
 const SEQ_MASK: u64 = (1 << 19) - 1;
 const REC_SEQ_SHIFT: u32 = 32;
 
-/// Operations a tag names (`op` field).
+/// Operations a tag names (`op` field). `OP_NONE` only in a fresh word: a release that
+/// adds a permit nobody held keeps the tag it found.
 const OP_NONE: u64 = 0;
 /// A permit taken through a guard: count - 1, held + 1.
 const OP_TAKE: u64 = 1;
@@ -379,9 +380,16 @@ impl SemState {
             if c == u32::MAX {
                 return Err(SemFailure::AboveBound);
             }
+            // The tag stays (it is applied: we helped). Clearing it would let the word come
+            // back to a value some stale reader holds (the initial `(K, none)`, say), and
+            // that reader's claim would then succeed with a tag already applied: a permit
+            // created or lost (`models/semaphore_model.py`, mutation `signal_none`). Keeping
+            // it, each tag is claimed once and under one tag the count only grows, so no
+            // word value ever comes back.
+            let nw = (w & !COUNT_MASK) | u64::from(c + 1);
             if self
                 .word
-                .compare_exchange(w, pack(c + 1, 0, OP_NONE, 0), Ordering::SeqCst, Ordering::Relaxed)
+                .compare_exchange(w, nw, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
             {
                 self.wake_sleepers(1, wait);
@@ -530,6 +538,24 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(5));
         s.leave(&recs, a.me, &Yield);
         assert_eq!((s.available(), recs[0].peek()), (2, (0, None)));
+    }
+
+    #[test]
+    fn a_release_keeps_the_tag_so_no_word_value_comes_back() {
+        let dead = AtomicU64::new(0);
+        let a = Oracle {
+            me: Owner::new(0, 1),
+            dead: &dead,
+        };
+        let recs = records(1);
+        let s = SemState::new(1);
+        let fresh = s.word.load(Ordering::Relaxed);
+        s.take(&recs, None, &a, &Yield).unwrap();
+        let taken = s.word.load(Ordering::Relaxed);
+        s.release(&recs, None, &Yield).unwrap();
+        let released = s.word.load(Ordering::Relaxed);
+        assert_eq!(released & !COUNT_MASK, taken & !COUNT_MASK);
+        assert_ne!(released, fresh); // (1, none) would be the first word again: ABA
     }
 
     #[test]
