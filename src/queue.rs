@@ -600,6 +600,100 @@ impl<T: Pod> Queue<T> {
         self.get_in(Block::Until(deadline_after(timeout)))
     }
 
+    /// [`get`](Queue::get) in async form (feature `tokio`): the task waits on this handle's
+    /// doorbell (ARCHITECTURE.md, "Async waiting"), with no thread.
+    ///
+    /// Cancel safe: an item is taken and returned in one poll, so a future dropped at its
+    /// await point has taken nothing, and it leaves no registration behind. A producer that
+    /// stalls for more than 20 µs in the middle of writing the head item is waited for in
+    /// 10 ms steps.
+    ///
+    /// # Errors
+    /// [`GetError::Closed`] once the queue is closed and drained.
+    #[cfg(feature = "tokio")]
+    pub async fn get_async(&self) -> Result<T, GetError> {
+        self.get_async_in(None).await
+    }
+
+    /// [`get_timeout`](Queue::get_timeout) in async form (feature `tokio`); cancel safe as
+    /// [`get_async`](Queue::get_async).
+    ///
+    /// # Errors
+    /// [`GetError::Timeout`], [`GetError::Closed`].
+    #[cfg(feature = "tokio")]
+    pub async fn get_timeout_async(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_async_in(deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn get_async_in(&self, deadline: Option<std::time::Instant>) -> Result<T, GetError> {
+        let attempt = || match self.get_in(Block::No) {
+            Err(GetError::Empty) => None,
+            r => Some(r),
+        };
+        let r = self
+            .seg
+            .wait_async(
+                deadline,
+                attempt,
+                || self.ring().announce_get(),
+                |()| self.ring().depart_get(),
+            )
+            .await;
+        r.unwrap_or(Err(GetError::Timeout))
+    }
+
+    /// [`put`](Queue::put) in async form (feature `tokio`): the task waits for room on this
+    /// handle's doorbell, with no thread.
+    ///
+    /// Cancel safety: the item is put in one poll or not at all; a future dropped at its
+    /// await point has not put it, and drops it (as tokio's `mpsc::Sender::send`). Use
+    /// [`try_put`](Queue::try_put) in a loop to keep it.
+    ///
+    /// # Errors
+    /// `Closed(item)`, `Lost(item)` (see [`PutError`]).
+    #[cfg(feature = "tokio")]
+    pub async fn put_async(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_async_in(item, None).await
+    }
+
+    /// [`put_timeout`](Queue::put_timeout) in async form (feature `tokio`).
+    ///
+    /// # Errors
+    /// `Timeout(item)`, `Closed(item)`, `Lost(item)`.
+    #[cfg(feature = "tokio")]
+    pub async fn put_timeout_async(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.put_async_in(item, deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn put_async_in(&self, item: T, deadline: Option<std::time::Instant>) -> Result<(), PutError<T>> {
+        let mut held = Some(item);
+        let attempt = || {
+            let item = held.take()?;
+            match self.put_in(Block::No, item) {
+                Err(PutError::Full(item)) => {
+                    held = Some(item);
+                    None
+                }
+                r => Some(r),
+            }
+        };
+        let r = self
+            .seg
+            .wait_async(
+                deadline,
+                attempt,
+                || self.ring().announce_put(),
+                |()| self.ring().depart_put(),
+            )
+            .await;
+        match r {
+            Some(r) => r,
+            None => Err(PutError::Timeout(held.take().expect("a timed-out put keeps its item"))),
+        }
+    }
+
     /// Number of items in the queue (exact when nobody is putting or getting).
     pub fn len(&self) -> usize {
         self.ring().len(&self.seg)

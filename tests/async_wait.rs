@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Name, child_main, say, spawn, wait_parent};
-use shmproc::{Event, Semaphore};
+use shmproc::{Event, Queue, Semaphore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +60,20 @@ fn child_entry() {
             wait_parent();
             drop(g);
             say("GAVE");
+        }
+        // put_n [name] [n]: puts 1..=n with blocking puts.
+        "put_n" => {
+            let q = Queue::<u64>::open(&args[0]).unwrap();
+            for i in 1..=args[1].parse::<u64>().unwrap() {
+                q.put(i).unwrap();
+            }
+            say("PUT");
+        }
+        // get_n [name] [n]: takes n items with blocking gets.
+        "get_n" => {
+            let q = Queue::<u64>::open(&args[0]).unwrap();
+            let sum: u64 = (0..args[1].parse::<u64>().unwrap()).map(|_| q.get().unwrap()).sum();
+            say(format!("SUM {sum}"));
         }
         other => panic!("unknown role {other}"),
     });
@@ -179,4 +193,57 @@ fn async_acquires_get_permits_given_back_or_left_by_the_dead() {
         }
     });
     assert_eq!(sem.available(), 1);
+}
+
+#[test]
+fn a_thousand_tasks_share_a_queue_filled_by_another_process() {
+    let name = Name::new("aq");
+    let q = Arc::new(Queue::<u64>::create(&name, 64).unwrap());
+    let rt = runtime();
+    let (sum, n) = rt.block_on(async {
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let q = q.clone();
+                tokio::spawn(async move { q.get_timeout_async(T).await.unwrap() })
+            })
+            .collect();
+        let mut kid = spawn("put_n", &[&name, "1000"]);
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        kid.expect_line("PUT", T);
+        seen.sort_unstable();
+        seen.dedup();
+        (seen.iter().sum::<u64>(), seen.len())
+    });
+    assert_eq!((n, sum), (1000, 1000 * 1001 / 2)); // each item exactly once
+    assert!(q.is_empty());
+}
+
+#[test]
+fn async_puts_wait_for_room_made_by_another_process() {
+    let name = Name::new("ap");
+    let q = Arc::new(Queue::<u64>::create(&name, 4).unwrap());
+    let rt = runtime();
+    rt.block_on(async {
+        for i in 1..=4 {
+            q.put_async(i).await.unwrap();
+        }
+        assert!(matches!(
+            q.put_timeout_async(9, Duration::from_millis(20)).await,
+            Err(shmproc::PutError::Timeout(9))
+        ));
+        let puts: Vec<_> = (5..=100u64)
+            .map(|i| {
+                let q = q.clone();
+                tokio::spawn(async move { q.put_timeout_async(i, T).await.is_ok() })
+            })
+            .collect();
+        let mut kid = spawn("get_n", &[&name, "100"]);
+        for p in puts {
+            assert!(p.await.unwrap());
+        }
+        assert_eq!(kid.expect_line("SUM", T), (100 * 101 / 2).to_string());
+    });
 }

@@ -720,6 +720,32 @@ impl<'a> RawRing<'a> {
         self.len(live) == self.capacity()
     }
 
+    // ----- waiters that do not futex-wait (async) --------------------------------------------
+
+    /// Announces a waiter for an item that sleeps in its own way (an async task waiting on a
+    /// doorbell): it arms `not_empty` as a blocking get would, so the next publish calls
+    /// [`Wait::wake_all`], which the caller's `Wait` turns into its wake-up. The caller then
+    /// attempts again (a publish before this is seen there) and calls
+    /// [`depart_get`](RawRing::depart_get) when it stops waiting.
+    pub fn announce_get(&self) {
+        self.control.not_empty.0.announce();
+    }
+
+    /// Undoes [`announce_get`](RawRing::announce_get).
+    pub fn depart_get(&self) {
+        self.control.not_empty.0.depart();
+    }
+
+    /// [`announce_get`](RawRing::announce_get) for a waiter for room (`not_full`).
+    pub fn announce_put(&self) {
+        self.control.not_full.0.announce();
+    }
+
+    /// Undoes [`announce_put`](RawRing::announce_put).
+    pub fn depart_put(&self) {
+        self.control.not_full.0.depart();
+    }
+
     // ----- close, task accounting ----------------------------------------------------------
 
     /// Closes the ring: later puts fail `Closed(item)`, gets drain what was put before and
