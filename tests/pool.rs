@@ -145,6 +145,20 @@ fn results_come_in_input_order() {
     assert!(handles.iter().all(|h| h.ready() && h.successful() == Some(true)));
     // `get` may be called again.
     assert_eq!(handles[3].get().expect("again"), 9);
+    // Awaited from async code (any executor: the supervisor threads wake the task).
+    let later: Vec<_> = (20..30).map(|i| pool.apply_async(square, i)).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let awaited: Vec<u64> = rt.block_on(async {
+        let mut v = Vec::new();
+        for h in &later {
+            v.push(h.get_async().await.expect("get_async"));
+        }
+        v
+    });
+    assert_eq!(awaited, (20..30).map(|i| i * i).collect::<Vec<_>>());
     // Work was spread over both workers.
     let pids: BTreeSet<u32> = pool.chunksize(1).map(pid_of, 0..50).expect("map").into_iter().collect();
     assert!(

@@ -70,6 +70,13 @@ fn entry_at(bytes: &[u8], at: usize) -> Option<(u8, usize, usize, usize)> {
     Some((tag, start, end, end))
 }
 
+/// Wakes the tasks awaiting an outcome (they poll again and find theirs, or wait again).
+fn wake_tasks(g: &mut Inner) {
+    for w in std::mem::take(&mut g.wakers) {
+        w.wake();
+    }
+}
+
 /// The results of one call.
 pub(crate) struct Job {
     inner: Mutex<Inner>,
@@ -89,6 +96,8 @@ struct Inner {
     failures: Vec<ProcessError>,
     /// A `map_pod` job: the size of its results.
     pod: Option<usize>,
+    /// Tasks awaiting an outcome ([`Job::poll_peek`]), woken with the condition variable.
+    wakers: Vec<std::task::Waker>,
 }
 
 impl Drop for Inner {
@@ -213,6 +222,7 @@ impl Job {
                 spares,
                 failures: Vec::new(),
                 pod,
+                wakers: Vec::new(),
             }),
             changed: Condvar::new(),
         })
@@ -264,6 +274,7 @@ impl Job {
                 }
             }
         }
+        wake_tasks(g);
         self.changed.notify_all();
     }
 
@@ -328,6 +339,7 @@ impl Job {
             g.free_frames.push(f);
             g.spares.give(frame);
         }
+        wake_tasks(g);
         self.changed.notify_all();
     }
 
@@ -359,6 +371,23 @@ impl Job {
             }
             g = self.wait_on(g, deadline)?;
         }
+    }
+
+    /// [`peek`](Job::peek) as a future's poll: the outcome of item `index` if it has one,
+    /// else `Pending` with the task's waker kept until the next outcome arrives.
+    pub(crate) fn poll_peek<R: DeserializeOwned>(
+        &self,
+        index: usize,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<R, ProcessError>> {
+        let mut g = self.lock();
+        if g.is_ready(index) {
+            return std::task::Poll::Ready(g.decode(index, false));
+        }
+        if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            g.wakers.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
     }
 
     /// Whether item `index` has a value (not an error); `None` while it has no outcome.

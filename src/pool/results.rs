@@ -40,6 +40,18 @@ impl<R: DeserializeOwned> AsyncResult<R> {
         self.get_until(crate::raw::deadline_after(timeout))
     }
 
+    /// [`get`](AsyncResult::get) as a future, for any executor (it needs no runtime: the
+    /// pool's supervisor threads wake the task when the result arrives).
+    ///
+    /// Cancel safe: the result stays in the `AsyncResult`; await `get_async` again, or call
+    /// `get`.
+    ///
+    /// # Errors
+    /// As [`get`](AsyncResult::get).
+    pub fn get_async(&self) -> impl std::future::Future<Output = Result<R, ProcessError>> + '_ {
+        std::future::poll_fn(move |cx| self.job.poll_peek(0, cx))
+    }
+
     fn get_until(&self, deadline: Option<Instant>) -> Result<R, ProcessError> {
         self.job.peek(0, deadline).unwrap_or(Err(ProcessError::Timeout))
     }
