@@ -122,6 +122,8 @@ mod pipe;
 pub mod pool;
 pub mod process;
 mod queue;
+#[cfg(feature = "tokio")]
+mod queue_stream;
 mod segment;
 mod shared_bytes;
 mod sync;
@@ -143,6 +145,8 @@ pub use pipe::{Connection, PEER_CHECK, Pipe};
 pub use pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder};
 pub use process::{DEFAULT_PROCESS_MESSAGE_SIZE, Process, ProcessBuilder, init};
 pub use queue::{MAX_CAPACITY, Queue};
+#[cfg(feature = "tokio")]
+pub use queue_stream::QueueStream;
 pub use segment::header::LAYOUT_VERSION;
 pub use segment::name::{MAX_NAME_LEN, OS_PREFIX};
 pub use segment::remove;

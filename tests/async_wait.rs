@@ -69,6 +69,15 @@ fn child_entry() {
             }
             say("PUT");
         }
+        // put_n_close [name] [n]: puts 1..=n, then closes the queue.
+        "put_n_close" => {
+            let q = Queue::<u64>::open(&args[0]).unwrap();
+            for i in 1..=args[1].parse::<u64>().unwrap() {
+                q.put(i).unwrap();
+            }
+            q.close();
+            say("CLOSED");
+        }
         // get_n [name] [n]: takes n items with blocking gets.
         "get_n" => {
             let q = Queue::<u64>::open(&args[0]).unwrap();
@@ -246,4 +255,23 @@ fn async_puts_wait_for_room_made_by_another_process() {
         }
         assert_eq!(kid.expect_line("SUM", T), (100 * 101 / 2).to_string());
     });
+}
+
+#[test]
+fn a_queue_stream_ends_when_the_queue_is_closed_and_drained() {
+    use futures_core::Stream;
+    let name = Name::new("st");
+    let q = Queue::<u64>::create(&name, 8).unwrap();
+    let rt = runtime();
+    let got = rt.block_on(async {
+        let mut kid = spawn("put_n_close", &[&name, "100"]);
+        let mut stream = std::pin::pin!(q.stream());
+        let mut got = Vec::new();
+        while let Some(x) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            got.push(x);
+        }
+        kid.expect_line("CLOSED", T);
+        got
+    });
+    assert_eq!(got, (1..=100).collect::<Vec<u64>>());
 }
