@@ -57,3 +57,35 @@ pub const MAX_MESSAGE_SIZE: usize = 1 << 30;
 fn until(timeout: Duration) -> Block {
     Block::Until(deadline_after(timeout))
 }
+
+/// [`join_ring`](crate::queue::join_ring) in async form (feature `tokio`): waits on `seg`'s
+/// doorbell, announced on the ring's `tasks` eventcount, which `task_done`, retiring puts and
+/// `close` wake; the wait loop's 10 ms re-checks cover work that died with its participant.
+/// Nothing is taken, so dropping the future loses nothing.
+#[cfg(feature = "tokio")]
+pub(crate) async fn join_ring_async(
+    seg: &crate::segment::Segment,
+    ring: &crate::raw::ring::RawRing<'_>,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), crate::error::TaskError> {
+    use crate::primitive::Ordering;
+    let table = seg.participant_table();
+    let participants = |visit: &mut dyn FnMut(crate::raw::Owner, u64) -> bool| {
+        for (i, rec) in table.iter().enumerate() {
+            if let Some(owner) = rec.occupant(i as u32)
+                // Acquire, as in `join_ring`: a `task_done` seen here comes with its get.
+                && !visit(owner, rec.tasks_done.load(Ordering::Acquire))
+            {
+                return;
+            }
+        }
+    };
+    seg.wait_async(
+        deadline,
+        || ring.join_ready(seg, &participants).then_some(()),
+        || ring.announce_join(),
+        |()| ring.depart_join(),
+    )
+    .await
+    .ok_or(crate::error::TaskError::Timeout)
+}

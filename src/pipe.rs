@@ -387,6 +387,208 @@ impl Connection {
         self.recv_raw(Some(deadline_after(timeout)), buf)
     }
 
+    /// One send that does not wait: `None` while the ring is full and the peer is there.
+    #[cfg(feature = "tokio")]
+    fn send_now(&self, message: &[u8]) -> Option<Result<(), SendError>> {
+        if self.peer_gone() {
+            return Some(Err(SendError::Disconnected));
+        }
+        match self.out.put(Block::No, message, &self.seg, &self.seg) {
+            Err(SendError::Full) => None,
+            // The peer closes the ring it receives from when it is dropped.
+            Err(SendError::Closed) => Some(Err(SendError::Disconnected)),
+            r => Some(r),
+        }
+    }
+
+    /// One receive that does not wait: `None` while the ring is empty and the peer is there.
+    /// The peer is looked at only when the ring is empty; if it is gone, what it sent is in
+    /// the ring by then, so a second look at the ring decides.
+    #[cfg(feature = "tokio")]
+    fn recv_now(&self, buf: &mut Vec<u8>) -> Option<Result<(), RecvError>> {
+        match self.inc.get_into(Block::No, buf, &self.seg, &self.seg) {
+            Err(RecvError::Empty) => {}
+            Err(RecvError::Closed) => return Some(Err(RecvError::Disconnected)),
+            r => return Some(r),
+        }
+        if !self.peer_gone() {
+            return None;
+        }
+        match self.inc.get_into(Block::No, buf, &self.seg, &self.seg) {
+            Err(RecvError::Empty | RecvError::Closed) => Some(Err(RecvError::Disconnected)),
+            r => Some(r),
+        }
+    }
+
+    /// Sends `message` as soon as there is room, until `deadline`.
+    #[cfg(feature = "tokio")]
+    async fn send_raw_async(&self, message: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        if !self.may_send() {
+            return Err(SendError::ReceiveOnly);
+        }
+        let raw = self.out.raw();
+        self.seg
+            .wait_async(
+                deadline,
+                || self.send_now(message),
+                || raw.announce_put(),
+                |()| raw.depart_put(),
+            )
+            .await
+            .unwrap_or(Err(SendError::Timeout))
+    }
+
+    /// Encodes `value` once, sends it from this thread's scratch buffer if there is room now,
+    /// and otherwise waits with a copy of its own (the task may resume on another thread).
+    #[cfg(feature = "tokio")]
+    async fn send_value_async(
+        &self,
+        value: &(impl Serialize + ?Sized),
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        if !self.may_send() {
+            return Err(SendError::ReceiveOnly);
+        }
+        let waiting = with_scratch(|buf| {
+            encode(value, buf)?;
+            match self.send_now(buf) {
+                None => Ok(Some(buf.clone())),
+                Some(r) => r.map(|()| None),
+            }
+        })?;
+        match waiting {
+            None => Ok(()),
+            Some(bytes) => self.send_raw_async(&bytes, deadline).await,
+        }
+    }
+
+    /// Waits until `attempt` (a receive that does not wait) answers, until `deadline`.
+    #[cfg(feature = "tokio")]
+    async fn recv_raw_async<R>(
+        &self,
+        deadline: Option<Instant>,
+        attempt: impl FnMut() -> Option<Result<R, RecvError>>,
+    ) -> Result<R, RecvError> {
+        if !self.may_recv() {
+            return Err(RecvError::SendOnly);
+        }
+        let raw = self.inc.raw();
+        self.seg
+            .wait_async(deadline, attempt, || raw.announce_get(), |()| raw.depart_get())
+            .await
+            .unwrap_or(Err(RecvError::Timeout))
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn recv_value_async<T: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<T, RecvError> {
+        // Received into this thread's scratch buffer and decoded in the same attempt, so
+        // nothing borrowed from it lives across an await.
+        let attempt = || with_scratch(|buf| self.recv_now(buf).map(|r| r.and_then(|()| decode(buf))));
+        self.recv_raw_async(deadline, attempt).await
+    }
+
+    /// [`send`](Connection::send) in async form (feature `tokio`): the task waits for room on
+    /// this handle's doorbell (ARCHITECTURE.md, "Async waiting"), with no thread, and looks at
+    /// the peer at least every 10 ms. `value` is encoded once, on the first poll.
+    ///
+    /// Cancel safe: the message is sent in one poll or not at all, so if the future is
+    /// dropped at its await point (another branch of `select!` completed first), it is
+    /// guaranteed that the value was not sent; it is borrowed, so the caller still has it.
+    /// A dropped future leaves no registration behind.
+    ///
+    /// # Errors
+    /// As [`send`](Connection::send).
+    #[cfg(feature = "tokio")]
+    pub async fn send_async(&self, value: &(impl Serialize + ?Sized)) -> Result<(), SendError> {
+        self.send_value_async(value, None).await
+    }
+
+    /// [`send_timeout`](Connection::send_timeout) in async form (feature `tokio`); cancel
+    /// safe as [`send_async`](Connection::send_async).
+    ///
+    /// # Errors
+    /// As [`send_timeout`](Connection::send_timeout).
+    #[cfg(feature = "tokio")]
+    pub async fn send_timeout_async(
+        &self,
+        value: &(impl Serialize + ?Sized),
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.send_value_async(value, deadline_after(timeout)).await
+    }
+
+    /// [`send_bytes`](Connection::send_bytes) in async form (feature `tokio`); cancel safe as
+    /// [`send_async`](Connection::send_async).
+    ///
+    /// # Errors
+    /// As [`send_bytes`](Connection::send_bytes).
+    #[cfg(feature = "tokio")]
+    pub async fn send_bytes_async(&self, message: &[u8]) -> Result<(), SendError> {
+        self.send_raw_async(message, None).await
+    }
+
+    /// [`recv`](Connection::recv) in async form (feature `tokio`): the task waits on this
+    /// handle's doorbell, with no thread. A peer that is dropped wakes it at once; a peer
+    /// whose process dies is noticed within 10 ms (each wake-up and each 10 ms re-check looks
+    /// at its liveness beacon when no message is waiting).
+    ///
+    /// Cancel safe: a message is taken and decoded in one poll, so if the future is dropped
+    /// at its await point, it is guaranteed that no message was received; it leaves no
+    /// registration behind.
+    ///
+    /// # Errors
+    /// As [`recv`](Connection::recv).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        self.recv_value_async(None).await
+    }
+
+    /// [`recv_timeout`](Connection::recv_timeout) in async form (feature `tokio`); cancel
+    /// safe as [`recv_async`](Connection::recv_async).
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Connection::recv_timeout).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_timeout_async<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_value_async(deadline_after(timeout)).await
+    }
+
+    /// [`recv_bytes`](Connection::recv_bytes) in async form (feature `tokio`); cancel safe as
+    /// [`recv_async`](Connection::recv_async).
+    ///
+    /// # Errors
+    /// As [`recv_bytes`](Connection::recv_bytes).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_bytes_async(&self) -> Result<Vec<u8>, RecvError> {
+        let mut buf = Vec::new();
+        self.recv_bytes_into_async(&mut buf).await.map(|()| buf)
+    }
+
+    /// [`recv_bytes_into`](Connection::recv_bytes_into) in async form (feature `tokio`).
+    ///
+    /// Cancel safe as [`recv_async`](Connection::recv_async): if the future is dropped at its
+    /// await point, no message was received. `buf`'s contents are then unspecified, as
+    /// after an error.
+    ///
+    /// # Errors
+    /// As [`recv_bytes`](Connection::recv_bytes).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_bytes_into_async(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
+        self.recv_raw_async(None, || self.recv_now(buf)).await
+    }
+
+    /// [`recv_bytes_into_timeout`](Connection::recv_bytes_into_timeout) in async form
+    /// (feature `tokio`); cancel safe as
+    /// [`recv_bytes_into_async`](Connection::recv_bytes_into_async).
+    ///
+    /// # Errors
+    /// `Timeout`, and as [`recv_bytes`](Connection::recv_bytes).
+    #[cfg(feature = "tokio")]
+    pub async fn recv_bytes_into_timeout_async(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
+        self.recv_raw_async(deadline_after(timeout), || self.recv_now(buf))
+            .await
+    }
+
     /// Whether a receive would return now without waiting, waiting up to `timeout` for that
     /// (Python's `poll`): `true` when a message is waiting, and also when the other end is
     /// gone (the receive then reports `Disconnected`). `Duration::ZERO` only looks.

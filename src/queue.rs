@@ -756,6 +756,27 @@ impl<T: Pod> Queue<T> {
         self.join_until(deadline_after(timeout))
     }
 
+    /// [`join`](Queue::join) in async form (feature `tokio`): waits on this handle's
+    /// doorbell, which `task_done` and `close` ring. Cancel safe: a join takes nothing and
+    /// leaves no registration behind.
+    ///
+    /// # Errors
+    /// As [`join`](Queue::join).
+    #[cfg(feature = "tokio")]
+    pub async fn join_async(&self) -> Result<(), TaskError> {
+        crate::message::join_ring_async(&self.seg, self.ring(), None).await
+    }
+
+    /// [`join_timeout`](Queue::join_timeout) in async form (feature `tokio`); cancel safe as
+    /// [`join_async`](Queue::join_async).
+    ///
+    /// # Errors
+    /// [`TaskError::Timeout`], and as [`join`](Queue::join).
+    #[cfg(feature = "tokio")]
+    pub async fn join_timeout_async(&self, timeout: Duration) -> Result<(), TaskError> {
+        crate::message::join_ring_async(&self.seg, self.ring(), deadline_after(timeout)).await
+    }
+
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), TaskError> {
         join_ring(&self.seg, self.ring(), deadline)
     }

@@ -78,6 +78,20 @@ fn child_entry() {
             q.close();
             say("CLOSED");
         }
+        // get_done [name] [n]: takes n items, then marks each done after a pause.
+        "get_done" => {
+            let q = Queue::<u64>::open(&args[0]).unwrap();
+            let n = args[1].parse::<u64>().unwrap();
+            for _ in 0..n {
+                q.get().unwrap();
+            }
+            say("TAKEN");
+            std::thread::sleep(Duration::from_millis(30));
+            for _ in 0..n {
+                q.task_done().unwrap();
+            }
+            say("DONE");
+        }
         // get_n [name] [n]: takes n items with blocking gets.
         "get_n" => {
             let q = Queue::<u64>::open(&args[0]).unwrap();
@@ -274,4 +288,21 @@ fn a_queue_stream_ends_when_the_queue_is_closed_and_drained() {
         got
     });
     assert_eq!(got, (1..=100).collect::<Vec<u64>>());
+}
+
+#[test]
+fn an_async_join_returns_when_another_process_marks_the_work_done() {
+    let name = Name::new("aj");
+    let q = Queue::<u64>::create(&name, 8).unwrap();
+    let rt = runtime();
+    rt.block_on(async {
+        for i in 0..5 {
+            q.put_async(i).await.unwrap();
+        }
+        let mut kid = spawn("get_done", &[&name, "5"]);
+        kid.expect_line("TAKEN", T);
+        assert!(q.join_timeout_async(Duration::from_millis(5)).await.is_err());
+        q.join_timeout_async(T).await.unwrap();
+        kid.expect_line("DONE", T);
+    });
 }

@@ -343,6 +343,126 @@ impl ByteQueue {
         self.ring.get_into(block, buf, &self.seg, &self.seg)
     }
 
+    /// [`put`](ByteQueue::put) in async form (feature `tokio`): the task waits for room on
+    /// this handle's doorbell (ARCHITECTURE.md, "Async waiting"), with no thread.
+    ///
+    /// Cancel safe: the message is sent in one poll or not at all, so if the future is
+    /// dropped at its await point (another branch of `select!` completed first), it is
+    /// guaranteed that the message was not sent; it is borrowed, so the caller still has it.
+    /// A dropped future leaves no registration behind. Waiting puts have no place in a line
+    /// to lose: whichever attempt finds room first takes it.
+    ///
+    /// # Errors
+    /// `TooLarge` (nothing was sent), `Closed`, `Lost`.
+    #[cfg(feature = "tokio")]
+    pub async fn put_async(&self, message: &[u8]) -> Result<(), SendError> {
+        self.put_async_in(message, None).await
+    }
+
+    /// [`put_timeout`](ByteQueue::put_timeout) in async form (feature `tokio`); cancel safe
+    /// as [`put_async`](ByteQueue::put_async).
+    ///
+    /// # Errors
+    /// `Timeout`, `TooLarge`, `Closed`, `Lost`.
+    #[cfg(feature = "tokio")]
+    pub async fn put_timeout_async(&self, message: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.put_async_in(message, deadline_after(timeout)).await
+    }
+
+    /// Sends `message` as soon as there is room, until `deadline`: shared by the async puts
+    /// of `ByteQueue` and `MessageQueue`.
+    #[cfg(feature = "tokio")]
+    pub(super) async fn put_async_in(
+        &self,
+        message: &[u8],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), SendError> {
+        let attempt = || match self.try_put(message) {
+            Err(SendError::Full) => None,
+            r => Some(r),
+        };
+        let raw = self.ring.raw();
+        self.seg
+            .wait_async(deadline, attempt, || raw.announce_put(), |()| raw.depart_put())
+            .await
+            .unwrap_or(Err(SendError::Timeout))
+    }
+
+    /// [`get`](ByteQueue::get) in async form (feature `tokio`): the task waits on this
+    /// handle's doorbell, with no thread.
+    ///
+    /// Cancel safe: a message is taken and returned in one poll, so if the future is dropped
+    /// at its await point, it is guaranteed that no message was received; it leaves no
+    /// registration behind. A producer that stalls for more than 20 µs in the middle of
+    /// writing the head message is waited for in 10 ms steps.
+    ///
+    /// # Errors
+    /// `Closed` once the queue is closed and drained; `Corrupted` (that message is dropped).
+    #[cfg(feature = "tokio")]
+    pub async fn get_async(&self) -> Result<Vec<u8>, RecvError> {
+        let mut buf = Vec::new();
+        self.get_into_async(&mut buf).await.map(|()| buf)
+    }
+
+    /// [`get_timeout`](ByteQueue::get_timeout) in async form (feature `tokio`); cancel safe
+    /// as [`get_async`](ByteQueue::get_async).
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Corrupted`.
+    #[cfg(feature = "tokio")]
+    pub async fn get_timeout_async(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
+        let mut buf = Vec::new();
+        self.get_into_timeout_async(&mut buf, timeout).await.map(|()| buf)
+    }
+
+    /// [`get_into`](ByteQueue::get_into) in async form (feature `tokio`).
+    ///
+    /// Cancel safe as [`get_async`](ByteQueue::get_async): if the future is dropped at its
+    /// await point, no message was received. `buf`'s contents are then unspecified, as
+    /// after an error.
+    ///
+    /// # Errors
+    /// As [`get_async`](ByteQueue::get_async).
+    #[cfg(feature = "tokio")]
+    pub async fn get_into_async(&self, buf: &mut Vec<u8>) -> Result<(), RecvError> {
+        self.get_async_in(buf, None).await
+    }
+
+    /// [`get_into_timeout`](ByteQueue::get_into_timeout) in async form (feature `tokio`);
+    /// cancel safe as [`get_into_async`](ByteQueue::get_into_async).
+    ///
+    /// # Errors
+    /// As [`get_timeout_async`](ByteQueue::get_timeout_async).
+    #[cfg(feature = "tokio")]
+    pub async fn get_into_timeout_async(&self, buf: &mut Vec<u8>, timeout: Duration) -> Result<(), RecvError> {
+        self.get_async_in(buf, deadline_after(timeout)).await
+    }
+
+    /// Waits until `attempt` finds a message (or the queue closed), until `deadline`:
+    /// `attempt` runs a non-blocking receive and answers `None` for `Empty`. Shared by the
+    /// async gets of `ByteQueue` and `MessageQueue`.
+    #[cfg(feature = "tokio")]
+    pub(super) async fn wait_message<R>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        attempt: impl FnMut() -> Option<Result<R, RecvError>>,
+    ) -> Result<R, RecvError> {
+        let raw = self.ring.raw();
+        self.seg
+            .wait_async(deadline, attempt, || raw.announce_get(), |()| raw.depart_get())
+            .await
+            .unwrap_or(Err(RecvError::Timeout))
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn get_async_in(&self, buf: &mut Vec<u8>, deadline: Option<std::time::Instant>) -> Result<(), RecvError> {
+        let attempt = || match self.recv(Block::No, buf) {
+            Err(RecvError::Empty) => None,
+            r => Some(r),
+        };
+        self.wait_message(deadline, attempt).await
+    }
+
     /// Number of messages in the queue (exact when nobody is sending or receiving).
     pub fn len(&self) -> usize {
         self.ring.raw().len(&self.seg)
@@ -407,6 +527,31 @@ impl ByteQueue {
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
         join_ring(&self.seg, self.ring.raw(), deadline_after(timeout))
+    }
+
+    /// [`join`](ByteQueue::join) in async form (feature `tokio`): the task waits on this
+    /// handle's doorbell, which `task_done` and `close` (in any process) ring, with no
+    /// thread; messages held by a process that died are noticed within 10 ms.
+    ///
+    /// Cancel safe: a join takes nothing, so dropping the future loses nothing, and it
+    /// leaves no registration behind.
+    ///
+    /// # Errors
+    /// None in practice; the signature matches
+    /// [`join_timeout_async`](ByteQueue::join_timeout_async).
+    #[cfg(feature = "tokio")]
+    pub async fn join_async(&self) -> Result<(), TaskError> {
+        super::join_ring_async(&self.seg, self.ring.raw(), None).await
+    }
+
+    /// [`join_timeout`](ByteQueue::join_timeout) in async form (feature `tokio`); cancel
+    /// safe as [`join_async`](ByteQueue::join_async).
+    ///
+    /// # Errors
+    /// [`TaskError::Timeout`].
+    #[cfg(feature = "tokio")]
+    pub async fn join_timeout_async(&self, timeout: Duration) -> Result<(), TaskError> {
+        super::join_ring_async(&self.seg, self.ring.raw(), deadline_after(timeout)).await
     }
 
     /// The name this handle was opened or created under.

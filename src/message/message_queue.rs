@@ -230,6 +230,100 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
         self.recv(until(timeout))
     }
 
+    /// [`put`](MessageQueue::put) in async form (feature `tokio`): the task waits for room
+    /// on this handle's doorbell (ARCHITECTURE.md, "Async waiting"), with no thread. `value`
+    /// is encoded once, on the first poll; a put that finds room at once sends from this
+    /// thread's scratch buffer, and one that must wait keeps its own copy of the bytes.
+    ///
+    /// Cancel safe: the message is sent in one poll or not at all, so if the future is
+    /// dropped at its await point (another branch of `select!` completed first), it is
+    /// guaranteed that the value was not sent; it is borrowed, so the caller still has it.
+    /// A dropped future leaves no registration behind.
+    ///
+    /// # Errors
+    /// As [`put`](MessageQueue::put).
+    #[cfg(feature = "tokio")]
+    pub async fn put_async<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
+        self.send_async(value, None).await
+    }
+
+    /// [`put_timeout`](MessageQueue::put_timeout) in async form (feature `tokio`); cancel
+    /// safe as [`put_async`](MessageQueue::put_async).
+    ///
+    /// # Errors
+    /// `Timeout`, and as [`put`](MessageQueue::put).
+    #[cfg(feature = "tokio")]
+    pub async fn put_timeout_async<Q: Serialize + ?Sized>(&self, value: &Q, timeout: Duration) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
+        self.send_async(value, crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn send_async<Q: Serialize + ?Sized>(
+        &self,
+        value: &Q,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), SendError>
+    where
+        T: Borrow<Q>,
+    {
+        let waiting = with_scratch(|buf| {
+            encode(value, buf)?;
+            match self.bytes.try_put(buf) {
+                // The task may resume on another thread: it waits with bytes of its own.
+                Err(SendError::Full) => Ok(Some(buf.clone())),
+                r => r.map(|()| None),
+            }
+        })?;
+        match waiting {
+            None => Ok(()),
+            Some(bytes) => self.bytes.put_async_in(&bytes, deadline).await,
+        }
+    }
+
+    /// [`get`](MessageQueue::get) in async form (feature `tokio`): the task waits on this
+    /// handle's doorbell, with no thread.
+    ///
+    /// Cancel safe: a message is taken and decoded in one poll, so if the future is dropped
+    /// at its await point, it is guaranteed that no message was received; it leaves no
+    /// registration behind.
+    ///
+    /// # Errors
+    /// As [`get`](MessageQueue::get).
+    #[cfg(feature = "tokio")]
+    pub async fn get_async(&self) -> Result<T, RecvError> {
+        self.recv_async(None).await
+    }
+
+    /// [`get_timeout`](MessageQueue::get_timeout) in async form (feature `tokio`); cancel
+    /// safe as [`get_async`](MessageQueue::get_async).
+    ///
+    /// # Errors
+    /// `Timeout`, and as [`get`](MessageQueue::get).
+    #[cfg(feature = "tokio")]
+    pub async fn get_timeout_async(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.recv_async(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn recv_async(&self, deadline: Option<std::time::Instant>) -> Result<T, RecvError> {
+        // Each attempt receives into this thread's scratch buffer and decodes there, so
+        // nothing borrowed from it lives across an await.
+        let attempt = || {
+            with_scratch(|buf| match self.bytes.recv(Block::No, buf) {
+                Err(RecvError::Empty) => None,
+                Err(e) => Some(Err(e)),
+                Ok(()) => Some(decode(buf)),
+            })
+        };
+        self.bytes.wait_message(deadline, attempt).await
+    }
+
     /// The untyped queue underneath, e.g. for [`len`](ByteQueue::len),
     /// [`close`](ByteQueue::close), [`task_done`](ByteQueue::task_done) and
     /// [`join`](ByteQueue::join), which `MessageQueue` also offers directly.
@@ -294,6 +388,26 @@ impl<T: Serialize + DeserializeOwned> MessageQueue<T> {
     /// [`TaskError::Timeout`].
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), TaskError> {
         self.bytes.join_timeout(timeout)
+    }
+
+    /// [`join`](MessageQueue::join) in async form (feature `tokio`); see
+    /// [`ByteQueue::join_async`]. Cancel safe: a join takes nothing.
+    ///
+    /// # Errors
+    /// None in practice.
+    #[cfg(feature = "tokio")]
+    pub async fn join_async(&self) -> Result<(), TaskError> {
+        self.bytes.join_async().await
+    }
+
+    /// [`join_timeout`](MessageQueue::join_timeout) in async form (feature `tokio`). Cancel
+    /// safe: a join takes nothing.
+    ///
+    /// # Errors
+    /// [`TaskError::Timeout`].
+    #[cfg(feature = "tokio")]
+    pub async fn join_timeout_async(&self, timeout: Duration) -> Result<(), TaskError> {
+        self.bytes.join_timeout_async(timeout).await
     }
 
     /// The name this handle was opened or created under.

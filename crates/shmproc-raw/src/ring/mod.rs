@@ -746,6 +746,19 @@ impl<'a> RawRing<'a> {
         self.control.not_full.0.depart();
     }
 
+    /// [`announce_get`](RawRing::announce_get) for a joiner (`tasks`): the next `task_done`,
+    /// retiring put or `close` calls [`Wait::wake_all`]. The caller then checks
+    /// [`join_ready`](RawRing::join_ready) again and calls
+    /// [`depart_join`](RawRing::depart_join) when it stops waiting.
+    pub fn announce_join(&self) {
+        self.control.tasks.0.announce();
+    }
+
+    /// Undoes [`announce_join`](RawRing::announce_join).
+    pub fn depart_join(&self) {
+        self.control.tasks.0.depart();
+    }
+
     // ----- close, task accounting ----------------------------------------------------------
 
     /// Closes the ring: later puts fail `Closed(item)`, gets drain what was put before and
