@@ -456,8 +456,9 @@ impl<R: DeserializeOwned> Process<R> {
             };
             match conn.recv_bytes_into_timeout(&mut buf, slice) {
                 Ok(()) => {
-                    if let Some(outcome) = self.frame(&buf, deadline) {
-                        return outcome;
+                    if let Some(outcome) = self.frame(&buf) {
+                        self.reap_until(deadline);
+                        return self.finish(outcome);
                     }
                 }
                 Err(RecvError::Timeout) => {}
@@ -474,19 +475,117 @@ impl<R: DeserializeOwned> Process<R> {
             if self.try_reap().is_some() {
                 // It exited: take what it sent just before (at most a ring's worth; anything
                 // beyond that was not sent by the child), then say how.
-                for _ in 0..=CHILD_PIPE_CAPACITY {
-                    if conn.recv_bytes_into_timeout(&mut buf, Duration::ZERO).is_err() {
-                        break;
-                    }
-                    if let Some(outcome) = self.frame(&buf, deadline) {
-                        return outcome;
-                    }
-                }
-                return self.finish(Err(exit_error(self.status)));
+                return self.finish(self.last_words(conn, &mut buf));
             }
             if expired(deadline) {
                 return Err(ProcessError::Timeout);
             }
+        }
+    }
+
+    /// After the child exited: its outcome among what it sent just before (at most a ring's
+    /// worth; anything beyond that was not sent by the child), else how it exited.
+    fn last_words(&self, conn: &Connection, buf: &mut Vec<u8>) -> Result<R, ProcessError> {
+        for _ in 0..=CHILD_PIPE_CAPACITY {
+            if conn.recv_bytes_into_timeout(buf, Duration::ZERO).is_err() {
+                break;
+            }
+            if let Some(outcome) = self.frame(buf) {
+                return outcome;
+            }
+        }
+        Err(exit_error(self.status))
+    }
+
+    /// [`join`](Process::join) in async form (feature `tokio`): the result arrives over the
+    /// child's pipe, awaited on the pipe's doorbell; no thread waits.
+    ///
+    /// Cancel safe: a future dropped at its await point takes nothing from the child's pipe
+    /// but frames that settle nothing; join again to get the result.
+    ///
+    /// # Errors
+    /// As [`join`](Process::join).
+    #[cfg(feature = "tokio")]
+    pub async fn join_async(&mut self) -> Result<R, ProcessError> {
+        self.wait_result_async(None).await
+    }
+
+    /// [`join_timeout`](Process::join_timeout) in async form (feature `tokio`); cancel safe
+    /// as [`join_async`](Process::join_async).
+    ///
+    /// # Errors
+    /// `Timeout`, and as [`join`](Process::join).
+    #[cfg(feature = "tokio")]
+    pub async fn join_timeout_async(&mut self, timeout: Duration) -> Result<R, ProcessError> {
+        self.wait_result_async(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn wait_result_async(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
+        if self.taken {
+            return Err(ProcessError::AlreadyJoined);
+        }
+        let Some(conn) = self.conn.take() else {
+            return Err(ProcessError::AlreadyJoined);
+        };
+        // Put back even if this future is dropped at an await point.
+        struct Back<'a, R> {
+            p: &'a mut Process<R>,
+            conn: Option<Connection>,
+        }
+        impl<R> Drop for Back<'_, R> {
+            fn drop(&mut self) {
+                self.p.conn = self.conn.take();
+            }
+        }
+        let back = Back {
+            p: self,
+            conn: Some(conn),
+        };
+        let mut buf = Vec::new();
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(crate::PEER_CHECK),
+                None => crate::PEER_CHECK,
+            };
+            let conn = back.conn.as_ref().expect("put back only on drop");
+            match conn.recv_bytes_into_timeout_async(&mut buf, slice).await {
+                Ok(()) => {
+                    if let Some(outcome) = back.p.frame(&buf) {
+                        back.p.reap_async(deadline).await;
+                        return back.p.finish(outcome);
+                    }
+                }
+                Err(RecvError::Timeout) => {}
+                Err(RecvError::Disconnected) => {
+                    back.p.reap_async(deadline).await;
+                    return back.p.finish(Err(exit_error(back.p.status)));
+                }
+                Err(e) => {
+                    return Err(ProcessError::Ipc {
+                        reason: format!("receiving from the child: {e}"),
+                    });
+                }
+            }
+            if back.p.try_reap().is_some() {
+                let conn = back.conn.as_ref().expect("put back only on drop");
+                let outcome = back.p.last_words(conn, &mut buf);
+                return back.p.finish(outcome);
+            }
+            if expired(deadline) {
+                return Err(ProcessError::Timeout);
+            }
+        }
+    }
+
+    /// [`reap_until`](Process::reap_until) for async callers: polls for the exit on a timer
+    /// (1 ms, then up to 20 ms) instead of blocking in `waitpid`.
+    #[cfg(feature = "tokio")]
+    async fn reap_async(&mut self, deadline: Option<Instant>) {
+        let mut pause = Duration::from_millis(1);
+        while self.try_reap().is_none() && !expired(deadline) {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 
@@ -502,8 +601,9 @@ impl<R: DeserializeOwned> Process<R> {
         }
     }
 
-    /// Handles one frame from the child: `Some` once the outcome is known.
-    fn frame(&mut self, frame: &[u8], deadline: Option<Instant>) -> Option<Result<R, ProcessError>> {
+    /// Reads one frame from the child: `Some` once the outcome is known (the caller then
+    /// reaps the child, which exits right after its outcome, and calls `finish`).
+    fn frame(&self, frame: &[u8]) -> Option<Result<R, ProcessError>> {
         let outcome = match frame.first() {
             Some(&READY) => return None,
             Some(&REFUSED) => Err(ProcessError::Refused {
@@ -532,9 +632,7 @@ impl<R: DeserializeOwned> Process<R> {
                 reason: "the child sent a frame of an unknown kind".to_owned(),
             }),
         };
-        // The child exits right after its outcome.
-        self.reap_until(deadline);
-        Some(self.finish(outcome))
+        Some(outcome)
     }
 
     fn finish(&mut self, outcome: Result<R, ProcessError>) -> Result<R, ProcessError> {

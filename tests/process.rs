@@ -189,6 +189,38 @@ fn join_timeout_on_a_hung_child_then_kill() {
 }
 
 #[test]
+fn join_async_awaits_results_timeouts_and_kills() {
+    shmproc::init();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut ps: Vec<_> = (1..=4u64).map(|i| Process::spawn(square, i).expect("spawn")).collect();
+        let mut got = Vec::new();
+        for p in &mut ps {
+            got.push(p.join_async().await.expect("join_async"));
+        }
+        assert_eq!(got, [1, 4, 9, 16]);
+        assert!(matches!(ps[0].join_async().await, Err(ProcessError::AlreadyJoined)));
+        let mut hung = Process::spawn(sleep_secs, 600).expect("spawn");
+        // Cancelled mid-wait, then a timeout, then killed: the join still works.
+        tokio::select! {
+            _ = hung.join_async() => panic!("it sleeps"),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        assert!(matches!(
+            hung.join_timeout_async(Duration::from_millis(50)).await,
+            Err(ProcessError::Timeout)
+        ));
+        hung.kill().expect("kill");
+        assert!(matches!(hung.join_async().await, Err(ProcessError::Killed { .. })));
+        let mut p = Process::spawn(boom, 7).expect("spawn");
+        assert!(matches!(p.join_async().await, Err(ProcessError::Panicked { .. })));
+    });
+}
+
+#[test]
 fn terminate_sends_sigterm() {
     shmproc::init();
     let mut p = Process::spawn(sleep_secs, 600).expect("spawn");
