@@ -161,12 +161,47 @@ impl<T: Pod> Array<T> {
 
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ArrayGuard<'_, T>> {
         let r = self.inner.acquire(deadline, blocking);
-        to_result(r, |died| ArrayGuard {
+        to_result(r, |died| self.guard(died))
+    }
+
+    /// [`lock`](Array::lock) in async form (feature `tokio`): the task waits on this handle's
+    /// doorbell, registered with the tokio reactor, and costs no thread. Tasks of one process
+    /// may share a handle: the lock excludes them from each other as it does processes.
+    ///
+    /// Cancel safe: the lock is taken in the same call that makes the guard, so a future
+    /// dropped at its await point holds no lock and leaves no registration behind.
+    ///
+    /// # Errors
+    /// As [`lock`](Array::lock).
+    #[cfg(feature = "tokio")]
+    pub async fn lock_async(&self) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_async_inner(None).await
+    }
+
+    /// [`lock_timeout`](Array::lock_timeout) in async form (feature `tokio`); cancel safe as
+    /// [`lock_async`](Array::lock_async).
+    ///
+    /// # Errors
+    /// [`LockError::Timeout`], and as [`lock`](Array::lock).
+    #[cfg(feature = "tokio")]
+    pub async fn lock_timeout_async(&self, timeout: Duration) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_async_inner(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn lock_async_inner(&self, deadline: Option<Instant>) -> LockResult<ArrayGuard<'_, T>> {
+        let r = self.inner.acquire_async(deadline).await;
+        to_result(r, |died| self.guard(died))
+    }
+
+    /// The guard of a lock just taken.
+    fn guard(&self, died: bool) -> ArrayGuard<'_, T> {
+        ArrayGuard {
             array: self,
             snapshot: OnceCell::new(),
             dirty: false,
             died,
-        })
+        }
     }
 
     /// Copies the whole array out under the lock.

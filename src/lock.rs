@@ -116,6 +116,37 @@ impl Lock {
         self.lock_inner(crate::raw::deadline_after(timeout), true)
     }
 
+    /// [`lock`](Lock::lock) in async form (feature `tokio`): the task waits on this
+    /// handle's doorbell, registered with the tokio reactor, and costs no thread. Tasks of
+    /// one process may share a handle: the lock excludes them from each other as it does
+    /// processes.
+    ///
+    /// Cancel safe: the lock is taken in the same call that makes the guard, so a future
+    /// dropped at its await point holds no lock and leaves no registration behind.
+    ///
+    /// # Errors
+    /// As [`lock`](Lock::lock).
+    #[cfg(feature = "tokio")]
+    pub async fn lock_async(&self) -> LockResult<LockGuard<'_>> {
+        self.lock_async_inner(None).await
+    }
+
+    /// [`lock_timeout`](Lock::lock_timeout) in async form (feature `tokio`); cancel safe as
+    /// [`lock_async`](Lock::lock_async).
+    ///
+    /// # Errors
+    /// [`LockError::Timeout`], and as [`lock`](Lock::lock).
+    #[cfg(feature = "tokio")]
+    pub async fn lock_timeout_async(&self, timeout: Duration) -> LockResult<LockGuard<'_>> {
+        self.lock_async_inner(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn lock_async_inner(&self, deadline: Option<Instant>) -> LockResult<LockGuard<'_>> {
+        let r = self.inner.acquire_async(deadline).await;
+        to_result(r, |died| LockGuard { lock: self, died })
+    }
+
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<LockGuard<'_>> {
         let r = self.inner.acquire(deadline, blocking);
         to_result(r, |died| LockGuard { lock: self, died })

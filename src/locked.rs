@@ -168,6 +168,51 @@ impl<T: Pod> Locked<T> {
         }
     }
 
+    /// [`acquire`](Locked::acquire) (blocking) in async form (feature `tokio`): the task
+    /// waits on the segment's doorbell (`Segment::wait_async`). The steps are `lock`'s: the
+    /// attempt is `try_lock` (which takes over a dead owner's lock with the owner-died mark;
+    /// once announced, `try_lock_announced`, which keeps the waiters mark as a woken sleeper
+    /// does); the announce is `set waiters` on the held word, so that the holder's unlock
+    /// bumps `seq` and wakes, which rings the doorbells. An attempt that finds the lock held
+    /// after announcing announces again (the word may have been free at the announce and
+    /// taken since), so that it never waits on a held word without the mark.
+    ///
+    /// The lock is taken in the same call that reports it, with no await in between: a
+    /// future dropped at its await point holds nothing and leaves no registration behind.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn acquire_async<G>(&self, deadline: Option<Instant>) -> Result<bool, LockError<G>> {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let st = self.lock_state();
+        let seg = &self.seg;
+        let announced = AtomicBool::new(false);
+        let attempt = || {
+            for _ in 0..64 {
+                let r = if announced.load(Relaxed) {
+                    st.try_lock_announced(seg)
+                } else {
+                    st.try_lock(seg)
+                };
+                if r != Err(LockFailure::WouldBlock) {
+                    return Some(r);
+                }
+                if !announced.load(Relaxed) || st.announce() {
+                    return None;
+                }
+            }
+            None
+        };
+        let announce = || {
+            announced.store(true, Relaxed);
+            st.announce();
+        };
+        match seg.wait_async(deadline, attempt, announce, |()| {}).await {
+            Some(Ok(Acquired::Clean)) => Ok(false),
+            Some(Ok(Acquired::OwnerDied)) => Ok(true),
+            Some(Err(LockFailure::Unrecoverable)) => Err(LockError::Unrecoverable),
+            Some(Err(LockFailure::WouldBlock)) | None => Err(LockError::Timeout),
+        }
+    }
+
     pub(crate) fn mark_consistent(&self) {
         self.lock_state().mark_consistent(self.me());
     }

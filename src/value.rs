@@ -126,12 +126,48 @@ impl<T: Pod> Value<T> {
     #[inline(always)]
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<ValueGuard<'_, T>> {
         let r = self.inner.acquire(deadline, blocking);
-        to_result(r, |died| ValueGuard {
+        to_result(r, |died| self.guard(died))
+    }
+
+    /// [`lock`](Value::lock) in async form (feature `tokio`): the task waits on this handle's
+    /// doorbell, registered with the tokio reactor, and costs no thread. Tasks of one process
+    /// may share a handle: the lock excludes them from each other as it does processes.
+    ///
+    /// Cancel safe: the lock is taken in the same call that makes the guard, so a future
+    /// dropped at its await point holds no lock and leaves no registration behind.
+    ///
+    /// # Errors
+    /// As [`lock`](Value::lock).
+    #[cfg(feature = "tokio")]
+    pub async fn lock_async(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_async_inner(None).await
+    }
+
+    /// [`lock_timeout`](Value::lock_timeout) in async form (feature `tokio`); cancel safe as
+    /// [`lock_async`](Value::lock_async).
+    ///
+    /// # Errors
+    /// [`LockError::Timeout`], and as [`lock`](Value::lock).
+    #[cfg(feature = "tokio")]
+    pub async fn lock_timeout_async(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_async_inner(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn lock_async_inner(&self, deadline: Option<Instant>) -> LockResult<ValueGuard<'_, T>> {
+        let r = self.inner.acquire_async(deadline).await;
+        to_result(r, |died| self.guard(died))
+    }
+
+    /// The guard of a lock just taken.
+    #[inline(always)]
+    fn guard(&self, died: bool) -> ValueGuard<'_, T> {
+        ValueGuard {
             value: self,
             local: self.inner.read(0),
             dirty: false,
             died,
-        })
+        }
     }
 
     /// Reads the value under the lock.

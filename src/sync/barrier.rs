@@ -149,17 +149,65 @@ impl Barrier {
 
     fn wait_inner(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, BarrierError> {
         let seg = self.prim.segment();
-        match self
-            .state()
-            .wait(self.parties_records(), self.parties(), deadline, seg, seg)
-        {
-            Ok(a) => Ok(BarrierWaitResult {
-                index: a.index,
-                leader: a.leader,
-            }),
-            Err(BarrierFailure::Broken) => Err(BarrierError::Broken),
-            Err(BarrierFailure::Timeout) => Err(BarrierError::Timeout),
-        }
+        outcome(
+            self.state()
+                .wait(self.parties_records(), self.parties(), deadline, seg, seg),
+        )
+    }
+
+    /// [`wait`](Barrier::wait) in async form (feature `tokio`): the task waits on this
+    /// handle's doorbell, registered with the tokio reactor, and costs no thread. It
+    /// arrives when first polled, then looks at the other parties (and breaks the barrier
+    /// if one died before arriving) each time it is woken, at least every 10 ms.
+    ///
+    /// Not cancel safe, by design: once polled the party has arrived and is counted in its
+    /// generation, so dropping the future before the generation ends breaks the barrier (as
+    /// a timed-out wait does; the others get [`BarrierError::Broken`] rather than waiting for
+    /// a party that will not come). A future dropped after its generation completed, or
+    /// before its first poll, changes nothing.
+    ///
+    /// # Errors
+    /// As [`wait`](Barrier::wait).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async(&self) -> Result<BarrierWaitResult, BarrierError> {
+        self.wait_async_inner(None).await
+    }
+
+    /// [`wait_timeout`](Barrier::wait_timeout) in async form (feature `tokio`); a timeout
+    /// breaks the barrier for the others as the blocking form does. Cancellation as
+    /// [`wait_async`](Barrier::wait_async).
+    ///
+    /// # Errors
+    /// As [`wait_timeout`](Barrier::wait_timeout).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_timeout_async(&self, timeout: Duration) -> Result<BarrierWaitResult, BarrierError> {
+        self.wait_async_inner(crate::raw::deadline_after(timeout)).await
+    }
+
+    #[cfg(feature = "tokio")]
+    async fn wait_async_inner(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, BarrierError> {
+        use crate::raw::barrier::Arrived;
+        let seg = self.prim.segment();
+        let st = self.state();
+        let recs = self.parties_records();
+        // `arrive` once; only the waiting half is re-attempted.
+        let t = match st.arrive(recs, self.parties(), deadline, seg, seg) {
+            Ok(Arrived::Passed(a)) => return outcome(Ok(a)),
+            Ok(Arrived::Waiting(t)) => t,
+            Err(e) => return outcome(Err(e)),
+        };
+        // Counted from here: a drop before the generation ends gives up, which breaks it.
+        let gone = GiveUpOnDrop { st, t, seg };
+        let r = seg
+            .wait_async(
+                deadline,
+                || st.check(recs, t, seg, seg),
+                || st.announce(),
+                |()| st.depart(),
+            )
+            .await;
+        std::mem::forget(gone);
+        outcome(r.unwrap_or_else(|| st.give_up(t, seg)))
     }
 
     /// Breaks the barrier: current and later waiters get [`BarrierError::Broken`] until
@@ -195,6 +243,34 @@ impl Barrier {
 impl Drop for Barrier {
     fn drop(&mut self) {
         self.state().leave(self.parties_records(), self.prim.segment().me());
+    }
+}
+
+/// The public shape of a raw wait's result.
+fn outcome(r: Result<crate::raw::barrier::Arrival, BarrierFailure>) -> Result<BarrierWaitResult, BarrierError> {
+    match r {
+        Ok(a) => Ok(BarrierWaitResult {
+            index: a.index,
+            leader: a.leader,
+        }),
+        Err(BarrierFailure::Broken) => Err(BarrierError::Broken),
+        Err(BarrierFailure::Timeout) => Err(BarrierError::Timeout),
+    }
+}
+
+/// An async waiter that arrived: when its future is dropped mid-wait, it gives up (breaks
+/// the generation unless it ended), as a timed-out wait does.
+#[cfg(feature = "tokio")]
+struct GiveUpOnDrop<'a> {
+    st: &'a BarrierState,
+    t: crate::raw::barrier::Ticket,
+    seg: &'a crate::segment::Segment,
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for GiveUpOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.st.give_up(self.t, self.seg);
     }
 }
 

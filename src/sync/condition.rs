@@ -32,6 +32,10 @@ mod sealed {
         fn park(self) -> Self::Parked;
         /// Locks again, waiting as long as it takes.
         fn relock(parked: Self::Parked) -> LockResult<Self>;
+        /// [`relock`](Relock::relock) in async form (feature `tokio`): the async lock of the
+        /// guard's kind.
+        #[cfg(feature = "tokio")]
+        fn relock_async(parked: Self::Parked) -> impl Future<Output = LockResult<Self>>;
     }
 }
 
@@ -47,6 +51,10 @@ impl<'a> sealed::Relock for LockGuard<'a> {
     fn relock(lock: &'a Lock) -> LockResult<Self> {
         lock.lock()
     }
+    #[cfg(feature = "tokio")]
+    fn relock_async(lock: &'a Lock) -> impl Future<Output = LockResult<Self>> {
+        lock.lock_async()
+    }
 }
 impl ConditionGuard for LockGuard<'_> {}
 
@@ -58,6 +66,10 @@ impl<'a, T: Pod> sealed::Relock for ValueGuard<'a, T> {
     fn relock(value: &'a Value<T>) -> LockResult<Self> {
         value.lock()
     }
+    #[cfg(feature = "tokio")]
+    fn relock_async(value: &'a Value<T>) -> impl Future<Output = LockResult<Self>> {
+        value.lock_async()
+    }
 }
 impl<T: Pod> ConditionGuard for ValueGuard<'_, T> {}
 
@@ -68,6 +80,10 @@ impl<'a, T: Pod> sealed::Relock for ArrayGuard<'a, T> {
     }
     fn relock(array: &'a Array<T>) -> LockResult<Self> {
         array.lock()
+    }
+    #[cfg(feature = "tokio")]
+    fn relock_async(array: &'a Array<T>) -> impl Future<Output = LockResult<Self>> {
+        array.lock_async()
     }
 }
 impl<T: Pod> ConditionGuard for ArrayGuard<'_, T> {}
@@ -235,6 +251,106 @@ impl Condition {
         Ok((guard, WaitTimeoutResult(false)))
     }
 
+    /// [`wait_once`](Condition::wait_once) in async form: the sleep is the doorbell await
+    /// and the relock the async lock of the guard's kind. The waiter is uncounted when the
+    /// future ends or is dropped.
+    #[cfg(feature = "tokio")]
+    async fn wait_once_async<G: ConditionGuard>(&self, guard: G, deadline: Option<Instant>) -> (LockResult<G>, bool) {
+        let st = self.state();
+        let ticket = st.prepare();
+        let counted = Uncount(st);
+        let parked = guard.park();
+        // Announce: nothing beyond the count in `prepare`: a notify that finds it bumps
+        // `seq` and wakes, which rings the doorbells.
+        let _ = self
+            .prim
+            .segment()
+            .wait_async(deadline, || st.notified_since(ticket).then_some(()), || (), |()| {})
+            .await;
+        let notified = st.notified_since(ticket);
+        let r = G::relock_async(parked).await;
+        drop(counted);
+        (r, notified)
+    }
+
+    /// [`wait`](Condition::wait) in async form (feature `tokio`): the task sleeps on this
+    /// handle's doorbell, registered with the tokio reactor, with no thread, and relocks with
+    /// the async lock of the guard's kind (e.g. [`Value::lock_async`]). Spurious returns are
+    /// possible as with [`wait`](Condition::wait): check the state in a loop, or use
+    /// [`wait_while_async`](Condition::wait_while_async).
+    ///
+    /// Cancel safety: the guard is consumed and its lock released when the wait begins, so
+    /// a future dropped at an await point holds no lock (the relock is cancel safe), is no
+    /// longer counted as a waiter, and takes no notify away from the other waiters (they all
+    /// return within 10 ms of any notify, see the type's docs); to look at the state again,
+    /// lock again.
+    ///
+    /// # Errors
+    /// As [`wait`](Condition::wait).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_async<G: ConditionGuard>(&self, guard: G) -> LockResult<G> {
+        self.wait_once_async(guard, None).await.0
+    }
+
+    /// [`wait_timeout`](Condition::wait_timeout) in async form (feature `tokio`); cancel
+    /// safety as [`wait_async`](Condition::wait_async). The timeout bounds the sleep; the
+    /// relock after it waits as long as the lock's holder keeps it, as in the blocking form.
+    ///
+    /// # Errors
+    /// As [`wait`](Condition::wait).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_timeout_async<G: ConditionGuard>(
+        &self,
+        guard: G,
+        timeout: Duration,
+    ) -> LockResult<(G, WaitTimeoutResult)> {
+        let deadline = crate::raw::deadline_after(timeout);
+        let (r, notified) = self.wait_once_async(guard, deadline).await;
+        let res = WaitTimeoutResult(!notified && crate::raw::expired(deadline));
+        with_result(r, res)
+    }
+
+    /// [`wait_while`](Condition::wait_while) in async form (feature `tokio`): waits with
+    /// [`wait_async`](Condition::wait_async) while `condition` holds. Cancel safety as
+    /// [`wait_async`](Condition::wait_async): dropped, it holds no lock.
+    ///
+    /// # Errors
+    /// As [`wait_while`](Condition::wait_while).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_while_async<G: ConditionGuard>(
+        &self,
+        mut guard: G,
+        mut condition: impl FnMut(&mut G) -> bool,
+    ) -> LockResult<G> {
+        while condition(&mut guard) {
+            guard = self.wait_async(guard).await?;
+        }
+        Ok(guard)
+    }
+
+    /// [`wait_timeout_while`](Condition::wait_timeout_while) in async form (feature
+    /// `tokio`); cancel safety as [`wait_async`](Condition::wait_async).
+    ///
+    /// # Errors
+    /// As [`wait_while`](Condition::wait_while).
+    #[cfg(feature = "tokio")]
+    pub async fn wait_timeout_while_async<G: ConditionGuard>(
+        &self,
+        mut guard: G,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut G) -> bool,
+    ) -> LockResult<(G, WaitTimeoutResult)> {
+        let deadline = crate::raw::deadline_after(timeout);
+        while condition(&mut guard) {
+            if crate::raw::expired(deadline) {
+                return Ok((guard, WaitTimeoutResult(true)));
+            }
+            let r = self.wait_once_async(guard, deadline).await.0;
+            guard = with_result(r, WaitTimeoutResult(false))?.0;
+        }
+        Ok((guard, WaitTimeoutResult(false)))
+    }
+
     /// Wakes one waiter, if any waits.
     pub fn notify_one(&self) {
         self.state().notify(1, self.prim.segment());
@@ -248,6 +364,18 @@ impl Condition {
     /// Wakes every waiter.
     pub fn notify_all(&self) {
         self.state().notify(u32::MAX, self.prim.segment());
+    }
+}
+
+/// `uncount` (`CondState::done`) when dropped: at the end of an async wait, and when its
+/// future is dropped mid-wait.
+#[cfg(feature = "tokio")]
+struct Uncount<'a>(&'a CondState);
+
+#[cfg(feature = "tokio")]
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.done();
     }
 }
 

@@ -24,6 +24,10 @@ use crate::error::LockError;
 /// [`LockError::OwnerDied`] whatever depth the holder had reached. A second handle on the same
 /// name, even in the same thread, is another owner and waits.
 ///
+/// There is no async form: re-entrance is per thread, and async tasks share threads, so a
+/// task would get in while another task of its thread holds the lock across an await. Use a
+/// [`Lock`](crate::Lock) (`lock_async`) between tasks.
+///
 /// ```
 /// # let name = format!("doc-rlock-{}", std::process::id());
 /// use shmproc::RLock;
@@ -147,23 +151,33 @@ impl RLock {
     }
 
     fn lock_inner(&self, deadline: Option<Instant>, blocking: bool) -> LockResult<RLockGuard<'_>> {
-        let me = thread_id();
-        if self.owner.load(Ordering::Relaxed) == me {
-            // Only this thread writes `owner` to its own id, so it is still ours.
-            let d = self
-                .depth
-                .get()
-                .checked_add(1)
-                .expect("RLock nested more than u32::MAX times");
-            self.depth.set(d);
-            return Ok(self.guard(false));
+        if let Some(g) = self.reenter() {
+            return Ok(g);
         }
         let r = self.inner.acquire(deadline, blocking);
-        to_result(r, |died| {
-            self.owner.store(me, Ordering::Relaxed);
-            self.depth.set(1);
-            self.guard(died)
-        })
+        to_result(r, |died| self.took(died))
+    }
+
+    /// The re-entrant fast path: another level if this thread holds the lock.
+    fn reenter(&self) -> Option<RLockGuard<'_>> {
+        if self.owner.load(Ordering::Relaxed) != thread_id() {
+            return None;
+        }
+        // Only this thread writes `owner` to its own id, so it is still ours.
+        let d = self
+            .depth
+            .get()
+            .checked_add(1)
+            .expect("RLock nested more than u32::MAX times");
+        self.depth.set(d);
+        Some(self.guard(false))
+    }
+
+    /// The calling thread has just taken the lock word: it becomes the owner, depth 1.
+    fn took(&self, died: bool) -> RLockGuard<'_> {
+        self.owner.store(thread_id(), Ordering::Relaxed);
+        self.depth.set(1);
+        self.guard(died)
     }
 
     fn guard(&self, died: bool) -> RLockGuard<'_> {

@@ -122,6 +122,30 @@ pub struct Arrival {
     pub leader: bool,
 }
 
+/// A party that arrived and waits for its generation to end (see [`BarrierState::arrive`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Ticket {
+    generation: u64,
+    index: u32,
+}
+
+/// What [`BarrierState::arrive`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arrived {
+    /// The last arrival: it opened the next generation (the leader), nothing to wait for.
+    Passed(Arrival),
+    /// Arrived and counted: wait for the generation to end.
+    Waiting(Ticket),
+}
+
+/// `load word` as a waiter reads it.
+enum Look {
+    /// The waiter's generation ended (passed or broken), or it is broken.
+    Ended(Result<Arrival, BarrierFailure>),
+    /// Still open: the word as seen.
+    Open(u64),
+}
+
 /// The barrier's state as an observer sees it (see [`BarrierState::peek`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct BarrierPeek {
@@ -193,6 +217,66 @@ impl BarrierState {
         live: &impl Liveness,
         wait: &impl Wait,
     ) -> Result<Arrival, BarrierFailure> {
+        let t = match self.arrive(parties, n, deadline, live, wait)? {
+            Arrived::Passed(a) => return Ok(a),
+            Arrived::Waiting(t) => t,
+        };
+        let mut spins = 0;
+        let mut late = 0;
+        loop {
+            let w = match self.look(t, Ordering::Acquire) {
+                Look::Ended(r) => return r,
+                Look::Open(w) => w,
+            };
+            if spins < SPIN_ROUNDS {
+                for _ in 0..1u32 << spins.min(6) {
+                    spin_hint();
+                }
+                spins += 1;
+                continue;
+            }
+            if expired(deadline) {
+                late += 1;
+                if self.break_generation(w, wait) || late > TRIES {
+                    return Err(BarrierFailure::Timeout);
+                }
+                continue;
+            }
+            // `scan party`, then `break` or `sleep`.
+            if self.party_gone(parties, t.generation, live) {
+                if self.break_generation(w, wait) {
+                    return Err(BarrierFailure::Broken);
+                }
+                continue;
+            }
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let s = self.wake.load(Ordering::SeqCst);
+            if self.word.load(Ordering::SeqCst) == w {
+                wait.wait(&self.wake, s, deadline);
+            }
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The first half of [`wait`](BarrierState::wait): `load word`, `arrive` (the arrival
+    /// CAS; the last arrival opens the next generation and wakes the waiters), `record
+    /// arrival`. A party that gets [`Arrived::Waiting`] is counted in its generation: it must
+    /// go on with [`check`](BarrierState::check) until the generation ends, or
+    /// [`give_up`](BarrierState::give_up), or the others wait for it (a live party that
+    /// never comes hangs them, as a blocking waiter that never returns would).
+    ///
+    /// # Errors
+    /// [`BarrierFailure::Broken`] when the barrier is broken (or its count is one no party
+    /// leaves); [`BarrierFailure::Timeout`] when the CAS kept failing past `deadline` (not
+    /// arrived: nothing to break).
+    pub fn arrive(
+        &self,
+        parties: &[Party],
+        n: u32,
+        deadline: Option<Instant>,
+        live: &impl Liveness,
+        wait: &impl Wait,
+    ) -> Result<Arrived, BarrierFailure> {
         let me = live.me();
         // `load word`, `arrive`.
         let mut w = self.word.load(Ordering::Acquire);
@@ -216,10 +300,10 @@ impl BarrierState {
                         // arrival that matches a wrapped generation, and nobody would break.
                         record_arrival(parties, me, gen_of(w));
                         self.wake_all(wait);
-                        return Ok(Arrival {
+                        return Ok(Arrived::Passed(Arrival {
                             index: arrived,
                             leader: true,
-                        });
+                        }));
                     }
                     Err(x) => w = x,
                 }
@@ -238,53 +322,92 @@ impl BarrierState {
         };
         // `record arrival`: after the arrival CAS, see the module docs.
         record_arrival(parties, me, g);
-        let mut spins = 0;
-        let mut late = 0;
-        loop {
-            // `load word`: has our generation ended, and how? A waiter lapped by more than
-            // HIST_BITS generations while it slept (possible only with more handles than
-            // parties, or with resets) no longer has its bit and is told it passed.
-            let w = self.word.load(Ordering::Acquire);
-            if gen_of(w) != g {
-                let d = (gen_of(w).wrapping_sub(g) & GEN_MASK) as u32;
-                let badly = d <= HIST_BITS && (w >> (HIST_SHIFT + d - 1)) & 1 != 0;
-                return if badly {
-                    Err(BarrierFailure::Broken)
-                } else {
-                    Ok(Arrival { index, leader: false })
-                };
-            }
-            if w & BROKEN != 0 {
-                return Err(BarrierFailure::Broken);
-            }
-            if spins < SPIN_ROUNDS {
-                for _ in 0..1u32 << spins.min(6) {
-                    spin_hint();
-                }
-                spins += 1;
-                continue;
-            }
-            if expired(deadline) {
-                late += 1;
-                if self.break_generation(w, wait) || late > TRIES {
-                    return Err(BarrierFailure::Timeout);
-                }
-                continue;
-            }
-            // `scan party`, then `break` or `sleep`.
-            if self.party_gone(parties, g, live) {
-                if self.break_generation(w, wait) {
-                    return Err(BarrierFailure::Broken);
-                }
-                continue;
-            }
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let s = self.wake.load(Ordering::SeqCst);
-            if self.word.load(Ordering::SeqCst) == w {
-                wait.wait(&self.wake, s, deadline);
-            }
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        Ok(Arrived::Waiting(Ticket { generation: g, index }))
+    }
+
+    /// `load word`: has the ticket's generation ended, and how? A waiter lapped by more than
+    /// HIST_BITS generations while it slept (possible only with more handles than parties,
+    /// or with resets) no longer has its bit and is told it passed.
+    #[inline]
+    fn look(&self, t: Ticket, order: Ordering) -> Look {
+        let w = self.word.load(order);
+        if gen_of(w) != t.generation {
+            let d = (gen_of(w).wrapping_sub(t.generation) & GEN_MASK) as u32;
+            let badly = d <= HIST_BITS && (w >> (HIST_SHIFT + d - 1)) & 1 != 0;
+            return Look::Ended(if badly {
+                Err(BarrierFailure::Broken)
+            } else {
+                Ok(Arrival {
+                    index: t.index,
+                    leader: false,
+                })
+            });
         }
+        if w & BROKEN != 0 {
+            return Look::Ended(Err(BarrierFailure::Broken));
+        }
+        Look::Open(w)
+    }
+
+    /// One re-attempt of the waiting half of [`wait`](BarrierState::wait) for a waiter that
+    /// waits in its own way (an async task), after [`arrive`](BarrierState::arrive): `load
+    /// word` (its generation ended? broken?), then, while it is open, `scan party` once and
+    /// `break` if a party that has not arrived is dead. `None`: still waiting.
+    ///
+    /// The load is SeqCst: after the caller's [`announce`](BarrierState::announce) (and
+    /// whatever it did to be found by a wake-up), against the leader's and breakers' CAS
+    /// before their look at `sleepers`.
+    pub fn check(
+        &self,
+        parties: &[Party],
+        t: Ticket,
+        live: &impl Liveness,
+        wait: &impl Wait,
+    ) -> Option<Result<Arrival, BarrierFailure>> {
+        for _ in 0..TRIES {
+            let w = match self.look(t, Ordering::SeqCst) {
+                Look::Ended(r) => return Some(r),
+                Look::Open(w) => w,
+            };
+            if !self.party_gone(parties, t.generation, live) {
+                return None;
+            }
+            if self.break_generation(w, wait) {
+                return Some(Err(BarrierFailure::Broken));
+            }
+        }
+        None
+    }
+
+    /// A waiter that arrived and stops waiting (its deadline passed, or an async waiter's
+    /// future was dropped): if its generation ended, how; else it breaks the generation, as
+    /// a timed-out [`wait`](BarrierState::wait) does (its arrival is counted and it will not
+    /// come), and gets [`BarrierFailure::Timeout`].
+    pub fn give_up(&self, t: Ticket, wait: &impl Wait) -> Result<Arrival, BarrierFailure> {
+        for _ in 0..=TRIES {
+            match self.look(t, Ordering::Acquire) {
+                Look::Ended(r) => return r,
+                Look::Open(w) => {
+                    if self.break_generation(w, wait) {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(BarrierFailure::Timeout)
+    }
+
+    /// `sleep` for a waiter that does not futex-wait (an async task): counts it among the
+    /// sleepers, so that the leader, a breaker and `reset` call [`Wait::wake_all`]. SeqCst:
+    /// after whatever the caller did to be found by that wake-up. Undo with
+    /// [`depart`](BarrierState::depart).
+    pub fn announce(&self) {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Undoes one [`announce`](BarrierState::announce).
+    pub fn depart(&self) {
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// `scan party`: whether some party that has not arrived in generation `g` is dead.
@@ -461,6 +584,56 @@ mod tests {
             b.reset(&ps, &a, &Yield);
             assert_eq!(t.join().unwrap(), Err(BarrierFailure::Broken));
         });
+    }
+
+    #[test]
+    fn arrive_then_check_or_give_up() {
+        let b = BarrierState::new();
+        let ps = parties(3);
+        let dead = AtomicU64::new(0);
+        let o = |i| Oracle {
+            me: Owner::new(i, 1),
+            dead: &dead,
+        };
+        let (a, c) = (o(0), o(1));
+        for i in 0..3 {
+            b.join(&ps, Owner::new(i, 1));
+        }
+        // a arrives, waits; the others arrive; a's check passes.
+        let Ok(Arrived::Waiting(t)) = b.arrive(&ps, 2, None, &a, &Yield) else {
+            panic!("a is not the last");
+        };
+        b.announce();
+        assert_eq!(b.check(&ps, t, &a, &Yield), None);
+        assert_eq!(b.sleepers.load(Ordering::Relaxed), 1);
+        let wake = b.wake.load(Ordering::Relaxed);
+        let led = b.arrive(&ps, 2, None, &c, &Yield);
+        assert_eq!(led, Ok(Arrived::Passed(Arrival { index: 1, leader: true })));
+        assert_eq!(b.wake.load(Ordering::Relaxed), wake + 1, "the leader wakes the sleeper");
+        b.depart();
+        let passed = Ok(Arrival {
+            index: 0,
+            leader: false,
+        });
+        assert_eq!(b.check(&ps, t, &a, &Yield), Some(passed));
+        assert_eq!(b.give_up(t, &Yield), passed, "a generation that passed stays passed");
+        // A party that dies before arriving: the check breaks the barrier.
+        let Ok(Arrived::Waiting(t)) = b.arrive(&ps, 3, None, &a, &Yield) else {
+            panic!("a is not the last");
+        };
+        assert_eq!(b.check(&ps, t, &a, &Yield), None);
+        dead.store(1 << 2, Ordering::SeqCst);
+        assert_eq!(b.check(&ps, t, &a, &Yield), Some(Err(BarrierFailure::Broken)));
+        assert_eq!(b.arrive(&ps, 3, None, &c, &Yield), Err(BarrierFailure::Broken));
+        b.reset(&ps, &a, &Yield);
+        // A waiter that gives up breaks its generation.
+        let Ok(Arrived::Waiting(t)) = b.arrive(&ps, 2, None, &a, &Yield) else {
+            panic!("a is not the last");
+        };
+        assert_eq!(b.give_up(t, &Yield), Err(BarrierFailure::Timeout));
+        assert!(b.peek().broken);
+        assert_eq!(b.check(&ps, t, &a, &Yield), Some(Err(BarrierFailure::Broken)));
+        assert_eq!(b.give_up(t, &Yield), Err(BarrierFailure::Broken));
     }
 
     #[test]

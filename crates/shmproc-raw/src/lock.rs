@@ -153,6 +153,50 @@ impl LockState {
         Err(LockFailure::WouldBlock)
     }
 
+    /// One attempt of a waiter that waits in its own way (an async task) and has announced
+    /// itself with [`announce`](LockState::announce): as [`try_lock`](LockState::try_lock)
+    /// (a dead owner's lock is taken over with the owner-died mark), but a lock it takes
+    /// keeps the waiters mark, as `lock`'s sleepers do: unlock wakes one sleeper and clears
+    /// the mark, so others may still sleep on `seq`.
+    pub fn try_lock_announced(&self, live: &impl Liveness) -> Result<Acquired, LockFailure> {
+        for _ in 0..SPINS {
+            match self.attempt(live, true, true)? {
+                Attempt::Got(a) => return Ok(a),
+                Attempt::Contended(_) => return Err(LockFailure::WouldBlock),
+                Attempt::Retry => spin_hint(),
+            }
+        }
+        Err(LockFailure::WouldBlock)
+    }
+
+    /// `set waiters` for a waiter that does not futex-wait (an async task): if the lock is
+    /// held, sets the waiters mark (a bounded CAS loop), so that the holder's unlock bumps
+    /// `seq` and calls [`Wait::wake_one`] or [`Wait::wake_all`], which the caller's `Wait`
+    /// turns into its wake-up. Returns whether the word is now held with the mark; `false`
+    /// (free, unrecoverable, or rewritten under us too often): attempt again before waiting.
+    ///
+    /// SeqCst: ordered after whatever the caller did to be found by that wake-up (the async
+    /// doorbell's arm), and before unlock's CAS if that CAS sees the mark.
+    pub fn announce(&self) -> bool {
+        let mut w = self.word.load(Ordering::SeqCst);
+        for _ in 0..SPINS {
+            if w & UNRECOVERABLE != 0 || w & OWNER_MASK == 0 {
+                return false;
+            }
+            if w & WAITERS != 0 {
+                return true;
+            }
+            match self
+                .word
+                .compare_exchange(w, w | WAITERS, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(x) => w = x,
+            }
+        }
+        false
+    }
+
     /// Locks, sleeping while a live owner holds the lock, until `deadline` (`None`: forever).
     ///
     /// Every sleep is a bounded slice of `wait`, after which the owner's liveness is asked
@@ -414,6 +458,37 @@ mod tests {
     }
 
     #[test]
+    fn an_announced_waiter_is_woken_and_keeps_the_mark() {
+        let dead = AtomicU64::new(0);
+        let l = LockState::new();
+        let (a, b) = (oracle(0, &dead), oracle(1, &dead));
+        assert!(!l.announce()); // free: nothing to wait for
+        assert_eq!(l.word.load(Ordering::Relaxed), 0);
+        l.try_lock(&a).unwrap();
+        assert!(l.announce());
+        assert!(l.announce()); // already marked
+        assert_eq!(l.try_lock_announced(&b), Err(LockFailure::WouldBlock));
+        let seq = l.seq.load(Ordering::Relaxed);
+        l.unlock(a.me(), &Yield);
+        assert_eq!(
+            l.seq.load(Ordering::Relaxed),
+            seq + 1,
+            "unlock bumps seq for the waiter"
+        );
+        assert_eq!(l.try_lock_announced(&b), Ok(Acquired::Clean));
+        assert_eq!(l.word.load(Ordering::Relaxed), u64::from(b.me().0) | WAITERS);
+        l.unlock(b.me(), &Yield);
+        // A dead holder: the announced waiter takes it over with the mark.
+        l.try_lock(&a).unwrap();
+        assert!(l.announce());
+        dead.store(1, Ordering::SeqCst);
+        assert_eq!(l.try_lock_announced(&b), Ok(Acquired::OwnerDied));
+        l.unlock(b.me(), &Yield); // declined
+        assert!(!l.announce());
+        assert_eq!(l.try_lock_announced(&b), Err(LockFailure::Unrecoverable));
+    }
+
+    #[test]
     fn garbage_words_never_panic() {
         let dead = AtomicU64::new(0);
         let a = oracle(0, &dead);
@@ -432,6 +507,11 @@ mod tests {
                 l.unlock(a.me(), &Yield);
             }
             let _ = l.lock(Some(Instant::now()), &a, &Yield);
+            l.word.store(w, Ordering::Relaxed);
+            let _ = l.announce();
+            if l.try_lock_announced(&a).is_ok() {
+                l.unlock(a.me(), &Yield);
+            }
         }
     }
 
