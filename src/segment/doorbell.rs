@@ -10,7 +10,10 @@
 
 use super::Segment;
 use crate::os;
+use std::future::Future;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// How long an async waiter waits for a ring before it attempts again anyway: as a blocking
@@ -18,10 +21,20 @@ use std::time::{Duration, Instant};
 /// (or a doorbell a peer scribbled over) can cost.
 const SLICE: Duration = Duration::from_millis(10);
 
-/// A bound doorbell.
+/// A bound doorbell, shared by every task that waits through this handle.
+///
+/// One datagram wakes the handle, not one task: the task that drains the socket bumps
+/// `epoch` and wakes the others (`drained`), and a task whose snapshot of `epoch`, taken
+/// when it armed, is stale does not wait at all. Without that, a task that armed before a
+/// ring but reached the socket after another task drained it would sleep through the ring
+/// that was meant for it too (`models/doorbell_model.py`, `wake_at_arrival`).
 pub(crate) struct Doorbell {
     sock: tokio::net::UnixDatagram,
     nonce: u32,
+    /// Drains so far.
+    epoch: AtomicU64,
+    /// Woken at every drain.
+    drained: tokio::sync::Notify,
 }
 
 impl Doorbell {
@@ -35,7 +48,12 @@ impl Doorbell {
             match os::bind_doorbell(nonce) {
                 Ok(std_sock) => {
                     let sock = tokio::net::UnixDatagram::from_std(std_sock)?;
-                    return Ok(Doorbell { sock, nonce });
+                    return Ok(Doorbell {
+                        sock,
+                        nonce,
+                        epoch: AtomicU64::new(0),
+                        drained: tokio::sync::Notify::new(),
+                    });
                 }
                 Err(e) => last = e,
             }
@@ -43,12 +61,43 @@ impl Doorbell {
         Err(last)
     }
 
-    /// Waits for a ring, at most until `until`, then empties the socket: one ring wakes
-    /// every task of this handle that waits, and each attempts again.
-    async fn ring_or(&self, until: Instant) {
-        let _ = tokio::time::timeout_at(until.into(), self.sock.readable()).await;
-        let mut buf = [0u8; 16];
-        while self.sock.try_recv(&mut buf).is_ok() {}
+    /// The drain count, snapshot by a task when it arms (before it announces itself).
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Waits, at most until `until`, for a ring (then drains the socket and wakes the other
+    /// waiting tasks) or for another task's drain since `since`.
+    async fn ring_or(&self, since: u64, until: Instant) {
+        let mut sleep = std::pin::pin!(tokio::time::sleep_until(until.into()));
+        loop {
+            let mut notified = std::pin::pin!(self.drained.notified());
+            notified.as_mut().enable();
+            if self.epoch() != since {
+                return;
+            }
+            let readable = std::future::poll_fn(|cx| {
+                if notified.as_mut().poll(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(false);
+                }
+                self.sock.poll_recv_ready(cx).map(|r| r.is_ok())
+            })
+            .await;
+            if !readable {
+                return;
+            }
+            let mut buf = [0u8; 16];
+            let mut any = false;
+            while self.sock.try_recv(&mut buf).is_ok() {
+                any = true;
+            }
+            if any {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.drained.notify_waiters();
+                return;
+            }
+            // Readiness without a datagram (another task drained first): wait again.
+        }
     }
 }
 
@@ -107,6 +156,8 @@ impl Segment {
                 tokio::time::sleep_until(until.into()).await;
                 continue;
             };
+            // The drain count before the arm: a drain after it may have carried our ring.
+            let since = bell.epoch();
             self.arm(bell.nonce);
             let token = announce();
             let _armed = Armed {
@@ -116,7 +167,7 @@ impl Segment {
             if let Some(r) = attempt() {
                 return Some(r);
             }
-            bell.ring_or(until).await;
+            bell.ring_or(since, until).await;
         }
     }
 }
