@@ -489,10 +489,12 @@ pub(crate) fn bind_doorbell(nonce: u32) -> io::Result<std::os::unix::net::UnixDa
     Ok(sock)
 }
 
-/// Rings the doorbell `nonce` of process `pid`: one datagram, never waiting. Every failure is
-/// ignored: a full socket already has a ring pending, a missing one belongs to a process that
-/// died (or a peer wrote a record), and a waker must never stall on a slow or dead waiter.
-pub(crate) fn ring_doorbell(pid: u32, nonce: u32) {
+/// Rings the doorbell `nonce` of process `pid`: one datagram, never waiting. Returns `false`
+/// when no such socket exists (`ECONNREFUSED`: its process died, since a live one keeps its
+/// doorbell open while any wait is armed; or a peer wrote the record). Every other failure is
+/// ignored: a full socket already has a ring pending, and a waker must never stall on a slow
+/// waiter.
+pub(crate) fn ring_doorbell(pid: u32, nonce: u32) -> bool {
     static SENDER: std::sync::OnceLock<Option<std::os::unix::net::UnixDatagram>> = std::sync::OnceLock::new();
     let sender = SENDER.get_or_init(|| {
         let s = std::os::unix::net::UnixDatagram::unbound().ok()?;
@@ -500,6 +502,9 @@ pub(crate) fn ring_doorbell(pid: u32, nonce: u32) {
         Some(s)
     });
     if let (Some(s), Ok(addr)) = (sender, doorbell_addr(pid, nonce)) {
-        let _ = s.send_to_addr(&[1], &addr);
+        if let Err(e) = s.send_to_addr(&[1], &addr) {
+            return e.kind() != io::ErrorKind::ConnectionRefused;
+        }
     }
+    true
 }

@@ -294,12 +294,23 @@ impl Segment {
         }
     }
 
+    /// Rings every armed doorbell. A doorbell whose socket is gone belongs to a process that
+    /// died with waits armed: its registration is reclaimed here (the record's word cleared
+    /// if unchanged, its count taken off `async_waits`), so later wakes skip it.
     #[cold]
     fn ring_armed_doorbells(&self) {
+        use std::sync::atomic::Ordering::{Relaxed, SeqCst};
         for rec in self.participant_table() {
-            let d = rec.doorbell.load(std::sync::atomic::Ordering::SeqCst);
-            if d >> 32 != 0 && d as u32 != 0 {
-                os::ring_doorbell(rec.pid.load(std::sync::atomic::Ordering::Relaxed), d as u32);
+            let d = rec.doorbell.load(SeqCst);
+            if d >> 32 != 0
+                && d as u32 != 0
+                && !os::ring_doorbell(rec.pid.load(Relaxed), d as u32)
+                && rec.doorbell.compare_exchange(d, 0, SeqCst, Relaxed).is_ok()
+            {
+                let armed = d >> 32;
+                let _ = self
+                    .async_waits()
+                    .fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(armed)));
             }
         }
     }
