@@ -63,7 +63,7 @@ Usage: python3 barrier_model.py [crashes=2] [abort] [reset] [gens=K] [case=P,N,r
 """
 import sys
 
-from explore import explore, report
+from explore import explore, explore_live, report
 
 MUT = set()
 OPT = set()
@@ -72,52 +72,6 @@ GENS = 8
 HBITS = 3
 HMASK = (1 << HBITS) - 1
 CASES = []
-
-
-def explore_live(start, steps, check, finished, show):
-    """`explore` for the safety checks over every reachable state, then the liveness check
-    here, without kill steps: from every reachable state the live processes must be able to
-    finish with nobody else killed (a kill of the one stuck process must not count as its
-    finishing). A hang is reported with the shortest trace to a state that cannot finish,
-    then a few of the steps the stuck processes keep taking."""
-    r = explore(start, steps, check, lambda st, has_steps: True, show)
-    if isinstance(r, str):
-        return r
-    _, seen, _ = r
-    def succ(s):
-        return [(n, label) for n, label in steps(s) if not label.startswith('kill')]
-
-    preds = {}
-    good = []
-    for s in seen:
-        nxt = succ(s)
-        if finished(s, bool(nxt)):
-            good.append(s)
-        for n, _ in nxt:
-            preds.setdefault(n, []).append(s)
-    ok = set(good)
-    stack = list(good)
-    while stack:
-        s = stack.pop()
-        for p in preds.get(s, ()):
-            if p not in ok:
-                ok.add(p)
-                stack.append(p)
-    stuck = [s for s in seen if s not in ok]
-    if not stuck:
-        return ('ok', seen, good)
-    st = stuck[0]
-    lines = report(seen, st, f'hang: {len(stuck)} states cannot finish without another kill', show).split('\n')
-    on = {st}
-    for _ in range(8):
-        nxt = [(n, label) for n, label in succ(st) if n not in on]
-        if not nxt:
-            break
-        st, label = nxt[0]
-        on.add(st)
-        lines.append(f'  {"(then) " + label:34} {show(st)}')
-    lines.append('  ... and so on for ever' if succ(st) else '  (no step left)')
-    return '\n'.join(lines)
 
 
 def run(P, N, rounds):
