@@ -78,7 +78,7 @@ fn child_entry() {
             q.close();
             say("CLOSED");
         }
-        // get_done [name] [n]: takes n items, then marks each done after a pause.
+        // get_done [name] [n]: takes n items, then on the parent's word marks each done.
         "get_done" => {
             let q = Queue::<u64>::open(&args[0]).unwrap();
             let n = args[1].parse::<u64>().unwrap();
@@ -86,7 +86,7 @@ fn child_entry() {
                 q.get().unwrap();
             }
             say("TAKEN");
-            std::thread::sleep(Duration::from_millis(30));
+            wait_parent();
             for _ in 0..n {
                 q.task_done().unwrap();
             }
@@ -302,7 +302,13 @@ fn an_async_join_returns_when_another_process_marks_the_work_done() {
         let mut kid = spawn("get_done", &[&name, "5"]);
         kid.expect_line("TAKEN", T);
         assert!(q.join_timeout_async(Duration::from_millis(5)).await.is_err());
-        q.join_timeout_async(T).await.unwrap();
+        let joiner = async { q.join_timeout_async(T).await };
+        let go = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            kid.send("go");
+        };
+        let (joined, ()) = tokio::join!(joiner, go);
+        joined.unwrap();
         kid.expect_line("DONE", T);
     });
 }

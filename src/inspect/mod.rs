@@ -266,6 +266,9 @@ pub enum KindState {
     Event {
         /// Whether the flag is up.
         set: bool,
+        /// Whether somebody began to wait since the flag last went up (a mark, not a count: a
+        /// waiter that timed out or died leaves it until the next `set`).
+        waiters: bool,
     },
     /// A condition variable.
     Condition {

@@ -289,11 +289,15 @@ fn kind_state(
                 KindState::BoundedSemaphore { permits }
             }
         }
-        Kind::Event => KindState::Event {
+        Kind::Event => {
             // SAFETY: the body (at least `RECORDS_OFFSET` bytes, checked by `layout_of` with
             // the kind's `Shape`) starts with the 8-byte state; `EventState` is all atomics.
-            set: unsafe { view.at::<EventState>(0) }.is_set(),
-        },
+            let event = unsafe { view.at::<EventState>(0) };
+            KindState::Event {
+                set: event.is_set(),
+                waiters: event.waiters_marked(),
+            }
+        }
         Kind::Condition => KindState::Condition {
             // SAFETY: as for the event: the 8-byte `CondState` (all atomics) at the body start.
             waiters: unsafe { view.at::<CondState>(0) }.peek().1,

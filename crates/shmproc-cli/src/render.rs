@@ -112,8 +112,13 @@ pub(crate) fn show(r: &SegmentReport, now: i64) -> String {
                 }
             );
         }
-        KindState::Event { set } => {
-            let _ = writeln!(s, "event:         {}", if *set { "set" } else { "clear" });
+        KindState::Event { set, waiters } => {
+            let _ = writeln!(
+                s,
+                "event:         {}{}",
+                if *set { "set" } else { "clear" },
+                if *waiters { ", waiters since the last set" } else { "" }
+            );
         }
         KindState::Condition { waiters } => {
             let _ = writeln!(s, "condition:     {waiters} waiter(s) counted");
@@ -267,7 +272,7 @@ pub(crate) fn state(d: &Details) -> String {
         | KindState::Lock { lock }
         | KindState::RLock { lock } => lock_text(lock),
         KindState::Semaphore { permits } | KindState::BoundedSemaphore { permits } => permits_text(permits),
-        KindState::Event { set } => if *set { "set" } else { "clear" }.into(),
+        KindState::Event { set, .. } => if *set { "set" } else { "clear" }.into(),
         KindState::Condition { waiters } => format!("{waiters} waiting"),
         KindState::Barrier {
             parties,

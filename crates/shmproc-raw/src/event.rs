@@ -63,6 +63,14 @@ impl EventState {
         self.word.load(Ordering::Acquire) & SET != 0
     }
 
+    /// Whether the waiters mark is up: somebody began to sleep on the word since the last
+    /// `set` (a mark, not a count: a waiter that timed out or died leaves it up until the next
+    /// `set`). For reports; no protocol step reads it this way.
+    #[inline]
+    pub fn waiters_marked(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & WAITERS != 0
+    }
+
     /// `set`: raises the flag (a no-op if it is up) and wakes every sleeper.
     pub fn set(&self, wait: &impl Wait) {
         let mut w = self.word.load(Ordering::Relaxed);
