@@ -205,7 +205,10 @@ fn an_event_wakes_waiters_in_other_processes() {
     e.clear();
     assert!(!e.wait_timeout(Duration::from_millis(5)));
     // Set and cleared at once: who was waiting is released anyway. "Waiting" is known from
-    // the waiters mark the waiter raises before it sleeps, so this does not race the child.
+    // the waiters mark the waiter raises before it sleeps, so this does not race the child;
+    // a fresh event, since the timed-out wait above left the mark up (a mark, not a count).
+    let name = Name::new("ev2");
+    let e = Event::create(&name).unwrap();
     let mut kid = spawn("event_wait", &[&name]);
     kid.expect_line("WAITING", T);
     let deadline = Instant::now() + T;

@@ -6,6 +6,8 @@
 //! shmproc watch NAME         a queue's fill level and rates (other kinds: their state), refreshed
 //! shmproc gc [--dry-run]     remove segments that only dead processes held
 //! shmproc rm NAME...         remove segments by name
+//! shmproc bridge export|import QUEUE --stream S [--server URL]
+//!                            carry a ByteQueue between machines over NATS JetStream
 //! ```
 //!
 //! Every command takes `--json` and then prints the library's report types
@@ -14,6 +16,7 @@
 //! Exit codes: 0 success; 1 an error (a segment not found, not removable, `/dev/shm`
 //! unreadable); 2 bad usage; 3 nothing to do (`gc` found no garbage).
 
+mod bridge;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -22,7 +25,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "shmproc", version, about = "See and clean shmproc's shared-memory segments")]
+#[command(
+    name = "shmproc",
+    version,
+    about = "See and clean shmproc's shared-memory segments, and bridge queues between machines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,6 +80,11 @@ enum Command {
         /// Print JSON: `{"removed": [...], "failed": [[name, error], ...]}`.
         #[arg(long)]
         json: bool,
+    },
+    /// Carry a named ByteQueue between machines over NATS JetStream.
+    Bridge {
+        #[command(subcommand)]
+        direction: Box<bridge::BridgeCommand>,
     },
     /// Remove segments by name, whoever holds them (handles that have them open keep working).
     Rm {
@@ -157,6 +169,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::from(NOTHING));
             }
         }
+        Command::Bridge { direction } => bridge::run(*direction)?,
         Command::Rm { names, json } => {
             let mut done = inspect::Collected::default();
             for name in names {

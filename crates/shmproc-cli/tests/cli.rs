@@ -228,3 +228,48 @@ fn synchronisation_kinds_in_ls_show_and_watch() {
     assert!(o.status.success(), "{o:?}");
     assert_eq!(stdout(&o).trim(), format!("{}: event set", ev.0));
 }
+
+#[test]
+fn bridge_export_then_import_end_to_end() {
+    let Some(server) = shmproc_testkit::nats::NatsServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let (src, dst) = (Name(unique_name("c", "bsrc")), Name(unique_name("c", "bdst")));
+    let q = shmproc::ByteQueue::create(&src.0, 16).unwrap();
+    for i in 0..10 {
+        q.put(format!("m{i}").as_bytes()).unwrap();
+    }
+    q.close();
+    let o = shmproc(&["bridge", "export", &src.0, "--server", &url, "--stream", "CLI"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).starts_with("exported 10 items"), "{o:?}");
+    let o = shmproc(&[
+        "bridge", "import", &dst.0, "--server", &url, "--stream", "CLI", "--create", "16",
+    ]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(stdout(&o).starts_with("imported 10 items"), "{o:?}");
+    let d = shmproc::ByteQueue::open(&dst.0).unwrap();
+    let got: Vec<String> = (0..10)
+        .map(|_| String::from_utf8(d.try_get().unwrap()).unwrap())
+        .collect();
+    assert_eq!(got, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(d.try_get(), Err(shmproc::RecvError::Closed), "the end marker closed it");
+    // The same stream name with other limits: refused, with the reason.
+    let o = shmproc(&[
+        "bridge",
+        "export",
+        &src.0,
+        "--server",
+        &url,
+        "--stream",
+        "CLI",
+        "--max-messages",
+        "5",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("exists with other settings"),
+        "{o:?}"
+    );
+}

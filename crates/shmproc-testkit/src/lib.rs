@@ -13,6 +13,8 @@
 //! answers each `RUN n` with `DONE ...` ([`serve`] on the child side; [`Child::ready`],
 //! [`Child::run`], [`Child::done`] on the parent side) until its stdin closes.
 
+pub mod nats;
+
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
