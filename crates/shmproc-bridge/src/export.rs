@@ -5,15 +5,20 @@ use crate::{BridgeError, StreamSpec, nats};
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, ErrorCode};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use shmproc::{ByteQueue, RecvError};
-use std::collections::VecDeque;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-/// A publish acknowledgement being awaited.
-type AckFuture =
-    Pin<Box<dyn Future<Output = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>> + Send>>;
+/// An item's publish, resolving to the item and the server's answer once it comes. The
+/// window holds these in a `FuturesOrdered`, so every acknowledgement's own timeout runs
+/// from its publish, not from when the items before it were answered (after a server
+/// restart, the lost answers of a whole window then time out together, not one after the
+/// other).
+type InFlight = Pin<Box<dyn Future<Output = (String, bytes::Bytes, AckResult)> + Send>>;
+type AckResult = Result<jetstream::publish::PublishAck, jetstream::context::PublishError>;
 
 /// Publishes the items of a local queue to a JetStream stream (see the crate docs for what
 /// a killed exporter can lose).
@@ -33,6 +38,7 @@ pub struct Exporter {
     js: jetstream::Context,
     spec: StreamSpec,
     in_flight: usize,
+    purge_ends: bool,
 }
 
 /// What an export run did.
@@ -48,13 +54,6 @@ pub struct ExportReport {
     pub run: String,
 }
 
-/// One item between its publish and its acknowledgement.
-struct Pending {
-    id: String,
-    payload: bytes::Bytes,
-    ack: AckFuture,
-}
-
 impl Exporter {
     /// An exporter to `spec`'s stream through `client` (connected and authenticated by the
     /// caller), with 32 items in flight.
@@ -63,6 +62,7 @@ impl Exporter {
             js: jetstream::new(client),
             spec,
             in_flight: 32,
+            purge_ends: true,
         }
     }
 
@@ -70,6 +70,15 @@ impl Exporter {
     /// server: what a killed exporter can lose.
     pub fn in_flight(mut self, n: usize) -> Self {
         self.in_flight = n.max(1);
+        self
+    }
+
+    /// Leaves the end markers of earlier runs in the stream. By default a run removes them
+    /// when it starts, so that they do not end this run's importers at once; when several
+    /// exporters feed one stream at the same time, each keeps the others' markers and the
+    /// importers count them ([`Importer::exporters`](crate::Importer::exporters)).
+    pub fn keep_earlier_ends(mut self) -> Self {
+        self.purge_ends = false;
         self
     }
 
@@ -86,12 +95,14 @@ impl Exporter {
     /// when the exporter is killed), or [`BridgeError::LocalRecv`] on a corrupted item.
     pub async fn run(&self, queue: &ByteQueue) -> Result<ExportReport, BridgeError> {
         let stream = self.spec.ensure(&self.js).await?;
-        // End markers of an earlier run would end this one's importers.
-        stream
-            .purge()
-            .filter(self.spec.end_subject())
-            .await
-            .map_err(nats("remove old end markers"))?;
+        if self.purge_ends {
+            // End markers of an earlier run would end this one's importers.
+            stream
+                .purge()
+                .filter(self.spec.end_subject())
+                .await
+                .map_err(nats("remove old end markers"))?;
+        }
         let subject = self.spec.items_subject();
         let mut report = ExportReport {
             exported: 0,
@@ -99,7 +110,7 @@ impl Exporter {
             retries: 0,
             run: run_id(),
         };
-        let mut window: VecDeque<Pending> = VecDeque::new();
+        let mut window: FuturesOrdered<InFlight> = FuturesOrdered::new();
         let mut next = 0u64;
         let mut drained = false;
         loop {
@@ -109,31 +120,25 @@ impl Exporter {
             let take = !drained && window.len() < self.in_flight;
             tokio::select! {
                 biased;
-                ack = async { (&mut window.front_mut().expect("guarded").ack).await }, if !window.is_empty() => {
-                    let done = window.pop_front().expect("guarded");
-                    match ack {
-                        Ok(a) => {
-                            report.exported += 1;
-                            report.duplicates += u64::from(a.duplicate);
-                            // The count balances the get this item came from.
-                            let _ = queue.task_done();
-                        }
-                        Err(e) if retryable(&e) => {
-                            report.retries += 1;
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            let ack = self.publish(&subject, &done.id, done.payload.clone()).await?;
-                            window.push_back(Pending { ack, ..done });
-                        }
-                        Err(e) => return Err(nats("publish an item")(e)),
+                Some((id, payload, ack)) = window.next(), if !window.is_empty() => match ack {
+                    Ok(a) => {
+                        report.exported += 1;
+                        report.duplicates += u64::from(a.duplicate);
+                        // The count balances the get this item came from.
+                        let _ = queue.task_done();
                     }
-                }
+                    Err(e) if retryable(&e) => {
+                        report.retries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        window.push_back(self.publish(&subject, id, payload).await?);
+                    }
+                    Err(e) => return Err(nats("publish an item")(e)),
+                },
                 got = queue.get_async(), if take => match got {
                     Ok(item) => {
                         let id = format!("{}-{next}", report.run);
                         next += 1;
-                        let payload = bytes::Bytes::from(item);
-                        let ack = self.publish(&subject, &id, payload.clone()).await?;
-                        window.push_back(Pending { id, payload, ack });
+                        window.push_back(self.publish(&subject, id, bytes::Bytes::from(item)).await?);
                     }
                     Err(RecvError::Closed) => drained = true,
                     Err(e) => return Err(e.into()),
@@ -152,14 +157,16 @@ impl Exporter {
         Ok(report)
     }
 
-    async fn publish(&self, subject: &str, id: &str, payload: bytes::Bytes) -> Result<AckFuture, BridgeError> {
-        let msg = PublishMessage::build().payload(payload).message_id(id);
+    /// Publishes one item; the future it returns resolves to the item and its answer.
+    async fn publish(&self, subject: &str, id: String, payload: bytes::Bytes) -> Result<InFlight, BridgeError> {
+        let msg = PublishMessage::build().payload(payload.clone()).message_id(id.as_str());
         let ack: PublishAckFuture = self
             .js
             .send_publish(subject.to_owned(), msg)
             .await
             .map_err(nats("publish an item"))?;
-        Ok(ack.into_future())
+        let ack = ack.into_future();
+        Ok(Box::pin(async move { (id, payload, ack.await) }))
     }
 
     /// Waits until no exported item is left in the stream: each has been put into some

@@ -7,10 +7,16 @@ use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use shmproc::{ByteQueue, SendError};
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 /// How long one pull request stays open on the server when no item comes.
 const FETCH_EXPIRES: Duration = Duration::from_millis(500);
+/// How much longer than [`FETCH_EXPIRES`] a fetch may go without an answer (an item, or the
+/// server's end of the request) before it counts as failed.
+const STALL_MARGIN: Duration = Duration::from_secs(2);
+/// The pause before fetching again after a failed fetch.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Puts the items of a JetStream stream into a local queue (see the crate docs for the
 /// delivery guarantees). Several importers, on one machine or many, may share one durable
@@ -34,6 +40,8 @@ pub struct Importer {
     durable: String,
     ack_wait: Duration,
     batch: usize,
+    exporters: usize,
+    patience: Duration,
 }
 
 /// What an import run did.
@@ -60,6 +68,8 @@ impl Importer {
             durable: "shmproc-bridge".to_owned(),
             ack_wait: Duration::from_secs(30),
             batch: 64,
+            exporters: 1,
+            patience: Duration::from_secs(30),
         }
     }
 
@@ -81,6 +91,22 @@ impl Importer {
     /// has room for.
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
+        self
+    }
+
+    /// How long fetching may keep failing (a server restarting, a connection being
+    /// re-established) before [`run`](Self::run) gives up with the last error; default 30 s.
+    /// Items acknowledged before the outage are safe in any case.
+    pub fn patience(mut self, d: Duration) -> Self {
+        self.patience = d;
+        self
+    }
+
+    /// How many exporters feed the stream (default 1): the import ends once the end markers
+    /// of that many export runs have arrived (and no item is left). Those exporters must
+    /// not remove each other's markers: see [`Exporter::keep_earlier_ends`](crate::Exporter::keep_earlier_ends).
+    pub fn exporters(mut self, n: usize) -> Self {
+        self.exporters = n.max(1);
         self
     }
 
@@ -108,22 +134,62 @@ impl Importer {
             .map_err(nats("create the durable consumer"))?;
         let end_subject = self.spec.end_subject();
         let mut report = ImportReport::default();
-        loop {
+        // The export runs whose end markers arrived (each marker's message id).
+        let mut ended: HashSet<String> = HashSet::new();
+        // Since when fetching has failed without a success in between (the server restarting,
+        // the connection being re-established).
+        let mut failing_since: Option<Instant> = None;
+        'fetch: loop {
             // Back-pressure: ask for no more than fits now.
             let room = queue.capacity().saturating_sub(queue.len()).clamp(1, self.batch);
-            let mut batch = consumer
+            let mut batch = match consumer
                 .batch()
                 .max_messages(room)
                 .expires(FETCH_EXPIRES)
                 .messages()
                 .await
-                .map_err(nats("fetch items"))?;
-            while let Some(m) = batch.next().await {
-                let m = m.map_err(nats_box("fetch items"))?;
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    outage(&mut failing_since, self.patience, Box::new(e))?;
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    continue 'fetch;
+                }
+            };
+            loop {
+                // A bound of our own: a pull request the server forgot (it restarted) would
+                // otherwise leave this waiting for an answer that never comes.
+                let m = match tokio::time::timeout(FETCH_EXPIRES + STALL_MARGIN, batch.next()).await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => break,
+                    Err(_) => {
+                        outage(&mut failing_since, self.patience, "no answer to a fetch".into())?;
+                        continue 'fetch;
+                    }
+                };
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        outage(&mut failing_since, self.patience, e)?;
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue 'fetch;
+                    }
+                };
+                failing_since = None;
                 if m.subject.as_str() == end_subject {
-                    if has_items(&stream, &self.spec).await? {
-                        // Items are still in hand of importers (this one's batch, or one
-                        // that died and whose items come back): the end is not yet.
+                    let id = m
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                        .map_or_else(
+                            || format!("{:?}", m.info().map(|i| i.stream_sequence).ok()),
+                            |v| v.to_string(),
+                        );
+                    ended.insert(id);
+                    if ended.len() < self.exporters || has_items(&stream, &self.spec).await? {
+                        // Other exporters are still at work, or items are still in hand of
+                        // importers (this one's batch, or one that died and whose items come
+                        // back): the end is not yet.
                         m.ack_with(AckKind::Nak(Some(Duration::from_millis(100))))
                             .await
                             .map_err(nats_box("hand back the end marker"))?;
@@ -178,4 +244,14 @@ impl Importer {
             }
         }
     }
+}
+
+/// A failed fetch: `Ok` (try again) while fetching has been failing for no longer than
+/// `patience`, the error after that.
+fn outage(failing_since: &mut Option<Instant>, patience: Duration, e: async_nats::Error) -> Result<(), BridgeError> {
+    let since = *failing_since.get_or_insert_with(Instant::now);
+    if since.elapsed() > patience {
+        return Err(nats_box("fetch items")(e));
+    }
+    Ok(())
 }

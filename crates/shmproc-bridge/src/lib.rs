@@ -30,16 +30,38 @@
 //!   queue and died before its acknowledgement reached the server. While the local queue is
 //!   full the importer fetches nothing more, and tells the server the item in hand is still
 //!   being worked on, so a slow consumer does not make the server deliver it again.
-//! - **Server.** With file storage, a restarted server keeps every item it had acknowledged.
+//! - **Server.** With file storage, a server stopped and started again keeps every item it
+//!   had acknowledged, and the bridge goes on by itself: answers lost in the restart are
+//!   re-published under the same id, and fetching resumes once the server is back (within
+//!   [`Importer::patience`]). A server *killed* (SIGKILL, power loss) keeps its last writes only
+//!   if it syncs each one (`sync_interval: always` in its JetStream settings; by default it
+//!   syncs every two minutes): that durability is the server's setting, not the bridge's.
 //!
 //! # End of stream
 //!
 //! When the exported queue is closed and drained, the exporter publishes an end marker. An
 //! importer that fetches it closes its local queue once no item is left in the stream (all
-//! acknowledged by some importer), and hands the marker on to the other importers. An
+//! acknowledged by some importer), and hands the marker on to the other importers. A stream
+//! fed by several exporters at once needs the markers of all of them
+//! ([`Importer::exporters`], with [`Exporter::keep_earlier_ends`] on each exporter). An
 //! exporter's [`wait_delivered`](Exporter::wait_delivered) waits for the same condition:
 //! every item exported has been put into some importer's local queue. What `task_done` means
 //! on the far side is local to that machine: its own `join` waits for its own consumers.
+//!
+//! # Failures of the server or the network
+//!
+//! A request that fails ends [`Exporter::run`] or [`Importer::run`] with
+//! [`BridgeError::Nats`]; what was acknowledged is safe in the stream, and a bridge started
+//! again goes on from there (the tool's `shmproc bridge` exits with status 1, for a
+//! supervisor to restart it). Publishes whose answer is lost or late are sent again with the
+//! same message id, which the server stores once.
+//!
+//! # Example and benchmark
+//!
+//! `cargo run -p shmproc-bridge --example distributed_map`: one host submits tasks, two
+//! worker hosts import them for their local worker processes and send the results back over
+//! a second stream. `cargo bench -p shmproc-bridge --bench bridge`: the bridge against
+//! `async-nats` alone (`benches/README.md`).
 //!
 //! # Security
 //!

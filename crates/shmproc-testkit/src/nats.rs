@@ -71,9 +71,15 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// SIGKILLs the server and starts it again on the same port and store.
-    pub fn kill_and_restart(&mut self) {
-        self.stop();
+    /// Stops the server as an operator would (SIGTERM: it flushes its store and closes its
+    /// connections) and starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: none needed beyond the call: `kill` on the pid of our own child, which
+            // is not reaped yet (so the pid is still its).
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
         self.run();
     }
 
