@@ -75,6 +75,10 @@ pub(crate) struct Segment {
     doorbell: std::sync::OnceLock<std::io::Result<doorbell::Doorbell>>,
 }
 
+/// How many registration scans in a row must find every participant record held, with no
+/// remover at work after any of them, before an open reports `TooManyParticipants`.
+const FULL_SCANS: u32 = 8;
+
 // SAFETY: the mapping is shared memory accessed only through atomics and byte-wise atomic
 // copies; the descriptor is a plain fd. Nothing is tied to the creating thread.
 unsafe impl Send for Segment {}
@@ -117,8 +121,11 @@ impl Segment {
         // it decides (the init beacon with them), so a registration that fails may mean
         // "being removed": once the name is gone, answer NotFound; while it is there and the
         // init beacon is held, try again (a remover holds them for microseconds, unless it
-        // is descheduled) until `deadline`; otherwise every record is held by a live handle.
+        // is descheduled) until `deadline`; otherwise, after `FULL_SCANS` such scans in a
+        // row, every record is held by a live handle.
         let started = Instant::now();
+        // Scans in a row that found every record held while no remover held the beacons.
+        let mut full_scans = 0;
         let me = loop {
             let got = seg
                 .backing
@@ -130,8 +137,16 @@ impl Segment {
             if !seg.backing.still_named(&seg.os_name, seg.inode) {
                 return Err(OpenError::NotFound { name: seg.name.clone() });
             }
-            if !seg.backing.init_beacon_held() {
-                return Err(OpenError::TooManyParticipants { max: participants });
+            if seg.backing.init_beacon_held() {
+                full_scans = 0;
+            } else {
+                // A remover may have held every beacon for the whole scan and let go just
+                // before this look: only a table that looks full on several scans in a row,
+                // with no remover seen after any of them, is full.
+                full_scans += 1;
+                if full_scans >= FULL_SCANS {
+                    return Err(OpenError::TooManyParticipants { max: participants });
+                }
             }
             if expired(deadline) {
                 return Err(OpenError::InitTimeout {
