@@ -1,26 +1,32 @@
 //! `Queue<T>`: a bounded, lock-free, crash-tolerant MPMC queue in a named segment.
 //!
 //! Body layout (offsets from the body start, which is 128-aligned; `R = 4 * participants`
-//! claim records, see `raw/claims.rs`). Small items (an 8-byte slot word, then the item at
-//! `max(8, align_of::<T>())`, fit in 64 bytes) live **inline**, next to their slot word:
+//! claim records, see `raw/claims.rs`):
 //!
 //! | offset | size | content |
 //! |---|---|---|
 //! | 0 | 640 | `RingControl`: tail and head each in a 128-byte pair of cache lines, then closed, three eventcounts and the records' high mark, each on its own line |
 //! | 640 | 128 x R | claim records `{owner, claim, taken, seen_head, seen_tail}` (`raw/claims.rs`), one per pair of lines |
-//! | `cells` = 640 + 128 R | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring/slot.rs`), then item `i` at `max(8, align_of::<T>())`; `cell` is that size rounded up to a power of two (16, 32 or 64) |
+//! | `cells` | `cell` x capacity | cell `i`: slot word `i` (`{phase, lap}`, see `raw/ring/slot.rs`), then item `i` |
 //!
-//! so a put or get touches one cache line for its slot word and its item, as crossbeam's
-//! `ArrayQueue` does, and a `u64` queue packs four slots per line: the claims are CASes on
-//! `head`/`tail`, and slot words are only loaded and stored, so neighbouring slots do not
-//! contend for their line (ARCHITECTURE.md, "Design rationale"). Larger items keep separate
-//! arrays:
+//! Every cell starts with its slot word, so a put or a get touches the slot word's line and
+//! the item's lines and nobody else's. Two kinds of cell, by how much the slot word and the
+//! item need:
 //!
-//! | offset | size | content |
-//! |---|---|---|
-//! | 0 | 640 + 128 R | `RingControl`, claim records |
-//! | `cells` | 8 x capacity | slot words |
-//! | `payload_offset` | `stride` x capacity | payload cells, aligned for `T` and to 128; `stride` is `size_of::<T>()`, rounded up to 128 from 64 bytes on |
+//! - **Inline** (slot word and item, at `max(8, align_of::<T>())`, fit in 64 bytes): `cell`
+//!   is that size rounded up to a power of two (16, 32 or 64), `cells` = 640 + 128 R. A `u64`
+//!   queue packs four slots per line, as crossbeam's `ArrayQueue` does: the claims are CASes
+//!   on `head`/`tail`, and slot words are only loaded and stored, so neighbouring slots do not
+//!   contend for their line (ARCHITECTURE.md, "Design rationale").
+//! - **Wide** (anything larger): `cell` is the smallest multiple of 128 bytes (and of the
+//!   item's alignment) that holds both, from `cells` rounded up to 128. x86's adjacent-line
+//!   prefetcher moves lines in 128-byte pairs, so a smaller granule would share a pair with a
+//!   neighbour cell that the other side is writing. The item starts on the line after its slot
+//!   word (at `max(64, align_of::<T>())`) unless that makes the cell 128 bytes larger (items
+//!   of 65 to 120 bytes, 193 to 248, ...), where it follows the slot word at
+//!   `max(8, align_of::<T>())`. A get writes the slot word twice (its TAKEN mark, its
+//!   release), so on a line of its own it takes only that line from the producer, not the
+//!   item's first line as well (`crates/shmproc-bench/README.md`, "Queue cells").
 //!
 //! The algorithm is in `raw/ring/` (model: `models/intent_model.py`); this file
 //! maps it onto a segment and adds the public API.
@@ -46,60 +52,82 @@ const CONTROL_SIZE: u64 = core::mem::size_of::<RingControl>() as u64;
 const SLOT_SIZE: u64 = core::mem::size_of::<Slot>() as u64;
 const RECORD_SIZE: u64 = core::mem::size_of::<ClaimRecord>() as u64;
 
-/// Offset of the slots (or inline cells): after the control block and the claim records.
-fn cells_offset(participants: u32) -> Option<u64> {
-    CONTROL_SIZE.checked_add(records_for(participants).checked_mul(RECORD_SIZE)?)
+/// Where the cells may start: after the control block and the claim records.
+const fn cells_offset(participants: u32) -> Option<u64> {
+    match records_for(participants).checked_mul(RECORD_SIZE) {
+        Some(records) => CONTROL_SIZE.checked_add(records),
+        None => None,
+    }
 }
 
-/// Offset of the item in an inline cell: after the slot word, aligned for the item.
-const fn inline_offset_of(align: u64) -> u64 {
+/// Offset of the item in its cell: after the slot word, aligned for the item.
+const fn item_offset_of(align: u64) -> u64 {
     if align > 8 { align } else { 8 }
 }
 
-const fn inline_offset<T>() -> u64 {
-    inline_offset_of(core::mem::align_of::<T>() as u64)
+/// Where a queue's cells lie in its body. Every cell starts with its slot word and holds its
+/// item at `item` bytes from the cell's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cells {
+    /// Offset of cell 0 from the body start.
+    offset: u64,
+    /// Bytes from one cell to the next.
+    size: u64,
+    /// Offset of the item in its cell.
+    item: u64,
 }
 
-/// Size of an inline cell (a power of two, at most 64) for items of `size` bytes aligned to
-/// `align`, or `None` if they are stored apart.
-const fn inline_cell_of(size: u64, align: u64) -> Option<u64> {
-    let need = inline_offset_of(align).saturating_add(size);
-    if need <= 64 {
-        Some(need.next_power_of_two())
-    } else {
-        None
-    }
-}
-
-const fn inline_cell<T>() -> Option<u64> {
-    inline_cell_of(core::mem::size_of::<T>() as u64, core::mem::align_of::<T>() as u64)
-}
-
-fn payload_offset_of(align: u64, cap: u64, participants: u32) -> Option<u64> {
-    let a = align.max(128);
-    if !a.is_power_of_two() {
+/// The cells of a queue of items of `size` bytes aligned to `align` (see the module docs):
+/// a power of two of at most 64 bytes (inline cells, several per line) when the slot word and
+/// the item fit in 64 bytes, otherwise a multiple of 128 bytes starting on a 128-byte
+/// boundary (wide cells, each on pairs of lines of its own). `None` for an alignment that is
+/// not a power of two or a size that overflows.
+const fn cells_of(size: u64, align: u64, participants: u32) -> Option<Cells> {
+    if !align.is_power_of_two() {
         return None;
     }
-    align_up(cells_offset(participants)?.checked_add(cap.checked_mul(SLOT_SIZE)?)?, a)
+    let start = match cells_offset(participants) {
+        Some(start) => start,
+        None => return None,
+    };
+    let item = item_offset_of(align);
+    let Some(need) = item.checked_add(size) else {
+        return None;
+    };
+    if need <= 64 {
+        return Some(Cells {
+            offset: start,
+            size: need.next_power_of_two(),
+            item,
+        });
+    }
+    // Wide cells: 128-byte granules (x86's adjacent-line prefetcher moves lines in 128-byte
+    // pairs, so with 64-byte granules a consumer reading cell `i` would keep pulling away the
+    // line a producer is writing for cell `i + 1`), and a multiple of the item's alignment.
+    let granule = if align > 128 { align } else { 128 };
+    // The item starts on the line after its slot word unless that makes the cell 128 bytes
+    // larger: a get writes the slot word twice (its TAKEN mark, its release), and then takes
+    // only that line from the producer, not the item's first line as well.
+    let apart = if align > 64 { align } else { 64 };
+    let (item, need) = match apart.checked_add(size) {
+        Some(far) => match (align_up(need, granule), align_up(far, granule)) {
+            (Some(near), Some(wide)) if wide == near => (apart, far),
+            _ => (item, need),
+        },
+        None => return None,
+    };
+    let (Some(offset), Some(size)) = (align_up(start, granule), align_up(need, granule)) else {
+        return None;
+    };
+    Some(Cells { offset, size, item })
 }
 
-fn payload_offset<T>(cap: u64, participants: u32) -> Option<u64> {
-    payload_offset_of(core::mem::align_of::<T>() as u64, cap, participants)
-}
-
-/// Distance between payload cells. Cells of 64 bytes or more start on their own pair of
-/// cache lines: x86's adjacent-line prefetcher moves lines in 128-byte pairs, so with 64-byte
-/// cells a consumer reading cell `i` would keep pulling away the line a producer is writing
-/// for cell `i + 1` (row `queue 1P1C | shmproc Queue (put/get) | 64 B` of
-/// the `compare` bench; the figures are in `crates/shmproc-bench/README.md`, "Measurements
-/// behind the code"). Smaller items stay packed; a multiple of the item's alignment either
-/// way (alignments above 128 divide the size already).
-const fn stride_of(size: u64) -> u64 {
-    if size >= 64 { size.div_ceil(128) * 128 } else { size }
-}
-
-const fn stride<T>() -> u64 {
-    stride_of(core::mem::size_of::<T>() as u64)
+const fn cells<T>(participants: u32) -> Option<Cells> {
+    cells_of(
+        core::mem::size_of::<T>() as u64,
+        core::mem::align_of::<T>() as u64,
+        participants,
+    )
 }
 
 /// Body size of a queue of `cap` items of `size` bytes aligned to `align`.
@@ -107,10 +135,8 @@ pub(crate) fn body_size_of(size: u64, align: u64, cap: u64, participants: u32) -
     if cap == 0 || cap > MAX_CAPACITY as u64 {
         return None;
     }
-    match inline_cell_of(size, align) {
-        Some(cell) => cells_offset(participants)?.checked_add(cap.checked_mul(cell)?),
-        None => payload_offset_of(align, cap, participants)?.checked_add(cap.checked_mul(stride_of(size))?),
-    }
+    let cells = cells_of(size, align, participants)?;
+    cells.offset.checked_add(cap.checked_mul(cells.size)?)
 }
 
 fn body_size<T>(cap: u64, participants: u32) -> Option<u64> {
@@ -125,30 +151,40 @@ fn body_size<T>(cap: u64, participants: u32) -> Option<u64> {
 /// Where a queue's ring lies in its body, for items of `size` bytes aligned to `align`
 /// (inspection, which does not know the item type): the control block at 0, the claim
 /// records after it, then the slot words from the returned offset, the returned number of
-/// words apart (inline cells start with their slot word; separate cells have a slot array).
+/// words apart (each cell starts with its slot word).
 pub(crate) fn slot_words_of(size: u64, align: u64, participants: u32) -> Option<(u64, u64)> {
-    let cells = cells_offset(participants)?;
-    Some(match inline_cell_of(size, align) {
-        Some(cell) => (cells, cell / SLOT_SIZE),
-        None => (cells, 1),
-    })
+    let cells = cells_of(size, align, participants)?;
+    Some((cells.offset, cells.size / SLOT_SIZE))
 }
 
 const _: () = {
-    assert!(matches!(inline_cell::<u8>(), Some(16)));
-    assert!(matches!(inline_cell::<u64>(), Some(16)));
-    assert!(matches!(inline_cell::<u128>(), Some(32)));
-    assert!(matches!(inline_cell::<[u8; 24]>(), Some(32)));
-    assert!(matches!(inline_cell::<[u64; 7]>(), Some(64)));
-    assert!(inline_cell::<[u8; 57]>().is_none());
-    assert!(inline_cell::<[u8; 64]>().is_none());
-    assert!(CONTROL_SIZE % 64 == 0);
+    const fn cell<T>() -> u64 {
+        match cells::<T>(1) {
+            Some(c) => c.size,
+            None => 0,
+        }
+    }
+    assert!(cell::<u8>() == 16);
+    assert!(cell::<u64>() == 16);
+    assert!(cell::<u128>() == 32);
+    assert!(cell::<[u8; 24]>() == 32);
+    assert!(cell::<[u64; 7]>() == 64);
+    assert!(cell::<[u8; 57]>() == 128);
+    assert!(cell::<[u8; 64]>() == 128);
+    assert!(cells::<[u8; 64]>(1).unwrap().item == 64);
+    assert!(cell::<[u8; 120]>() == 128);
+    assert!(cells::<[u8; 120]>(1).unwrap().item == 8);
+    assert!(cells::<[u8; 1024]>(1).unwrap().item == 64);
+    assert!(cell::<[u8; 121]>() == 256);
+    assert!(cell::<[u8; 192]>() == 256);
+    assert!(cell::<[u8; 1024]>() == 1152);
+    assert!(CONTROL_SIZE % 128 == 0 && RECORD_SIZE % 128 == 0);
 };
 
 /// Payload cells in the mapping, copied with byte-wise atomic copies.
 struct ShmPayload<T> {
     base: *mut u8,
-    /// Bytes from one cell to the next: the inline cell size, or `stride::<T>()`.
+    /// Bytes from one cell to the next (`Cells::size`).
     stride: usize,
     len: usize,
     _t: PhantomData<T>,
@@ -176,8 +212,8 @@ unsafe impl<T: Pod> Payload for ShmPayload<T> {
     unsafe fn write(&self, index: usize, item: &T) {
         if index < self.len {
             // SAFETY: `index < len`: the cell lies in the mapping and is aligned for `T` (the
-            // cells start aligned for `T` and the stride is a multiple of its alignment: a
-            // power of two at least `inline_offset`, or `stride::<T>()`).
+            // cells start aligned for `T`, the item's offset in its cell is a multiple of its
+            // alignment, and so is the stride: see `cells_of`).
             unsafe { crate::raw::copy::store_ref(self.cell(index), item) }
         }
     }
@@ -336,16 +372,7 @@ impl<T: Pod> Queue<T> {
         let bad = || OpenError::corrupted(format!("queue capacity {count} is out of range"));
         let cap = usize::try_from(count).map_err(|_| bad())?;
         let participants = seg.participant_count();
-        let cells = cells_offset(participants).ok_or_else(bad)?;
-        // (payload offset, payload stride, slot stride in words)
-        let (poff, stride, slot_stride) = match inline_cell::<T>() {
-            Some(cell) => (cells + inline_offset::<T>(), cell, cell / SLOT_SIZE),
-            None => (
-                payload_offset::<T>(count, participants).ok_or_else(bad)?,
-                stride::<T>(),
-                1,
-            ),
-        };
+        let cells = cells::<T>(participants).ok_or_else(bad)?;
         // `body_size::<T>(count, participants)` equals the validated body size, so every
         // offset below is inside the mapping (checked by `header::validate`).
         let body = seg.body();
@@ -363,15 +390,15 @@ impl<T: Pod> Queue<T> {
                 participants as usize,
             )
         };
-        let slot_stride = slot_stride as usize;
-        let base = body.wrapping_add(poff as usize);
+        let slot_stride = (cells.size / SLOT_SIZE) as usize;
+        let base = body.wrapping_add((cells.offset + cells.item) as usize);
         let payload = ShmPayload {
             base,
-            stride: stride as usize,
+            stride: cells.size as usize,
             len: cap,
             _t: PhantomData,
         };
-        // Inline, the words between slot words hold items: the ring never touches them, and
+        // The words between slot words hold items: the ring never touches them, and
         // `ShmPayload` copies them atomically (`Slot`'s `UnsafeCell` allows those writes). The
         // `'static` references are lent out only through `ring()`, for `&self`'s lifetime.
         // SAFETY: the control block (body start, 640 bytes), the `nrecords` records after it
@@ -380,22 +407,21 @@ impl<T: Pod> Queue<T> {
         let (control, slots, records) = unsafe {
             (
                 &*control,
-                std::slice::from_raw_parts(body.wrapping_add(cells as usize).cast::<Slot>(), cap * slot_stride),
+                std::slice::from_raw_parts(
+                    body.wrapping_add(cells.offset as usize).cast::<Slot>(),
+                    cap * slot_stride,
+                ),
                 std::slice::from_raw_parts(records, nrecords),
             )
         };
         let ring = Ring::new_strided(control, slots, slot_stride, records, payload).ok_or_else(bad)?;
-        // Separate cells of 128 bytes are worth prefetching (`Ahead::STRIDE`); inline cells
-        // (items of up to 56 bytes beside their slot words) are too small.
-        let ring = if slot_stride == 1 {
-            ring.with_ahead(Ahead {
-                base: base.addr(),
-                stride: stride as usize,
-                word_inside: false,
-            })
-        } else {
-            ring
-        };
+        // Wide cells of 128 bytes are worth prefetching (`with_ahead` ignores other strides);
+        // inline cells are too small, larger ones stream.
+        let ring = ring.with_ahead(Ahead {
+            base: body.wrapping_add(cells.offset as usize).addr(),
+            stride: cells.size as usize,
+            word_inside: true,
+        });
         Ok(Queue {
             leases,
             ring,

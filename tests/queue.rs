@@ -84,8 +84,126 @@ fn child_entry() {
             assert!(t.elapsed() >= Duration::from_millis(50));
             say("DONE");
         }
+        "cell_kinds" => {
+            let (name, n): (&str, u64) = (&args[0], args[1].parse().unwrap());
+            each_cell_kind!(|T| {
+                let q = Queue::<T>::open(&format!("{name}-{}-{}", size_of::<T>(), align_of::<T>())).unwrap();
+                for seq in 0..n {
+                    q.put(patterned::<T>(seq)).unwrap();
+                }
+            });
+            say("DONE");
+        }
         _ => panic!("unknown role {role}"),
     });
+}
+
+/// Items of a 256-byte alignment, larger than the 128-byte cell granule.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(256))]
+struct Align256([u8; 256]);
+
+/// Items of a 64-byte alignment, which puts them a line after their slot word.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Align64([u8; 64]);
+
+/// Runs `$body` once for each item type, with `$t` naming it: one of each kind of cell
+/// (inline, 128-byte cells with the item beside or after the slot word, wider cells, large
+/// alignments) and the sizes at each boundary.
+macro_rules! each_cell_kind {
+    (|$t:ident| $body:block) => {{
+        {
+            type $t = [u8; 56];
+            $body
+        }
+        {
+            type $t = [u8; 57];
+            $body
+        }
+        {
+            type $t = [u8; 64];
+            $body
+        }
+        {
+            type $t = [u8; 65];
+            $body
+        }
+        {
+            type $t = [u8; 120];
+            $body
+        }
+        {
+            type $t = [u8; 121];
+            $body
+        }
+        {
+            type $t = [u8; 1024];
+            $body
+        }
+        {
+            type $t = Align64;
+            $body
+        }
+        {
+            type $t = Align256;
+            $body
+        }
+    }};
+}
+use each_cell_kind;
+
+/// An item whose every byte depends on `seq` and its position.
+fn patterned<T: bytemuck::Pod>(seq: u64) -> T {
+    let mut v = T::zeroed();
+    for (i, b) in bytemuck::bytes_of_mut(&mut v).iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(i * 7) as u8;
+    }
+    v
+}
+
+#[test]
+fn every_kind_of_cell_carries_whole_items_between_processes() {
+    // A capacity of 3 and 200 items: dozens of laps, so every cell is rewritten while the
+    // other side reads its neighbours.
+    let name = Name::new("cells");
+    let base: &str = &name;
+    let n = 200u64;
+    let mut queues = Vec::new();
+    each_cell_kind!(|T| {
+        queues.push(
+            Queue::<T>::create(&format!("{base}-{}-{}", size_of::<T>(), align_of::<T>()), 3)
+                .unwrap()
+                .into_bytes_checker(),
+        );
+    });
+    let mut kid = spawn("cell_kinds", &[&name, &n.to_string()]);
+    for check in &queues {
+        check(n);
+    }
+    kid.expect_line("DONE", LONG);
+    kid.wait_ok(LONG);
+}
+
+/// A queue handle that checks `n` patterned items arrive whole and in order.
+trait BytesChecker {
+    fn into_bytes_checker(self) -> Box<dyn Fn(u64)>;
+}
+
+impl<T: bytemuck::Pod> BytesChecker for Queue<T> {
+    fn into_bytes_checker(self) -> Box<dyn Fn(u64)> {
+        Box::new(move |n| {
+            for seq in 0..n {
+                let got = self.get_timeout(LONG).unwrap();
+                let want = patterned::<T>(seq);
+                assert!(
+                    bytemuck::bytes_of(&got) == bytemuck::bytes_of(&want),
+                    "{}-byte item {seq} arrived changed",
+                    size_of::<T>()
+                );
+            }
+        })
+    }
 }
 
 fn run_mpmc(producers: u64, consumers: usize, per_producer: u64, capacity: usize) {

@@ -28,7 +28,7 @@
 //!   "mode": 384, "changed_unix": 1796612491,
 //!   "status": {
 //!     "status": "ready", "kind": "queue", "type_name": "u64", "elem_size": 8,
-//!     "elem_align": 8, "schema_id": 0, "count": 8, "layout_version": 7,
+//!     "elem_align": 8, "schema_id": 0, "count": 8, "layout_version": 8,
 //!     "creator_pid": 14676, "removed_with_last_user": false, "participant_slots": 64,
 //!     "participants": [
 //!       { "index": 0, "pid": 14676, "alive": true, "holds_lock": false, "in_hand": 0 },

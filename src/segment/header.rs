@@ -18,11 +18,12 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPROC\x01");
 /// after its 640-byte control block); slot words carry no owner; the header's `flags` word
 /// may say that the name goes away with its last user, and every opener checks after
 /// registering that the name still refers to the object it registered in; each participant
-/// record ends with the handle's async doorbell, which wakers ring. Bump it on any change to a
+/// record ends with the handle's async doorbell, which wakers ring; every `Queue` cell starts
+/// with its slot word. Bump it on any change to a
 /// shared layout, or to what a peer may assume about one with the same bytes: a segment of
 /// another version is refused with `VersionMismatch`. ARCHITECTURE.md lists what each
 /// version changed.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 pub(crate) const HEADER_SIZE: u64 = 256;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Size of one participant record.
@@ -232,9 +233,12 @@ pub(crate) struct Layout {
     pub(crate) total_size: u64,
 }
 
-pub(crate) fn align_up(x: u64, a: u64) -> Option<u64> {
+pub(crate) const fn align_up(x: u64, a: u64) -> Option<u64> {
     debug_assert!(a.is_power_of_two());
-    Some(x.checked_add(a - 1)? & !(a - 1))
+    match x.checked_add(a - 1) {
+        Some(v) => Some(v & !(a - 1)),
+        None => None,
+    }
 }
 
 impl Layout {

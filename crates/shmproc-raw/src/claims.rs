@@ -65,8 +65,8 @@ pub fn get_position(claim: u64) -> Option<u64> {
 }
 
 /// Records a ring has for a segment of `participants` participants.
-pub fn records_for(participants: u32) -> u64 {
-    4 * u64::from(participants)
+pub const fn records_for(participants: u32) -> u64 {
+    4 * participants as u64
 }
 
 /// One claim record (128 bytes, all atomics: peers may write any of it).
