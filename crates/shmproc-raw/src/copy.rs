@@ -126,27 +126,47 @@ fn long_copy_is_vector(dst: *const u8, src: *const u8) -> bool {
 }
 
 /// Chooses, once, how this CPU copies long payloads (the `copy_speed_at_page_offsets` test
-/// prints the times of both methods through this choice; figures in
-/// `crates/shmproc-bench/README.md`, "Per microarchitecture"):
+/// prints the times of both methods through this choice, `copy_methods_by_size` those of each
+/// method; figures in `crates/shmproc-bench/README.md`, "Per microarchitecture"):
 ///
-/// - AMD: a 32-byte vector loop is at least as fast as `rep movsb` from 1 KiB on and has no
-///   4 KiB-aliasing window where it runs 10-25 times slower; so the vector loop always.
-/// - Others (Intel): `rep movsb`, which there writes long copies to fresh lines without
-///   reading them first (the vector loop's stores read them), except in the aliasing window,
-///   where the vector loop cannot be much worse.
+/// - AMD before Zen 5 (family 25, Zen 3 and 4, and earlier): a 32-byte vector loop. On Zen 3
+///   it is at least as fast as `rep movsb` from 1 KiB on and has no 4 KiB-aliasing window
+///   where it runs 10-25 times slower.
+/// - Others (Intel; AMD from Zen 5, family 26): `rep movsb`, which writes long copies to
+///   lines another core holds without reading them first (the vector loop's stores read
+///   them), except in the aliasing window, where the vector loop cannot be much worse. On
+///   Zen 5, between two processes, it takes 1 KiB items in 52 ns against the vector loop's
+///   58, and 64 KiB items in 2.1 us against 4.6, though on one core with hot buffers the
+///   vector loop is the faster up to 32 KiB.
 /// - No AVX: `rep movsb`.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[cold]
 fn choose_long_copy() -> u8 {
     let how = if !std::arch::is_x86_feature_detected!("avx") {
         LONG_REP
-    } else if cpu_is_amd() {
+    } else if amd_family().is_some_and(|family| family < 26) {
         LONG_VECTOR
     } else {
         LONG_REP_UNLESS_SLOW
     };
     LONG_COPY.store(how, Ordering::Relaxed);
     how
+}
+
+/// The CPU's family (CPUID leaf 1: base family plus extended family) if its vendor string
+/// (CPUID leaf 0) is AMD's (or Hygon's, whose cores are AMD's), `None` for other vendors.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+fn amd_family() -> Option<u32> {
+    if !cpu_is_amd() {
+        return None;
+    }
+    #[allow(unused_unsafe)] // `__cpuid` is a safe function in newer Rust, `unsafe` in older.
+    // SAFETY: CPUID leaf 1 exists on every x86-64 processor and only reads identification
+    // registers.
+    let id = unsafe { std::arch::x86_64::__cpuid(1) };
+    let base = (id.eax >> 8) & 0xF;
+    let extended = (id.eax >> 20) & 0xFF;
+    Some(if base == 0xF { base + extended } else { base })
 }
 
 /// Whether the CPU's vendor string (CPUID leaf 0) is AMD's (or Hygon's, whose cores are AMD's).
@@ -272,6 +292,17 @@ pub unsafe fn store_bytes(dst: *mut u8, src: &[u8]) {
         let done = unsafe { vector_copy(dst, src.as_ptr(), src.len()) };
         (dst.wrapping_add(done), &src[done..])
     };
+    // SAFETY: the caller's contract, for the part the long copy left.
+    unsafe { store_words(dst, src) }
+}
+
+/// [`store_bytes`] with word stores only: relaxed `AtomicU64` stores for the 8-aligned words,
+/// `AtomicU8` stores for the bytes before and after them.
+///
+/// # Safety
+/// As [`store_bytes`].
+#[inline]
+unsafe fn store_words(dst: *mut u8, src: &[u8]) {
     let head = dst.align_offset(8).min(src.len());
     let (first, rest) = src.split_at(head);
     let mut at = dst;
@@ -318,6 +349,17 @@ pub unsafe fn load_bytes(dst: *mut u8, src: *const u8, len: usize) {
         let done = unsafe { vector_copy(dst, src, len) };
         (dst.wrapping_add(done), src.wrapping_add(done), len - done)
     };
+    // SAFETY: the caller's contract, for the part the long copy left.
+    unsafe { load_words(dst, src, len) }
+}
+
+/// [`load_bytes`] with word loads only: relaxed `AtomicU64` loads for the 8-aligned words,
+/// `AtomicU8` loads for the bytes before and after them.
+///
+/// # Safety
+/// As [`load_bytes`].
+#[inline]
+unsafe fn load_words(dst: *mut u8, src: *const u8, len: usize) {
     let head = src.align_offset(8).min(len);
     let mut from = src.cast_mut();
     let mut to = dst;
@@ -535,6 +577,117 @@ mod speed {
                 println!(
                     "{len:6} B, destination {delta:4} B after the source mod 4096: store_bytes {st:?}, load_bytes {ld:?}"
                 );
+            }
+        }
+    }
+
+    /// The three ways to copy: word loops, the vector loop (then words for the rest) and
+    /// `rep movsb`.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[derive(Clone, Copy, Debug)]
+    enum Method {
+        Words,
+        Vector,
+        String,
+    }
+
+    /// Copies `len` bytes from `src` to `dst` with `how`, as a store (`store`) or a load.
+    ///
+    /// # Safety
+    /// As [`super::store_bytes`] and [`super::load_bytes`].
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    unsafe fn copy_with(how: Method, store: bool, dst: *mut u8, src: *const u8, len: usize) {
+        // SAFETY: the caller's contract; the vector loop only where the CPU has AVX.
+        unsafe {
+            match how {
+                Method::String => super::string_copy(dst, src, len),
+                Method::Vector | Method::Words => {
+                    let done = if matches!(how, Method::Vector) && std::arch::is_x86_feature_detected!("avx") {
+                        super::vector_copy(dst, src, len)
+                    } else {
+                        0
+                    };
+                    let (d, s) = (dst.wrapping_add(done), src.wrapping_add(done));
+                    if store {
+                        super::store_words(d, std::slice::from_raw_parts(s, len - done));
+                    } else {
+                        super::load_words(d, s, len - done);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every method, whichever this CPU's choice is, copies exactly its range both ways, at
+    /// page offsets inside and outside the aliasing window and at lengths that are and are
+    /// not multiples of 64.
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[test]
+    fn every_method_copies_exactly_its_range() {
+        for how in [Method::Words, Method::Vector, Method::String] {
+            for len in [128usize, 200, 1024, 1031, 65536 + 7] {
+                for delta in [0usize, 5, 16, 100, 2048] {
+                    let mut shared = vec![0xAAAA_AAAA_AAAA_AAAAu64; (len + 8192) / 8];
+                    let base = shared.as_mut_ptr().cast::<u8>();
+                    let src: Vec<u8> = (0..len).map(|i| (i * 13 + delta) as u8).collect();
+                    let at = base.wrapping_add(delta);
+                    // SAFETY: `shared` holds `len + 8192` bytes and `delta < 4096`; it is
+                    // accessed only through these copies and the reads below.
+                    unsafe { copy_with(how, true, at, src.as_ptr(), len) };
+                    let mut back = vec![0u8; len + 4096];
+                    let to = back.as_mut_ptr().wrapping_add(delta);
+                    // SAFETY: as above; `back` has room for `len` bytes at `delta`.
+                    unsafe { copy_with(how, false, to, at, len) };
+                    assert_eq!(&back[delta..delta + len], &src[..], "{how:?} len {len} delta {delta}");
+                    let bytes: &[u8] = bytemuck::cast_slice(&shared);
+                    assert!(
+                        bytes[..delta].iter().chain(&bytes[delta + len..]).all(|&b| b == 0xAA),
+                        "{how:?} len {len} delta {delta} wrote outside its range"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Prints the time of each copy method per size and page offset, on one core with hot
+    /// buffers (`crates/shmproc-bench/README.md`, "Per microarchitecture", has the figures, and
+    /// why [`REP_MIN`] and [`choose_long_copy`] follow the cross-process rows instead).
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[test]
+    #[ignore = "prints timings; run with --release -- --ignored"]
+    fn copy_methods_by_size() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let mut a = vec![0u8; 2 * 262144];
+        let mut b = vec![0u8; 2 * 262144];
+        let pa = a.as_mut_ptr();
+        let pb = b.as_mut_ptr();
+        let pa = pa.wrapping_add(pa.align_offset(4096));
+        let pb = pb.wrapping_add(pb.align_offset(4096));
+        println!("size  dst-src mod 4096: store words / vector / rep movsb; load words / vector / rep movsb (ns)");
+        for len in [64usize, 96, 128, 256, 512, 1024, 4096, 16384, 32768, 65536, 262144] {
+            for delta in [0usize, 16, 80, 2048] {
+                let dst = pa.wrapping_add(delta);
+                let mut line = format!("{len:6} B {delta:5}:");
+                for store in [true, false] {
+                    for how in [Method::Words, Method::Vector, Method::String] {
+                        let n = (20_000_000 / len).max(200) as u32;
+                        // Best of three, to skip a descheduled run.
+                        let mut best = u128::MAX;
+                        for _ in 0..3 {
+                            let t = Instant::now();
+                            for _ in 0..n {
+                                // SAFETY: both buffers hold `len + delta` bytes past these
+                                // pointers, and are private to this test.
+                                unsafe { copy_with(how, store, black_box(dst), black_box(pb), len) };
+                            }
+                            best = best.min(t.elapsed().as_nanos() * 10 / u128::from(n));
+                        }
+                        line += &format!(" {:>7.1}", best as f64 / 10.0);
+                    }
+                    line += if store { " ;" } else { "" };
+                }
+                println!("{line}");
             }
         }
     }
