@@ -335,6 +335,8 @@ fn main() {
     start_watchdog();
     let mode = if cfg.quick { "quick (smoke test)" } else { "full" };
     eprintln!("shmproc compare: {mode}, {} run(s) per row", cfg.runs);
+    let distance_start = distance_line("at start");
+    eprintln!("{distance_start}");
     let extra = extra_rows(&cfg);
     let mut b = Bench { cfg, rows: Vec::new() };
     let t0 = Instant::now();
@@ -344,6 +346,8 @@ fn main() {
     println!("shmproc compare ({mode})");
     println!("{machine}");
     println!("{}", placement_line());
+    println!("{distance_start}");
+    println!("{}", distance_line("at end"));
     println!("load average at end {}", load_average());
     println!(
         "each row: median of {} run(s) of ~{} ms (min and max beside it); queue capacity {CAPACITY}; \

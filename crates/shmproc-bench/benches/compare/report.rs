@@ -69,7 +69,19 @@ impl Bench {
         NEXT_KID_SLOT.store(1, Ordering::Relaxed);
         eprint!("  {label} ... ");
         let stats = f(&self.cfg);
-        eprintln!("{} per {} ({} per run)", fmt_ns(stats.median), per.label(), stats.count);
+        // The cores' distance right after the row, so that a row measured while the host had
+        // moved the vCPUs apart (or together) shows it.
+        let distance = if places().is_empty() {
+            String::new()
+        } else {
+            format!(", core distance {:.0} ns", line_round_trip_ns())
+        };
+        eprintln!(
+            "{} per {} ({} per run{distance})",
+            fmt_ns(stats.median),
+            per.label(),
+            stats.count
+        );
         self.rows.push(Row {
             group,
             case,

@@ -245,6 +245,59 @@ pub(crate) fn placement_line() -> String {
     }
 }
 
+/// How far apart the parent's CPU and the first helper's are: the time, in ns, of one round
+/// trip of a cache line between two threads placed there (about 20 ms of ping-pong on one
+/// atomic word). On a VM the host may move vCPUs between cores that share a cache (tens of
+/// ns) and cores that do not (hundreds), and every cross-core row moves with it.
+pub(crate) fn line_round_trip_ns() -> f64 {
+    use std::sync::atomic::AtomicU64;
+    let word = std::sync::Arc::new(AtomicU64::new(0));
+    let rounds = 20_000u64;
+    let other = std::sync::Arc::clone(&word);
+    let echo = std::thread::spawn(move || {
+        pin_self(1);
+        for i in 0..rounds {
+            while other.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            other.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    // Wait for the echo thread to be running, so that its start-up is not timed.
+    word.store(1, Ordering::Release);
+    while word.load(Ordering::Acquire) != 2 {
+        std::hint::spin_loop();
+    }
+    let t0 = Instant::now();
+    for i in 1..rounds {
+        word.store(2 * i + 1, Ordering::Release);
+        while word.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let dt = t0.elapsed();
+    echo.join().expect("echo thread");
+    dt.as_nanos() as f64 / (rounds - 1) as f64
+}
+
+/// The header line of [`line_round_trip_ns`], measured now.
+pub(crate) fn distance_line(when: &str) -> String {
+    if places().is_empty() {
+        return format!("core distance {when}: not measured (placement is off)");
+    }
+    let ns = line_round_trip_ns();
+    let what = if ns < 150.0 {
+        "near: they share a cache"
+    } else {
+        "far: they do not share a cache"
+    };
+    format!(
+        "core distance {when}: a cache line's round trip between CPU {} and CPU {} takes {ns:.0} ns ({what}; rows measured at other distances do not compare)",
+        places()[0],
+        cpu_for(1).unwrap_or(places()[0])
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Children, parent side
 
