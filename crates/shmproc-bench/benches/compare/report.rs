@@ -38,6 +38,9 @@ pub(crate) struct Row {
     /// The shmproc row (same group and payload) this one is compared with.
     pub(crate) vs: Option<&'static str>,
     pub(crate) stats: Stats,
+    /// The cores' distance measured right after the row (`line_round_trip_ns`), if placement
+    /// was on and the row was measured in this run.
+    pub(crate) distance_ns: Option<f64>,
 }
 
 impl Row {
@@ -71,11 +74,8 @@ impl Bench {
         let stats = f(&self.cfg);
         // The cores' distance right after the row, so that a row measured while the host had
         // moved the vCPUs apart (or together) shows it.
-        let distance = if places().is_empty() {
-            String::new()
-        } else {
-            format!(", core distance {:.0} ns", line_round_trip_ns())
-        };
+        let distance_ns = (!places().is_empty()).then(line_round_trip_ns);
+        let distance = distance_ns.map_or(String::new(), |d| format!(", core distance {d:.0} ns"));
         eprintln!(
             "{} per {} ({} per run{distance})",
             fmt_ns(stats.median),
@@ -89,6 +89,7 @@ impl Bench {
             per,
             vs,
             stats,
+            distance_ns,
         });
     }
 
@@ -328,6 +329,7 @@ pub(crate) fn read_extra_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
                 max: num(6)?,
                 count: f[11].parse().map_err(|_| bad("ops_per_run"))?,
             },
+            distance_ns: None,
         });
     }
     Ok(rows)
