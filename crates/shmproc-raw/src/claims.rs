@@ -509,7 +509,8 @@ pub struct HandleLeases {
     len: usize,
     used: *const AtomicU32,
     participants: usize,
-    /// Whether dropping gives the records back (not after [`HandleLeases::abandon`]).
+    /// Whether dropping gives the records back (not after `HandleLeases::abandon`, a test-only
+    /// call).
     give_back: bool,
 }
 
