@@ -112,43 +112,14 @@ struct Align64([u8; 64]);
 /// (inline, 128-byte cells with the item beside or after the slot word, wider cells, large
 /// alignments) and the sizes at each boundary.
 macro_rules! each_cell_kind {
-    (|$t:ident| $body:block) => {{
-        {
-            type $t = [u8; 56];
+    (|$t:ident| $body:block) => {
+        each_cell_kind!(@each $t $body; [u8; 56], [u8; 57], [u8; 64], [u8; 65], [u8; 120], [u8; 121], [u8; 1024], Align64, Align256)
+    };
+    (@each $t:ident $body:block; $($ty:ty),*) => {{
+        $({
+            type $t = $ty;
             $body
-        }
-        {
-            type $t = [u8; 57];
-            $body
-        }
-        {
-            type $t = [u8; 64];
-            $body
-        }
-        {
-            type $t = [u8; 65];
-            $body
-        }
-        {
-            type $t = [u8; 120];
-            $body
-        }
-        {
-            type $t = [u8; 121];
-            $body
-        }
-        {
-            type $t = [u8; 1024];
-            $body
-        }
-        {
-            type $t = Align64;
-            $body
-        }
-        {
-            type $t = Align256;
-            $body
-        }
+        })*
     }};
 }
 use each_cell_kind;
