@@ -141,16 +141,52 @@ use slot::{EMPTY, FULL, LAP_MASK, Lap, SlotWord, relate};
 pub const ATTEMPTS: u32 = if cfg!(loom) { 8 } else { 1 << 10 };
 
 /// Rounds a blocking call spins (re-trying, no syscall) before it sleeps on an eventcount.
-const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
+const SPINS: u32 = if cfg!(loom) { 0 } else { FAST_ROUNDS + 64 };
 
-/// The most pause instructions between two spinning rounds: round `k` waits `2^k` pauses up
-/// to this, so a blocking call spins for about 500 pauses in all (some 12 to 20 µs, by CPU)
-/// before it sleeps. A sleep costs a futex wait and a wake-up (tens of microseconds on a
-/// virtual machine: the bench's `bare futex wait/wake` row), so spinning for a fraction of
-/// that first keeps a steady exchange of messages off the scheduler (the blocking round trip
-/// row); waiting longer between re-checks also leaves the other side's cache lines alone
-/// while it writes them. Caps of 4 to 16 measured alike (`crates/shmproc-bench/README.md`).
+/// The first spinning rounds, each one pause apart (a pause takes 25-40 ns on recent x86
+/// cores): an answer that comes within about a microsecond, as a reply in a request/reply
+/// exchange does, is seen within one pause of its arrival rather than up to [`MAX_PAUSES`]
+/// later. After them, round `FAST_ROUNDS + k` waits `2^(k+1)` pauses, up to [`MAX_PAUSES`].
+const FAST_ROUNDS: u32 = 32;
+
+/// The most pause instructions between two spinning rounds, so that a blocking call spins for
+/// about 530 pauses in all (some 13 to 20 µs, by CPU) before it sleeps. A sleep costs a
+/// futex wait and a wake-up (tens of microseconds on a virtual machine: the bench's `bare
+/// futex wait/wake` row), so spinning for a fraction of that first keeps a steady exchange of
+/// messages off the scheduler (the blocking round trip row); waiting longer between
+/// re-checks also leaves the other side's cache lines alone while it writes them. Caps of 4
+/// to 16 measured alike; one pause per round for all the spinning (as many rounds) made the
+/// blocking round trip worse, not better: it went to sleep too soon
+/// (`crates/shmproc-bench/README.md`).
 const MAX_PAUSES: u32 = 8;
+
+/// Pause instructions after spinning round `spun` (counted from 0) of a blocking call.
+const fn pauses_after(spun: u32) -> u32 {
+    if spun < FAST_ROUNDS {
+        1
+    } else {
+        let k = spun - FAST_ROUNDS + 1;
+        let grown = if k >= 31 { u32::MAX } else { 1 << k };
+        if grown < MAX_PAUSES { grown } else { MAX_PAUSES }
+    }
+}
+
+/// The pauses of all the spinning rounds of a blocking call, before it sleeps.
+const fn spin_pauses() -> u32 {
+    let mut total = 0;
+    let mut spun = 0;
+    while spun < SPINS {
+        total += pauses_after(spun);
+        spun += 1;
+    }
+    total
+}
+
+// A fast start, and about as long a spin as a sleep is worth (see `MAX_PAUSES`).
+#[cfg(not(loom))]
+const _: () = assert!(pauses_after(0) == 1 && pauses_after(FAST_ROUNDS - 1) == 1);
+#[cfg(not(loom))]
+const _: () = assert!(spin_pauses() > 400 && spin_pauses() < 700);
 
 /// A get that meets a free slot at the head loads `tail` (to tell "empty" from "claimed, not
 /// yet published", and so find a dead writer's position) on one round in this many of a
@@ -924,7 +960,7 @@ fn block_on<R, W: Wait + ?Sized>(
     mut attempt: impl FnMut(Round) -> Attempt<R>,
 ) -> Option<R> {
     let mut spins = SPINS;
-    // Spinning rounds made so far: round `k` then waits `2^k` pauses, up to `MAX_PAUSES`.
+    // Spinning rounds made so far (see `pauses_after`).
     let mut spun = 0u32;
     let mut polls = 0u32;
     loop {
@@ -948,7 +984,7 @@ fn block_on<R, W: Wait + ?Sized>(
         }
         if spins > 0 {
             spins -= 1;
-            for _ in 0..(1u32 << spun.min(31)).min(MAX_PAUSES) {
+            for _ in 0..pauses_after(spun) {
                 spin_hint();
             }
             spun += 1;
