@@ -277,9 +277,10 @@ struct HeldList(Vec<Held>);
 
 impl Drop for HeldList {
     fn drop(&mut self) {
-        // Its entry goes back below: no later call on this thread (another thread-local's
-        // destructor) may use it.
+        // Their entries go back below: no later call on this thread (another thread-local's
+        // destructor) may use them.
         LAST.with(|c| c.set((0, 0)));
+        OTHER_WAYS.with(|ways| ways.iter().for_each(|w| w.set((0, 0))));
         for h in self.0.drain(..) {
             if let Some(pool) = h.pool.upgrade() {
                 lock(&pool.free).push(h.index);
@@ -290,11 +291,68 @@ impl Drop for HeldList {
 
 thread_local! {
     static HELD: RefCell<HeldList> = const { RefCell::new(HeldList(Vec::new())) };
-    /// The lease this thread used last, `(handle id, record)`, with [`IN_USE`] set in the id
-    /// while an operation runs on it: the fast path of [`Leases::with`], two `Cell` accesses.
-    /// Its entry in `HELD` is marked busy for as long as it is here, so the slow path never
-    /// hands it out twice.
+    /// The lease this thread used last, `(handle id, record)` (`(0, 0)`: none), with
+    /// [`IN_USE`] set in the id while an operation runs on it: the fast path of
+    /// [`Leases::with`], two `Cell` accesses. Its entry in `HELD` is marked busy for as long
+    /// as it is here, so the slow path never hands it out twice. Way 0 of the leases the
+    /// fast path keeps; the others are in [`OTHER_WAYS`].
     static LAST: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+    /// Ways 1.. of the leases the fast path keeps, as [`LAST`] is way 0: a thread that
+    /// alternates between a few queues (a request queue and a reply queue, a pool's task and
+    /// result queues) finds each one's lease here, not on the slow path (a `RefCell` borrow
+    /// and two searches of `HELD` per call).
+    static OTHER_WAYS: [Cell<(u64, usize)>; WAYS - 1] = const { [const { Cell::new((0, 0)) }; WAYS - 1] };
+    /// The way the slow path refills next when none is empty.
+    static VICTIM: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many handles' leases a thread keeps for the fast path ([`LAST`] and [`OTHER_WAYS`]).
+const WAYS: usize = 4;
+
+/// Way `way` (`< WAYS`) of the leases the fast path keeps.
+fn way_get(way: usize) -> (u64, usize) {
+    match way.checked_sub(1) {
+        None => LAST.with(Cell::get),
+        Some(k) => OTHER_WAYS.with(|ways| ways[k].get()),
+    }
+}
+
+/// A way among [`OTHER_WAYS`] to put a lease in: an empty one, or else the next one round
+/// robin if no operation is using it, whose lease then goes back to the idle ones.
+fn spare_way() -> Option<usize> {
+    if let Some(way) = (1..WAYS).find(|&way| way_get(way).0 == 0) {
+        return Some(way);
+    }
+    let way = 1 + VICTIM.with(|v| {
+        let k = v.get() % (WAYS - 1);
+        v.set(k + 1);
+        k
+    });
+    let (old, old_index) = way_get(way);
+    if old & IN_USE != 0 {
+        return None;
+    }
+    idle(old, old_index);
+    way_set(way, (0, 0));
+    Some(way)
+}
+
+/// Marks this thread's lease `(id, index)` idle in `HELD`, once no way of the fast path holds
+/// it.
+fn idle(id: u64, index: usize) {
+    let _ = HELD.try_with(|h| {
+        if let Some(e) = h.borrow_mut().0.iter_mut().find(|e| e.id == id && e.index == index) {
+            e.busy = false;
+        }
+    });
+}
+
+/// Sets way `way` (`< WAYS`) of the leases the fast path keeps.
+fn way_set(way: usize, lease: (u64, usize)) {
+    match way.checked_sub(1) {
+        None => LAST.with(|c| c.set(lease)),
+        Some(k) => OTHER_WAYS.with(|ways| ways[k].set(lease)),
+    }
 }
 
 /// Set in [`LAST`]'s id while an operation uses its record (ids count up from 1).
@@ -313,6 +371,20 @@ impl Drop for LastDone {
     }
 }
 
+/// Ends an operation on the record of way `way` of the fast path's leases (unwinding
+/// included).
+struct WayDone {
+    way: usize,
+    id: u64,
+    index: usize,
+}
+
+impl Drop for WayDone {
+    fn drop(&mut self) {
+        way_set(self.way, (self.id, self.index));
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -327,16 +399,7 @@ struct Unbusy {
 
 impl Drop for Unbusy {
     fn drop(&mut self) {
-        let _ = HELD.try_with(|h| {
-            if let Some(e) = h
-                .borrow_mut()
-                .0
-                .iter_mut()
-                .find(|e| e.id == self.id && e.index == self.index)
-            {
-                e.busy = false;
-            }
-        });
+        idle(self.id, self.index);
     }
 }
 
@@ -374,12 +437,41 @@ impl Leases {
             let _done = LastDone { id, index };
             return f(table.record(index));
         }
+        self.with_other_way(table, participants, live, f)
+    }
+
+    /// [`Leases::with`] when [`LAST`] is not an idle lease of this handle: one of
+    /// [`OTHER_WAYS`], or else the slow path. (`LAST` alone is checked inline, so that a
+    /// thread using one handle pays for one compare.)
+    #[cold]
+    #[inline(never)]
+    fn with_other_way<L, R>(
+        &self,
+        table: Table<'_>,
+        participants: usize,
+        live: &L,
+        f: impl FnOnce(&ClaimRecord) -> R,
+    ) -> R
+    where
+        L: Liveness + ?Sized,
+    {
+        let id = self.id;
+        let hit = (1..WAYS).find_map(|way| {
+            let (last, index) = way_get(way);
+            (last == id && index < table.records.len()).then_some((way, index))
+        });
+        if let Some((way, index)) = hit {
+            way_set(way, (id | IN_USE, index));
+            let _done = WayDone { way, id, index };
+            return f(table.record(index));
+        }
         self.with_slow(table, participants, live, f)
     }
 
-    /// [`Leases::with`] when this thread's last lease is another handle's or in use (a call
-    /// made from inside a `put_with` closure): an idle entry of this handle, or a new lease,
-    /// which becomes the thread's last one if that one is idle.
+    /// [`Leases::with`] when none of this thread's last leases is an idle one of this handle
+    /// (a thread new to the handle, more than [`WAYS`] handles in turn, or a call made from
+    /// inside a `put_with` closure): an idle entry of this handle, or a new lease, which
+    /// becomes [`LAST`] (the lease there moves to another way) unless `LAST` is in use.
     #[cold]
     fn with_slow<L, R>(&self, table: Table<'_>, participants: usize, live: &L, f: impl FnOnce(&ClaimRecord) -> R) -> R
     where
@@ -414,19 +506,22 @@ impl Leases {
         };
         let (last, last_index) = LAST.with(Cell::get);
         if last & IN_USE == 0 {
-            // Promote: the old last entry goes back to the idle ones.
-            let _ = HELD.try_with(|h| {
-                if let Some(e) = h
-                    .borrow_mut()
-                    .0
-                    .iter_mut()
-                    .find(|e| e.id == last && e.index == last_index)
-                {
-                    e.busy = false;
+            // Promote the new lease to `LAST`; `LAST`'s moves to another way (see `spare_way`),
+            // or, if none is idle, back to the idle ones.
+            if last != 0 {
+                match spare_way() {
+                    Some(way) => way_set(way, (last, last_index)),
+                    None => idle(last, last_index),
                 }
-            });
+            }
             LAST.with(|c| c.set((id | IN_USE, index)));
             let _done = LastDone { id, index };
+            return f(table.record(index));
+        }
+        // `LAST` is in use (this call is nested in another): another way, if one is idle.
+        if let Some(way) = spare_way() {
+            way_set(way, (id | IN_USE, index));
+            let _done = WayDone { way, id, index };
             return f(table.record(index));
         }
         let _unbusy = Unbusy { id, index };
@@ -634,6 +729,49 @@ mod tests {
         assert_eq!(t.taken_by(stranger.me()), 0);
         leases.release(t);
         assert!(recs.iter().take(3).all(|r| r.owner.load(Ordering::Relaxed) == 0));
+    }
+
+    #[test]
+    fn a_thread_alternating_between_handles_keeps_one_record_in_each() {
+        let (recs, used) = table(4 * 8);
+        let t = Table::new(&recs, &used);
+        let me = Me(Owner::new(0, 1).0, vec![]);
+        let record = |leases: &Leases| leases.with(t, 8, &me, |w| core::ptr::from_ref(w) as usize);
+        // More handles than the fast path keeps, so that the slow path refills ways too.
+        let handles: Vec<Leases> = (0..WAYS + 2).map(|_| Leases::new()).collect();
+        let first: Vec<usize> = handles.iter().map(record).collect();
+        for round in 0..3 {
+            for n in [2, WAYS, WAYS + 2] {
+                for (k, leases) in handles.iter().enumerate().take(n) {
+                    assert_eq!(record(leases), first[k], "round {round}, {n} handles, handle {k}");
+                }
+            }
+        }
+        // The handle used last holds `LAST`, the inline fast path, whichever way it came from.
+        for (k, leases) in handles.iter().enumerate() {
+            record(leases);
+            let index = (first[k] - core::ptr::from_ref(&recs[0]) as usize) / size_of::<ClaimRecord>();
+            assert_eq!(LAST.with(Cell::get), (leases.id, index), "handle {k}");
+        }
+        // One record per handle, each handle's its own.
+        assert_eq!(used.load(Ordering::Relaxed) as usize, handles.len());
+        let mut distinct = first.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), handles.len());
+        // A call nested in another of the same handle (through a second handle's call) gets a
+        // record of its own, leased for it.
+        let (a, b) = (&handles[0], &handles[1]);
+        a.with(t, 8, &me, |outer| {
+            let outer = core::ptr::from_ref(outer) as usize;
+            let inner = b.with(t, 8, &me, |_| record(a));
+            assert_ne!(inner, outer);
+        });
+        assert_eq!(used.load(Ordering::Relaxed) as usize, handles.len() + 1);
+        for leases in &handles {
+            leases.release(t);
+        }
+        assert!(recs.iter().all(|r| r.owner.load(Ordering::Relaxed) == 0));
     }
 
     #[test]
