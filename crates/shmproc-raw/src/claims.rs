@@ -747,7 +747,8 @@ mod tests {
                 }
             }
         }
-        // The handle used last holds `LAST`, the inline fast path, whichever way it came from.
+        // Six handles in turn miss the four ways every time: each lease comes from the slow
+        // path, which puts it in `LAST`, the inline fast path.
         for (k, leases) in handles.iter().enumerate() {
             record(leases);
             let index = (first[k] - core::ptr::from_ref(&recs[0]) as usize) / size_of::<ClaimRecord>();
