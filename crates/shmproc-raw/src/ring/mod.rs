@@ -193,6 +193,11 @@ const _: () = assert!(spin_pauses() > 400 && spin_pauses() < 700);
 /// blocking get's spinning (see [`Round`]); `try_get` always does.
 const THOROUGH_EVERY: u32 = if cfg!(loom) { 1 } else { 16 };
 
+/// In a blocking put's quick rounds, a put that found the ring full looks at its own slot
+/// again only once the slot this many positions past it is free (at most a quarter of the
+/// capacity): see [`RawRing::room_for_batch`].
+const BATCH_ROOM: u64 = 32;
+
 /// The longest a [`Round::Patient`] attempt waits, in all, for live peers mid-copy at the
 /// position it needs (see [`Patience`]). A running peer finishes a copy in nanoseconds to a
 /// few microseconds (a 64 KiB item); a peer still mid-copy after this long is descheduled or

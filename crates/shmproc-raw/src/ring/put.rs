@@ -3,8 +3,8 @@
 use super::eventcount::wake_after_store;
 use super::slot::{EMPTY, FULL, Lap, SlotWord, TAKEN, empty, full, relate, skip};
 use super::{
-    AHEAD, ATTEMPTS, Ahead, Attempt, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round, after,
-    block_on, sc_fence_under_loom,
+    AHEAD, ATTEMPTS, Ahead, Attempt, BATCH_ROOM, Block, Look, Patience, Payload, REFRESH_EVERY, RawRing, Ring, Round,
+    after, block_on, sc_fence_under_loom,
 };
 use crate::claims::{ClaimRecord, NONE, get_claim, put_claim};
 use crate::fault;
@@ -233,6 +233,9 @@ impl<'a> RawRing<'a> {
         for _ in 0..ATTEMPTS {
             // Acquire, partner: the claim CAS that moved `tail` here.
             let t = self.control.tail.0.load(Ordering::Acquire);
+            if round == Round::Quick && !self.room_for_batch(t) {
+                return Err(PutFail::Full);
+            }
             let (index, lap) = self.locate(t);
             // Partner: the release (or repair) store that freed the slot for lap t.
             let raw = self.slot(index).load(Ordering::Acquire);
@@ -259,6 +262,31 @@ impl<'a> RawRing<'a> {
             }
         }
         Err(PutFail::Full)
+    }
+
+    /// Whether the slot of position `t + k` no longer holds the previous lap, with `k` =
+    /// [`BATCH_ROOM`] or a quarter of the capacity, whichever is less: then the gets have
+    /// passed `t + k - N`, and there is room for a batch of puts. `true` for a capacity below
+    /// 4.
+    ///
+    /// Why: a put that finds the ring full waits for the consumers, and the slot it needs is
+    /// the one a get has just released, or is still copying out of, in the line that get is
+    /// working on. Re-reading it in every spinning round pulls that line away from the get,
+    /// once per round and per waiting producer (2P2C `u64`, near: 25 → 18 ns per message). The
+    /// slot `k` positions on lies lines ahead of the gets. It is a hint: a thorough round (one
+    /// in [`THOROUGH_EVERY`](super::THOROUGH_EVERY)) and the last attempt before sleeping
+    /// look at the put's own slot whatever this says, so a put never sleeps while its slot
+    /// is free, and one freed slot is taken within 16 rounds while the ring stays full.
+    #[inline]
+    pub(super) fn room_for_batch(&self, t: u64) -> bool {
+        let k = (self.cap / 4).min(BATCH_ROOM);
+        if k == 0 {
+            return true;
+        }
+        let (index, lap) = self.locate(t.wrapping_add(k));
+        // Relaxed: a hint; the claim reads the put's own slot with Acquire.
+        let seen = SlotWord::decode(self.slot(index).load(Ordering::Relaxed));
+        relate(seen.lap, lap) != Lap::Previous
     }
 
     /// Model `pf`..`pr`, in a thorough or patient round: the slot of position `t` still holds

@@ -758,3 +758,66 @@ fn two_producers_two_consumers_deliver_every_item_once_in_order() {
     assert_eq!(all, expected, "every item exactly once");
     assert_eq!(park.lost.load(SC), 0, "a sleeper slept a whole slice: lost wake-up");
 }
+
+/// A [`Wait`] whose first `wait` (a blocking call going to sleep) runs `then` and returns.
+struct FinishOnWait<'f> {
+    then: std::cell::Cell<Option<Box<dyn FnOnce() + 'f>>>,
+}
+
+impl Wait for FinishOnWait<'_> {
+    fn wait(&self, word: &AtomicU32, expected: u32, deadline: Option<Instant>) {
+        match self.then.take() {
+            Some(then) => then(),
+            None => Yield.wait(word, expected, deadline),
+        }
+    }
+    fn wake_all(&self, _word: &AtomicU32) {}
+    fn pause(&self, _round: u32, _deadline: Option<Instant>) {}
+}
+
+/// In its quick rounds a put that finds the ring full looks at its own slot again only once
+/// there is room for a batch (`room_for_batch`); a blocking put still takes a single freed
+/// slot, found by a thorough round or by the attempt before it sleeps.
+#[test]
+fn a_blocked_put_waits_for_room_for_a_batch_yet_takes_a_single_freed_slot() {
+    let mem = HeapRing::<u64>::new(64);
+    let ring = mem.ring();
+    let dead = AtomicU64::new(0);
+    let (p, c) = (who(1, &dead), who(2, &dead));
+    let (mp, mc) = (mem.mine(p.me), mem.mine(c.me));
+    for v in 0..64 {
+        ring.try_put(v, mp, &p, &Yield).unwrap();
+    }
+    // A quarter of 64: the slot of position 64 + 16 frees when the get of position 16 ends.
+    for v in 0..=16 {
+        assert!(!ring.room_for_batch(64), "{v} gets: no room for a batch");
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(v));
+    }
+    assert!(ring.room_for_batch(64));
+    for v in 64..81 {
+        ring.try_put(v, mp, &p, &Yield).unwrap();
+    }
+    assert!(ring.is_full(&c));
+    // The blocking put spins, finds no room, and goes to sleep: the sleep frees one slot.
+    let free_one = FinishOnWait {
+        then: std::cell::Cell::new(Some(Box::new(|| {
+            assert_eq!(ring.try_get(mc, &c, &Yield), Ok(17));
+        }))),
+    };
+    let deadline = Some(Instant::now() + Duration::from_secs(10));
+    assert_eq!(
+        ring.put(81, deadline, mp, &p, &free_one),
+        Ok(()),
+        "one freed slot is taken"
+    );
+    assert!(free_one.then.take().is_none(), "the put slept once");
+    for v in 18..82 {
+        assert_eq!(ring.try_get(mc, &c, &Yield), Ok(v));
+    }
+    // Below a capacity of 4 there is no batch to wait for.
+    let small = HeapRing::<u64>::new(3);
+    for v in 0..3 {
+        small.ring().try_put(v, small.mine(p.me), &p, &Yield).unwrap();
+    }
+    assert!(small.ring().room_for_batch(3));
+}
