@@ -272,11 +272,12 @@ impl<'a> RawRing<'a> {
     /// Why: a put that finds the ring full waits for the consumers, and the slot it needs is
     /// the one a get has just released, or is still copying out of, in the line that get is
     /// working on. Re-reading it in every spinning round pulls that line away from the get,
-    /// once per round and per waiting producer (2P2C `u64`, near: 25 → 18 ns per message). The
-    /// slot `k` positions on lies lines ahead of the gets. It is a hint: a thorough round (one
-    /// in [`THOROUGH_EVERY`](super::THOROUGH_EVERY)) and the last attempt before sleeping
-    /// look at the put's own slot whatever this says, so a put never sleeps while its slot
-    /// is free, and one freed slot is taken within 16 rounds while the ring stays full.
+    /// once per round and per waiting producer (`crates/shmproc-bench/README.md`, "A full
+    /// ring: room for a batch"). The slot `k` positions on lies lines ahead of the gets. It
+    /// is a hint: a thorough round (one in [`THOROUGH_EVERY`](super::THOROUGH_EVERY)) and the
+    /// last attempt before sleeping look at the put's own slot whatever this says, so a put
+    /// never sleeps while its slot is free, and one freed slot is taken within 16 rounds while
+    /// the ring stays full.
     #[inline]
     pub(super) fn room_for_batch(&self, t: u64) -> bool {
         let k = (self.cap / 4).min(BATCH_ROOM);
